@@ -1,0 +1,7 @@
+"""``python -m diffseg30k`` (also ``accelerate launch -m diffseg30k ...``)."""
+
+import sys
+
+from diffseg30k.cli import main
+
+sys.exit(main())

@@ -1,0 +1,17 @@
+"""`diffseg30k generate`: not implemented yet."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+HELP = "generate (not implemented yet)"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("rest", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
+
+
+def run(args: argparse.Namespace) -> int:
+    print("diffseg30k generate: not implemented yet", file=sys.stderr)
+    return 3

@@ -1,0 +1,122 @@
+"""Safe file handling shared by every floor: size-checked image decoding, atomic writes, caches."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import os
+import shutil
+import tempfile
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+
+from PIL import Image
+
+#: Largest image (in pixels) decoded anywhere in the toolkit; override with DIFFSEG30K_MAX_PIXELS.
+MAX_PIXELS = int(os.environ.get("DIFFSEG30K_MAX_PIXELS", 8192 * 8192))
+
+
+class ImageError(ValueError):
+    """An image that cannot be used; the message names the file and the problem."""
+
+
+def cache_dir(*parts: str) -> Path:
+    """The toolkit's cache folder (``$DIFFSEG30K_CACHE`` or ``~/.cache/diffseg30k``), created."""
+    root = Path(os.environ.get("DIFFSEG30K_CACHE", Path.home() / ".cache" / "diffseg30k"))
+    path = root.joinpath(*parts)
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def open_image(source: str | os.PathLike | bytes | Image.Image, name: str | None = None,
+               max_pixels: int = MAX_PIXELS) -> Image.Image:
+    """Open and fully decode an image, checking its header size before any pixel is decoded.
+
+    Raises :class:`ImageError` naming ``name`` (or the path) for unreadable, truncated or oversized
+    files. PIL images pass through after the same size check.
+    """
+    label = name or (str(source) if not isinstance(source, bytes | Image.Image) else "<image>")
+    if isinstance(source, Image.Image):
+        image = source
+    else:
+        try:
+            fp = io.BytesIO(source) if isinstance(source, bytes) else open(source, "rb")  # noqa: SIM115
+        except OSError as err:
+            raise ImageError(f"{label}: cannot read file ({err.strerror or err})") from err
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("error", Image.DecompressionBombWarning)
+                image = Image.open(fp)
+        except (OSError, SyntaxError, ValueError, Image.DecompressionBombWarning,
+                Image.DecompressionBombError) as err:
+            fp.close()
+            raise ImageError(f"{label}: not a readable image ({err})") from err
+    width, height = image.size
+    if width * height > max_pixels:
+        raise ImageError(f"{label}: image is {width}x{height} = {width * height} pixels, over the "
+                         f"limit of {max_pixels} (set DIFFSEG30K_MAX_PIXELS to raise it)")
+    if width == 0 or height == 0:
+        raise ImageError(f"{label}: image has zero size")
+    try:
+        image.load()
+    except (OSError, SyntaxError, ValueError) as err:
+        raise ImageError(f"{label}: truncated or corrupt image data ({err})") from err
+    return image
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary file in the same folder and an atomic rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    """Text flavour of :func:`atomic_write_bytes` (UTF-8)."""
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+@contextlib.contextmanager
+def atomic_dir(path: str | os.PathLike, overwrite: bool = False) -> Iterator[Path]:
+    """Build a folder in a temporary sibling and move it to ``path`` only when the block succeeds.
+
+    A failed or interrupted build leaves no folder at ``path`` that looks complete.
+    """
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise FileExistsError(f"{path}: already exists (pass overwrite to replace it)")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".partial"))
+    try:
+        yield tmp
+        if path.exists():
+            old = path.with_name(f".{path.name}.old-{os.getpid()}")
+            os.replace(path, old)
+            os.replace(tmp, path)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
+    """Hex sha256 of a file, read in chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()

@@ -1,0 +1,292 @@
+"""Streaming conversion of DiffSeg30k sources into a ``datasets``-ready repository folder.
+
+Output (built in a temporary sibling folder, moved into place only when complete)::
+
+    OUT/README.md                                  dataset card: YAML configs + dataset_info, labels
+    OUT/id2label.json                              label mapping
+    OUT/conversion.json                            sources, counts and every skipped file with its reason
+    OUT/data/<split>-XXXXX-of-YYYYY.parquet        image bytes embedded, masks as L PNG label maps
+
+Memory is bounded by one row group (rows are written in batches through ``pyarrow.parquet.ParquetWriter``);
+image PNG/JPEG bytes are copied as they are unless the image is not RGB.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import os
+import re
+import time
+from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from diffseg30k.data.release import (
+    SPLITS,
+    TURN_FIELDS,
+    DecodedPair,
+    MaskDecoder,
+    PairEntry,
+    ReleaseError,
+    scan_extra_real,
+    scan_sources,
+)
+from diffseg30k.io import atomic_dir, atomic_write_text
+from diffseg30k.labels import LabelSet
+
+ON_ERROR = ("raise", "skip")
+DEFAULT_SHARD_BYTES = 500 * 1024**2
+ROWS_PER_GROUP = 100
+ROW_GROUP_BYTES = 128 * 1024**2
+VALIDATION_EVERY = 5  # the 8:2 fallback: every 5th id (in sorted order) goes to validation
+
+
+def features(with_metadata: bool) -> Any:
+    """The ``datasets.Features`` of a converted folder."""
+    from datasets import Features, Image, List, Value
+
+    columns: dict[str, Any] = {
+        "id": Value("string"), "image": Image(), "mask": Image(),
+        "models": List(Value("string")), "edited_fraction": Value("float32"),
+    }
+    if with_metadata:
+        turn_types = {"generator": Value("string"), "edit_type": Value("string"), "prompt": Value("string"),
+                      "mask_area": Value("float32"), "seed": Value("int64"), "quality": Value("float32")}
+        assert tuple(turn_types) == TURN_FIELDS
+        columns.update(base=Value("string"), base_source=Value("string"), turns=List(turn_types))
+    return Features(columns)
+
+
+def parse_size(size: int | str) -> int:
+    """Bytes from an int or a string such as ``500MB``, ``1GB``, ``64KiB``."""
+    if isinstance(size, int):
+        return size
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(i?b?)\s*", str(size), re.IGNORECASE)
+    if not match:
+        raise ValueError(f"cannot read size {size!r} (examples: 500MB, 1GB, 1048576)")
+    scale = 1024 ** " kmgt".index(match[2].lower() or " ")
+    return int(float(match[1]) * scale)
+
+
+@dataclass
+class ConversionSummary:
+    """What a conversion wrote and what it skipped (file, reason)."""
+
+    out: Path
+    splits: dict[str, int] = field(default_factory=dict)
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+    seconds: float = 0.0
+    shards: int = 0
+
+    def to_text(self) -> str:
+        total = sum(self.splits.values())
+        lines = [f"wrote {total} pairs to {self.out} in {self.seconds:.1f}s ({self.shards} shards): "
+                 + ", ".join(f"{k} {v}" for k, v in self.splits.items())]
+        if self.skipped:
+            lines.append(f"skipped {len(self.skipped)} files:")
+            lines += [f"  {file}: {reason}" for file, reason in self.skipped]
+        return "\n".join(lines)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"out": str(self.out), "splits": self.splits, "shards": self.shards,
+                "skipped": [{"file": f, "reason": r} for f, r in self.skipped], "seconds": self.seconds}
+
+
+def assign_splits(entries: list[PairEntry]) -> None:
+    """Deterministic 8:2 train/validation split by id for entries whose source names no split."""
+    unnamed = sorted({e.id for e in entries if e.split is None})
+    validation = {sample_id for rank, sample_id in enumerate(unnamed) if rank % VALIDATION_EVERY == 4}
+    for entry in entries:
+        if entry.split is None:
+            entry.split = "validation" if entry.id in validation else "train"
+
+
+def _drop_duplicates(entries: list[PairEntry]) -> tuple[list[PairEntry], list[ReleaseError]]:
+    seen: dict[tuple[str | None, str], PairEntry] = {}
+    kept, problems = [], []
+    for entry in entries:
+        first = seen.setdefault((entry.split, entry.id), entry)
+        if first is entry:
+            kept.append(entry)
+        else:
+            problems.append(ReleaseError(entry.image_name, f"duplicate id {entry.id!r} in split "
+                                         f"{entry.split} (first seen at {first.image_name})"))
+    return kept, problems
+
+
+def _handle(problems: list[ReleaseError], on_error: str, skipped: list[tuple[str, str]]) -> None:
+    if problems and on_error == "raise":
+        first = problems[0]
+        more = f" (and {len(problems) - 1} more problems; --on-error skip lists them all)" \
+            if len(problems) > 1 else ""
+        raise ReleaseError(first.file, first.problem + more)
+    skipped.extend((p.file, p.problem) for p in problems)
+
+
+def _decoded(entries: list[PairEntry], decoder: MaskDecoder, workers: int
+             ) -> Iterator[tuple[PairEntry, DecodedPair | ReleaseError]]:
+    """Decode entries on a thread pool, in order, with a bounded window of pairs in flight."""
+    from diffseg30k.data.release import decode_pair
+
+    def safe(entry: PairEntry) -> DecodedPair | ReleaseError:
+        try:
+            return decode_pair(entry, decoder)
+        except ReleaseError as err:
+            return err
+
+    if workers <= 1:
+        for entry in entries:
+            yield entry, safe(entry)
+        return
+    window: collections.deque[tuple[PairEntry, Future]] = collections.deque()
+    with ThreadPoolExecutor(workers) as pool:
+        for entry in entries:
+            window.append((entry, pool.submit(safe, entry)))
+            if len(window) >= 4 * workers:
+                done, future = window.popleft()
+                yield done, future.result()
+        while window:
+            done, future = window.popleft()
+            yield done, future.result()
+
+
+class _ShardWriter:
+    """Writes one split's rows into parquet shards of about ``shard_bytes``, a row group at a time."""
+
+    def __init__(self, folder: Path, split: str, features: Any, shard_bytes: int):
+        self.folder, self.split, self.features, self.shard_bytes = folder, split, features, shard_bytes
+        self.schema = features.arrow_schema
+        self.paths: list[Path] = []
+        self.writer: Any = None
+        self.rows: list[dict[str, Any]] = []
+        self.batch_bytes = self.shard_written = 0
+        self.count = 0
+
+    def add(self, row: dict[str, Any], nbytes: int) -> None:
+        self.rows.append(row)
+        self.batch_bytes += nbytes
+        self.count += 1
+        if len(self.rows) >= ROWS_PER_GROUP or self.batch_bytes >= ROW_GROUP_BYTES:
+            self.flush()
+
+    def flush(self) -> None:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        if not self.rows:
+            return
+        if self.writer is None:
+            path = self.folder / f"{self.split}-{len(self.paths):05d}.parquet.part"
+            self.paths.append(path)
+            self.writer = pq.ParquetWriter(path, self.schema, compression="snappy",
+                                           column_encoding=None, use_dictionary=["id", "models", "base"])
+        self.writer.write_table(pa.Table.from_pylist(self.rows, schema=self.schema))
+        self.shard_written += self.batch_bytes
+        self.rows, self.batch_bytes = [], 0
+        if self.shard_written >= self.shard_bytes:
+            self.close_shard()
+
+    def close_shard(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+            self.writer, self.shard_written = None, 0
+
+    def finish(self) -> list[Path]:
+        """Close and rename shards to ``<split>-XXXXX-of-YYYYY.parquet``."""
+        self.flush()
+        self.close_shard()
+        final = []
+        for index, path in enumerate(self.paths):
+            target = path.with_name(f"{self.split}-{index:05d}-of-{len(self.paths):05d}.parquet")
+            os.replace(path, target)
+            final.append(target)
+        return final
+
+
+def _row(entry: PairEntry, pair: DecodedPair, with_metadata: bool) -> dict[str, Any]:
+    row: dict[str, Any] = {
+        "id": pair.id, "image": {"bytes": pair.image_bytes, "path": pair.image_path},
+        "mask": {"bytes": pair.mask_png, "path": f"{pair.id}.mask.png"},
+        "models": pair.models, "edited_fraction": pair.edited_fraction,
+    }
+    if with_metadata:
+        meta = entry.metadata or {}
+        row.update(base=meta.get("base"), base_source=meta.get("base_source"), turns=meta.get("turns"))
+    return row
+
+
+def convert(sources: str | os.PathLike | Iterable[str | os.PathLike], out: str | os.PathLike,
+            extra_real: str | os.PathLike | None = None, on_error: str = "raise",
+            shard_size: int | str = DEFAULT_SHARD_BYTES, overwrite: bool = False, workers: int | None = None,
+            label_set: LabelSet | None = None, progress: bool = True) -> ConversionSummary:
+    """Convert release zips/folders, parquet exports or generation output into a dataset folder.
+
+    ``on_error="raise"`` stops at the first bad input (the error names the file and the problem);
+    ``"skip"`` leaves bad files out and lists each with its reason in the returned summary and in
+    ``conversion.json``. Nothing is written at ``out`` unless the whole conversion succeeds.
+    """
+    from tqdm.auto import tqdm
+
+    if on_error not in ON_ERROR:
+        raise ValueError(f"on_error must be one of {ON_ERROR}, got {on_error!r}")
+    started = time.perf_counter()
+    sources = [sources] if isinstance(sources, str | os.PathLike) else list(sources)
+    if not sources:
+        raise ValueError("no source given")
+    label_set = label_set or LabelSet()
+    shard_bytes = parse_size(shard_size)
+    summary = ConversionSummary(Path(out))
+
+    scan = scan_sources(sources)
+    if extra_real is not None:
+        real = scan_extra_real(extra_real)
+        scan.entries += real.entries
+        scan.problems += real.problems
+    _handle(scan.problems, on_error, summary.skipped)
+    assign_splits(scan.entries)
+    entries, duplicates = _drop_duplicates(scan.entries)
+    _handle(duplicates, on_error, summary.skipped)
+    if not entries:
+        raise ReleaseError(", ".join(map(str, sources)), "empty source: no usable image/mask pairs")
+
+    with_metadata = any(e.metadata for e in entries)
+    feats = features(with_metadata)
+    order = [s for s in SPLITS if any(e.split == s for e in entries)]
+    order += sorted({e.split for e in entries} - set(order))
+    decoder = MaskDecoder(label_set)
+    workers = workers or min(4, os.cpu_count() or 1)
+    split_bytes: dict[str, int] = {}
+    with atomic_dir(out, overwrite=overwrite) as tmp:
+        data = tmp / "data"
+        data.mkdir()
+        bar = tqdm(total=len(entries), unit="pair", desc="convert", disable=not progress)
+        for split in order:
+            writer = _ShardWriter(data, split, feats, shard_bytes)
+            for entry, result in _decoded([e for e in entries if e.split == split], decoder, workers):
+                bar.update()
+                if isinstance(result, ReleaseError):
+                    _handle([result], on_error, summary.skipped)
+                    continue
+                writer.add(_row(entry, result, with_metadata), len(result.image_bytes) + len(result.mask_png))
+            paths = writer.finish()
+            if writer.count:
+                summary.splits[split] = writer.count
+                split_bytes[split] = sum(p.stat().st_size for p in paths)
+                summary.shards += len(paths)
+        bar.close()
+        if not summary.splits:
+            raise ReleaseError(", ".join(map(str, sources)), "no pair could be converted (see the skipped "
+                               "files)")
+        from diffseg30k.data.card import render_card
+
+        atomic_write_text(tmp / "id2label.json", label_set.to_json() + "\n")
+        atomic_write_text(tmp / "README.md", render_card(feats, summary.splits, split_bytes, label_set))
+        summary.seconds = time.perf_counter() - started
+        record = {**summary.to_dict(), "sources": [str(s) for s in sources],
+                  "extra_real": None if extra_real is None else str(extra_real)}
+        record.pop("out")
+        atomic_write_text(tmp / "conversion.json", json.dumps(record, indent=2) + "\n")
+    return summary

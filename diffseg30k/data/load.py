@@ -1,0 +1,180 @@
+"""``load_benchmark``: DiffSeg30k as ``datasets`` objects from any source, masks mapped for the task.
+
+Sources: a converted folder (``README.md`` + ``id2label.json`` + ``data/*.parquet``), a raw release
+(zip archives, folders, parquet exports, generation output; converted once into the cache, keyed by a
+fingerprint of the files, then reused) or a Hub dataset repo id. The official ``Chaos2629/Diffseg30k``
+stores zip archives: those are downloaded with ``huggingface_hub`` and converted like a local release;
+a repository already in parquet form is loaded with ``datasets.load_dataset``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import re
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from PIL import Image
+
+from diffseg30k.io import cache_dir
+from diffseg30k.labels import IGNORE_INDEX, TASKS
+
+OFFICIAL_REPO = "Chaos2629/Diffseg30k"
+CONVERTER_VERSION = "1"
+_REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+# Binary task lookup table for PIL's Image.point: 0 stays 0, every label id becomes 1, 255 stays 255.
+BINARY_LUT = [0] + [1] * (IGNORE_INDEX - 1) + [IGNORE_INDEX]
+
+
+def is_converted_folder(path: Path) -> bool:
+    """A folder already in the published form: parquet shards under data/ plus a card or id2label.json."""
+    if not path.is_dir() or not any((path / "data").glob("*.parquet")):
+        return False
+    card = path / "README.md"
+    return (path / "id2label.json").exists() or (card.exists() and "configs:" in card.read_text())
+
+
+def fingerprint(sources: Sequence[str | os.PathLike], extra_real: str | os.PathLike | None = None) -> str:
+    """A key for a raw source set: every file's path, size and modification time (no content read)."""
+    digest = hashlib.sha256(f"diffseg30k-convert-{CONVERTER_VERSION}".encode())
+    for root in [*sources, *([extra_real] if extra_real is not None else [])]:
+        root = Path(root).resolve()
+        files = [root] if root.is_file() else sorted(p for p in root.rglob("*") if p.is_file())
+        for path in files:
+            stat = path.stat()
+            digest.update(f"{path}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+    return digest.hexdigest()[:24]
+
+
+def converted_cache(sources: Sequence[str | os.PathLike], extra_real: str | os.PathLike | None = None,
+                    progress: bool = True) -> Path:
+    """Convert raw sources once into the cache (``cache_dir('converted', <fingerprint>)``) and reuse it."""
+    from diffseg30k.data.convert import convert
+
+    target = cache_dir("converted") / fingerprint(sources, extra_real)
+    if not is_converted_folder(target):
+        try:
+            convert(sources, target, extra_real=extra_real, overwrite=target.exists(), progress=progress)
+        except (FileExistsError, OSError):
+            if not is_converted_folder(target):  # another process finished the same conversion first
+                raise
+    return target
+
+
+def _hub_files(repo_id: str, revision: str | None) -> tuple[list[str], str | None]:
+    """The files of a Hub dataset repo; offline, those of its cached snapshot (with its folder)."""
+    from huggingface_hub import HfApi, snapshot_download
+    from huggingface_hub.errors import LocalEntryNotFoundError, RepositoryNotFoundError
+
+    try:
+        return HfApi().list_repo_files(repo_id, repo_type="dataset", revision=revision), None
+    except RepositoryNotFoundError as err:
+        raise ValueError(f"{repo_id}: no such dataset repository on the Hub (or no access)") from err
+    except Exception:  # offline or unreachable: fall back to the local Hub cache
+        try:
+            local = snapshot_download(repo_id, repo_type="dataset", revision=revision, local_files_only=True)
+        except LocalEntryNotFoundError as err:
+            raise ValueError(f"{repo_id}: the Hub is not reachable and the repository is not in the local "
+                             "Hub cache") from err
+        files = [p.relative_to(local).as_posix() for p in Path(local).rglob("*") if p.is_file()]
+        return files, local
+
+
+def resolve_hub(repo_id: str, revision: str | None = None, progress: bool = True) -> Path | None:
+    """For a Hub repo storing zip archives (the official release): download and convert them (cached).
+
+    Returns the converted folder, or None when the repository is already loadable by ``datasets``.
+    """
+    from huggingface_hub import snapshot_download
+
+    files, local = _hub_files(repo_id, revision)
+    archives = sorted(f for f in files if f.lower().endswith(".zip"))
+    if not archives:
+        return None
+    if local is None:
+        local = snapshot_download(repo_id, repo_type="dataset", revision=revision, allow_patterns=archives)
+    return converted_cache([Path(local) / name for name in archives], progress=progress)
+
+
+def resolve_source(source: str | os.PathLike, revision: str | None = None, progress: bool = True) -> str:
+    """Where ``datasets.load_dataset`` should read ``source`` from: a folder path or a Hub repo id."""
+    path = Path(source).expanduser()
+    if path.exists():
+        return str(path if is_converted_folder(path) else converted_cache([path], progress=progress))
+    if isinstance(source, str) and _REPO_ID.match(source):
+        folder = resolve_hub(source, revision, progress=progress)
+        return source if folder is None else str(folder)
+    raise ValueError(f"{source}: no such file or folder, and not a Hub dataset repo id (owner/name)")
+
+
+def _binary_png(cell: dict[str, Any]) -> dict[str, Any]:
+    mask = Image.open(io.BytesIO(cell["bytes"]))
+    buffer = io.BytesIO()
+    mask.point(BINARY_LUT).save(buffer, format="PNG", compress_level=1)
+    return {"bytes": buffer.getvalue(), "path": cell.get("path")}
+
+
+def _binary_batch(masks: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    return {"mask": [_binary_png(cell) for cell in masks]}
+
+
+def _binary_example(example: dict[str, Any]) -> dict[str, Any]:
+    return {"mask": example["mask"].point(BINARY_LUT)}
+
+
+def map_task(dataset: Any, task: str) -> Any:
+    """Map masks for ``task``: 'semantic' returns the dataset unchanged; 'binary' maps ids > 0 to 1.
+
+    For a map-style ``Dataset`` only the mask column is rewritten, once (cached by ``datasets``), and
+    joined back without copying images; an ``IterableDataset`` maps lazily per example.
+    """
+    import datasets
+
+    if task not in TASKS:
+        raise ValueError(f"unknown task {task!r}; expected one of {TASKS}")
+    if task == "semantic":
+        return dataset
+    if isinstance(dataset, datasets.DatasetDict | datasets.IterableDatasetDict):
+        return type(dataset)({name: map_task(split, task) for name, split in dataset.items()})
+    if isinstance(dataset, datasets.IterableDataset):
+        return dataset.map(_binary_example, features=dataset.features)
+    masks = dataset.select_columns(["mask"]).cast_column("mask", datasets.Image(decode=False))
+    masks = masks.map(_binary_batch, input_columns="mask", batched=True, batch_size=64,
+                      desc="binary masks").cast_column("mask", datasets.Image())
+    joined = datasets.concatenate_datasets([dataset.remove_columns("mask"), masks], axis=1)
+    return joined.select_columns(dataset.column_names)
+
+
+def load_benchmark(source: str | os.PathLike = OFFICIAL_REPO, task: str = "semantic",
+                   split: str | None = None, streaming: bool = False, revision: str | None = None,
+                   progress: bool = True) -> Any:
+    """Load DiffSeg30k with masks mapped for ``task`` ('semantic' ids 0-8, or 'binary' 0/1; 255 kept).
+
+    ``source``: a converted folder, a raw release (zip archive, folder, parquet export, generation
+    output), or a Hub dataset repo id. Returns a ``DatasetDict`` (``IterableDatasetDict`` when
+    ``streaming``), or one split when ``split`` is given.
+    """
+    import datasets
+
+    if task not in TASKS:
+        raise ValueError(f"unknown task {task!r}; expected one of {TASKS}")
+    location = resolve_source(source, revision, progress=progress)
+    kwargs: dict[str, Any] = {"revision": revision} if location == source and revision else {}
+    try:
+        dataset = datasets.load_dataset(location, split=split, streaming=streaming, **kwargs)
+    except ValueError as err:
+        if split is not None and "split" in str(err).lower():
+            raise ValueError(f"{source}: no split {split!r} ({err})") from err
+        raise
+    return map_task(dataset, task)
+
+
+def label_names(source: str | os.PathLike) -> dict[int, str]:
+    """The id -> name mapping of a converted folder (its ``id2label.json``), else the default one."""
+    from diffseg30k.labels import load_label_set
+
+    path = Path(source)
+    return load_label_set(path if path.is_dir() else None).id2label

@@ -1,0 +1,554 @@
+"""Read DiffSeg30k pairs from every source kind the converter accepts, with validation.
+
+Sources:
+
+- the official release: zip archives or folders of ``NNNNNNNN.image.png`` + ``NNNNNNNN.mask.png``
+  (e.g. ``train.zip`` with members ``train_copy/00000001.image.png``); a folder may also hold zips;
+- parquet exports with ``image``/``mask`` columns (the Hub's parquet form, ``datasets`` exports);
+- this project's generation output: pairs plus ``metadata.jsonl`` (one JSON object per sample).
+
+:func:`scan_sources` lists the pairs cheaply (names only, no pixel is read); :func:`decode_pair` reads,
+validates and normalises one pair. Every problem is a :class:`ReleaseError` naming the file.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import re
+import threading
+import zipfile
+import zlib
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from diffseg30k.io import ImageError, open_image
+from diffseg30k.labels import IGNORE_INDEX, LabelSet
+
+SPLITS = ("train", "validation", "test")
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
+_PAIR_RE = re.compile(r"^(?P<id>[^/]+)\.(?P<kind>image|mask)\.(?P<ext>png|jpe?g|webp)$", re.IGNORECASE)
+#: Largest archive member read into memory (a guard against zip bombs; images are size-checked too).
+MAX_MEMBER_BYTES = int(os.environ.get("DIFFSEG30K_MAX_MEMBER_BYTES", 1 << 30))
+TURN_FIELDS = ("generator", "edit_type", "prompt", "mask_area", "seed", "quality")
+_TURN_ALIASES = {"quality_score": "quality", "score": "quality", "model": "generator", "type": "edit_type",
+                 "area": "mask_area"}
+
+
+class ReleaseError(ValueError):
+    """A source file that cannot be converted; the message names the file and the problem."""
+
+    def __init__(self, file: str, problem: str):
+        super().__init__(f"{file}: {problem}")
+        self.file = file
+        self.problem = problem
+
+
+def split_from_name(name: str) -> str | None:
+    """The split a file or folder name stands for: train*, val*/validation*, test*; else None."""
+    stem = name.lower()
+    for suffix in (".zip", ".parquet"):
+        stem = stem.removesuffix(suffix)
+    if stem.startswith("train"):
+        return "train"
+    if stem.startswith("val"):
+        return "validation"
+    if stem.startswith("test"):
+        return "test"
+    return None
+
+
+def _split_from_parts(parts: Iterable[str]) -> str | None:
+    """The split of the innermost part that names one."""
+    for part in reversed(list(parts)):
+        split = split_from_name(part)
+        if split:
+            return split
+    return None
+
+
+# --------------------------------------------------------------------------------------------
+# Pair entries: cheap references to where a pair's bytes live
+
+
+@dataclass
+class PairEntry:
+    """One sample found by :func:`scan_sources` (bytes not read yet)."""
+
+    id: str
+    split: str | None
+    image_name: str
+    mask_name: str
+    read: Callable[[], tuple[bytes, bytes]]
+    metadata: dict[str, Any] | None = None
+    origin: str = ""
+
+
+@dataclass
+class ScanResult:
+    """Pairs found in the sources plus every problem met while listing them."""
+
+    entries: list[PairEntry] = field(default_factory=list)
+    problems: list[ReleaseError] = field(default_factory=list)
+
+
+class _ZipReader:
+    """Thread-safe member reads from one archive, with the traversal and size checks."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        try:
+            self.archive = zipfile.ZipFile(path)
+        except (OSError, zipfile.BadZipFile) as err:
+            raise ReleaseError(str(path), f"not a readable zip archive ({err})") from err
+        self.lock = threading.Lock()
+
+    def read(self, info: zipfile.ZipInfo) -> bytes:
+        label = f"{self.path}:{info.filename}"
+        if info.file_size > MAX_MEMBER_BYTES:
+            raise ReleaseError(label, f"member is {info.file_size} bytes, over the limit of "
+                               f"{MAX_MEMBER_BYTES}")
+        try:
+            with self.lock:
+                return self.archive.read(info)
+        except (OSError, zipfile.BadZipFile, EOFError, zlib.error) as err:
+            raise ReleaseError(label, f"cannot read archive member ({err})") from err
+
+
+def unsafe_member_reason(name: str) -> str | None:
+    """Why an archive member name is unsafe (absolute path, drive letter, ``..``), or None."""
+    if name.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:", name):
+        return "archive member has an absolute path"
+    if ".." in re.split(r"[\\/]", name):
+        return "archive member path contains '..' (path traversal)"
+    return None
+
+
+def _pairs_from_names(names: dict[str, Any], label: Callable[[str], str], base_split: str | None,
+                      result: ScanResult) -> list[tuple[str, str | None, Any, Any, str, str]]:
+    """Group ``{relative name: handle}`` into pairs; unmatched halves become problems."""
+    halves: dict[tuple[str, str], dict[str, tuple[str, Any]]] = {}
+    for name, handle in names.items():
+        path = PurePosixPath(name)
+        if path.name.startswith("._") or "__MACOSX" in path.parts:
+            continue
+        match = _PAIR_RE.match(path.name)
+        if not match:
+            continue
+        kind = match["kind"].lower()
+        if kind == "mask" and match["ext"].lower() != "png":
+            result.problems.append(ReleaseError(label(name), "masks must be PNG label maps"))
+            continue
+        key = (str(path.parent), match["id"])
+        slot = halves.setdefault(key, {})
+        if kind in slot:
+            result.problems.append(ReleaseError(label(name), f"second {kind} file for id {match['id']} "
+                                                f"(first: {label(slot[kind][0])})"))
+            continue
+        slot[kind] = (name, handle)
+    pairs = []
+    for (parent, sample_id), slot in sorted(halves.items()):
+        if "image" not in slot or "mask" not in slot:
+            present, missing = ("image", "mask") if "image" in slot else ("mask", "image")
+            name = slot[present][0]
+            expected = str(PurePosixPath(parent) / f"{sample_id}.{missing}.png")
+            result.problems.append(ReleaseError(label(name), f"missing partner: no {missing} file "
+                                                f"(expected {label(expected.removeprefix('./'))})"))
+            continue
+        parts = [] if parent == "." else PurePosixPath(parent).parts
+        split = _split_from_parts(parts) or base_split
+        pairs.append((sample_id, split, slot["image"][1], slot["mask"][1],
+                      label(slot["image"][0]), label(slot["mask"][0])))
+    return pairs
+
+
+def _scan_zip(path: Path, result: ScanResult) -> None:
+    reader = _ZipReader(path)
+    names: dict[str, zipfile.ZipInfo] = {}
+    for info in reader.archive.infolist():
+        reason = unsafe_member_reason(info.filename)
+        if reason:
+            result.problems.append(ReleaseError(f"{path}:{info.filename}", reason))
+            continue
+        if not info.is_dir():
+            names[info.filename] = info
+    metadata = _zip_metadata(reader, names, result)
+    for sample_id, split, image_info, mask_info, image_name, mask_name in _pairs_from_names(
+            names, lambda n: f"{path}:{n}", split_from_name(path.name), result):
+        result.entries.append(PairEntry(
+            sample_id, split, image_name, mask_name,
+            lambda a=image_info, b=mask_info: (reader.read(a), reader.read(b)),
+            metadata.get(sample_id), str(path)))
+
+
+def _zip_metadata(reader: _ZipReader, names: dict[str, zipfile.ZipInfo],
+                  result: ScanResult) -> dict[str, dict[str, Any]]:
+    metadata: dict[str, dict[str, Any]] = {}
+    for name, info in names.items():
+        if PurePosixPath(name).name == "metadata.jsonl":
+            text = reader.read(info).decode("utf-8", errors="replace")
+            metadata.update(parse_metadata(text, f"{reader.path}:{name}", result))
+    return metadata
+
+
+def _scan_folder(path: Path, result: ScanResult) -> None:
+    names: dict[str, Path] = {}
+    metadata: dict[str, dict[str, Any]] = {}
+    for root, dirs, files in os.walk(path):
+        dirs.sort()
+        for file in sorted(files):
+            full = Path(root) / file
+            rel = full.relative_to(path).as_posix()
+            if file == "metadata.jsonl":
+                metadata.update(parse_metadata(full.read_text(errors="replace"), str(full), result))
+            elif file.lower().endswith(".zip"):
+                _scan_one(full, result)
+            elif file.lower().endswith(".parquet"):
+                _scan_parquet(full, result, split_from_name(file) or _split_from_parts(
+                    full.relative_to(path).parent.parts) or split_from_name(path.name))
+            else:
+                names[rel] = full
+    for sample_id, split, image_path, mask_path, image_name, mask_name in _pairs_from_names(
+            names, lambda n: str(path / n), split_from_name(path.name), result):
+        result.entries.append(PairEntry(
+            sample_id, split, image_name, mask_name,
+            lambda a=image_path, b=mask_path: (_read_file(a), _read_file(b)),
+            metadata.get(sample_id), str(path)))
+
+
+def _read_file(path: Path) -> bytes:
+    try:
+        size = path.stat().st_size
+        if size > MAX_MEMBER_BYTES:
+            raise ReleaseError(str(path), f"file is {size} bytes, over the limit of {MAX_MEMBER_BYTES}")
+        return path.read_bytes()
+    except OSError as err:
+        raise ReleaseError(str(path), f"cannot read file ({err.strerror or err})") from err
+
+
+# --------------------------------------------------------------------------------------------
+# Parquet exports
+
+
+class _ParquetReader:
+    """Row access into one parquet file, one row group cached at a time (memory: one row group)."""
+
+    def __init__(self, path: Path):
+        import pyarrow.parquet as pq
+
+        self.path = path
+        try:
+            self.file = pq.ParquetFile(path)
+        except Exception as err:  # pyarrow raises several unrelated types for corrupt files
+            raise ReleaseError(str(path), f"not a readable parquet file ({err})") from err
+        self.lock = threading.Lock()
+        self.cached: tuple[int, dict[str, list[Any]]] | None = None
+
+    def row(self, group: int, index: int) -> dict[str, Any]:
+        with self.lock:
+            if self.cached is None or self.cached[0] != group:
+                table = self.file.read_row_group(group, columns=["image", "mask"])
+                self.cached = (group, table.to_pydict())
+            return {k: v[index] for k, v in self.cached[1].items()}
+
+
+def _cell_bytes(value: Any, label: str) -> bytes:
+    if isinstance(value, dict):
+        value = value.get("bytes")
+    if not isinstance(value, bytes | bytearray) or not value:
+        raise ReleaseError(label, "no embedded image bytes (the export must embed the files)")
+    return bytes(value)
+
+
+def _scan_parquet(path: Path, result: ScanResult, split: str | None = None) -> None:
+    import pyarrow as pa
+
+    reader = _ParquetReader(path)
+    names = reader.file.schema_arrow.names
+    missing = [c for c in ("image", "mask") if c not in names]
+    if missing:
+        result.problems.append(ReleaseError(str(path), f"parquet file has no {' or '.join(missing)} column "
+                                            f"(columns: {', '.join(names)})"))
+        return
+    split = split if split is not None else split_from_name(path.name)
+    meta_columns = [c for c in ("id", "base", "base_source", "turns") if c in names]
+    image_type = reader.file.schema_arrow.field("image").type
+    with_path = pa.types.is_struct(image_type) and image_type.get_field_index("path") >= 0
+    for group in range(reader.file.num_row_groups):
+        columns = meta_columns + (["image"] if with_path and "id" not in names else [])
+        rows = reader.file.read_row_group(group, columns=columns).to_pylist() if columns else \
+            [{}] * reader.file.metadata.row_group(group).num_rows
+        for index, row in enumerate(rows):
+            label = f"{path}[row group {group}, row {index}]"
+            sample_id = row.get("id")
+            if sample_id is None and row.get("image") and row["image"].get("path"):
+                name = PurePosixPath(row["image"]["path"]).name
+                match = _PAIR_RE.match(name)
+                sample_id = match["id"] if match else PurePosixPath(name).stem
+            if sample_id is None:
+                sample_id = f"{path.stem}-{group:05d}-{index:06d}"
+            meta = {k: row[k] for k in ("base", "base_source", "turns") if row.get(k) is not None}
+            result.entries.append(PairEntry(
+                str(sample_id), split, f"{label} image", f"{label} mask",
+                lambda g=group, i=index, lab=label: _parquet_pair(reader, g, i, lab),
+                normalise_metadata(meta, label) if meta else None, str(path)))
+
+
+def _parquet_pair(reader: _ParquetReader, group: int, index: int, label: str) -> tuple[bytes, bytes]:
+    row = reader.row(group, index)
+    return _cell_bytes(row["image"], f"{label} image"), _cell_bytes(row["mask"], f"{label} mask")
+
+
+# --------------------------------------------------------------------------------------------
+# Generation metadata
+
+
+def parse_metadata(text: str, label: str, result: ScanResult) -> dict[str, dict[str, Any]]:
+    """Parse ``metadata.jsonl``: ``{id: normalised row}``; bad lines become problems."""
+    rows: dict[str, dict[str, Any]] = {}
+    for number, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        where = f"{label}:{number}"
+        try:
+            row = json.loads(line)
+            if not isinstance(row, dict) or row.get("id") is None:
+                raise ValueError("expected a JSON object with an 'id'")
+            sample_id = row["id"]
+            sample_id = f"{sample_id:08d}" if isinstance(sample_id, int) else str(sample_id)
+            rows[sample_id] = normalise_metadata(row, where)
+        except (ValueError, ReleaseError) as err:
+            if not isinstance(err, ReleaseError):
+                err = ReleaseError(where, f"bad metadata line ({err})")
+            result.problems.append(err)
+    return rows
+
+
+def normalise_metadata(row: dict[str, Any], label: str) -> dict[str, Any]:
+    """Keep the known metadata fields in the dataset's schema: base, base_source, turns."""
+    out: dict[str, Any] = {}
+    base = row.get("base", row.get("base_type"))
+    if base is None and "is_real" in row:
+        base = "real" if row["is_real"] else "ai"
+    if base is not None:
+        base = str(base).lower()
+        if base not in ("real", "ai"):
+            raise ReleaseError(label, f"base must be 'real' or 'ai', got {base!r}")
+        out["base"] = base
+    source = row.get("base_source", row.get("source"))
+    if source is not None:
+        out["base_source"] = str(source)
+    turns = row.get("turns")
+    if turns is not None:
+        if not isinstance(turns, list) or not all(isinstance(t, dict) for t in turns):
+            raise ReleaseError(label, "turns must be a list of objects")
+        out["turns"] = [_normalise_turn(t, label) for t in turns]
+    return out
+
+
+def _normalise_turn(turn: dict[str, Any], label: str) -> dict[str, Any]:
+    turn = {_TURN_ALIASES.get(k, k): v for k, v in turn.items()}
+    try:
+        return {
+            "generator": None if turn.get("generator") is None else str(turn["generator"]),
+            "edit_type": None if turn.get("edit_type") is None else str(turn["edit_type"]),
+            "prompt": None if turn.get("prompt") is None else str(turn["prompt"]),
+            "mask_area": None if turn.get("mask_area") is None else float(turn["mask_area"]),
+            "seed": None if turn.get("seed") is None else int(turn["seed"]),
+            "quality": None if turn.get("quality") is None else float(turn["quality"]),
+        }
+    except (TypeError, ValueError) as err:
+        raise ReleaseError(label, f"bad turn {turn!r} ({err})") from err
+
+
+# --------------------------------------------------------------------------------------------
+# Scanning
+
+
+def _scan_one(path: Path, result: ScanResult) -> None:
+    before = len(result.entries)
+    if not path.exists():
+        result.problems.append(ReleaseError(str(path), "no such file or folder"))
+        return
+    try:
+        if path.is_dir():
+            _scan_folder(path, result)
+        elif path.suffix.lower() == ".zip":
+            _scan_zip(path, result)
+        elif path.suffix.lower() == ".parquet":
+            _scan_parquet(path, result)
+        else:
+            result.problems.append(ReleaseError(str(path), "not a zip archive, parquet file or folder"))
+            return
+    except ReleaseError as err:
+        result.problems.append(err)
+        return
+    if len(result.entries) == before:
+        result.problems.append(ReleaseError(str(path), "empty source: no image/mask pairs found (expected "
+                                            "NNNNNNNN.image.png + NNNNNNNN.mask.png pairs or a parquet "
+                                            "export with image and mask columns)"))
+
+
+def scan_sources(sources: Iterable[str | os.PathLike]) -> ScanResult:
+    """List every pair in ``sources`` (zips, folders, parquet files) without decoding pixels."""
+    result = ScanResult()
+    for source in sources:
+        _scan_one(Path(source), result)
+    return result
+
+
+def scan_extra_real(folder: str | os.PathLike) -> ScanResult:
+    """Unedited real images (any names) under ``folder``: all-zero masks, split train, base real."""
+    folder = Path(folder)
+    result = ScanResult()
+    if not folder.is_dir():
+        result.problems.append(ReleaseError(str(folder), "extra-real source is not a folder"))
+        return result
+    for path in sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()):
+        rel = path.relative_to(folder).with_suffix("").as_posix().replace("/", "_")
+        result.entries.append(PairEntry(f"real_{rel}", "train", str(path), "(all-zero mask)",
+                                        lambda p=path: (_read_file(p), b""), {"base": "real", "turns": []},
+                                        str(folder)))
+    if not result.entries:
+        result.problems.append(ReleaseError(str(folder), "empty source: no images found"))
+    return result
+
+
+# --------------------------------------------------------------------------------------------
+# Decoding and validation
+
+
+@dataclass
+class DecodedPair:
+    """A validated pair, ready to be written: image bytes (RGB) and an L label-map PNG."""
+
+    id: str
+    image_bytes: bytes
+    image_path: str
+    mask_png: bytes
+    models: list[str]
+    edited_fraction: float
+    size: tuple[int, int]
+
+
+class MaskDecoder:
+    """Turns L / P / RGB-in-palette masks into validated uint8 label maps for one label set."""
+
+    def __init__(self, label_set: LabelSet):
+        self.label_set = label_set
+        valid = np.zeros(256, bool)
+        valid[list(label_set.id2label)] = True
+        valid[IGNORE_INDEX] = True
+        self.valid = valid
+        self.valid_text = f"{_ranges(sorted(label_set.id2label))} (255 = ignore allowed)"
+        colours = {**{i: c for i, c in label_set.colors.items()}, IGNORE_INDEX: (255, 255, 255)}
+        keys = np.array([(r << 16) | (g << 8) | b for r, g, b in colours.values()], np.int64)
+        order = np.argsort(keys)
+        self.colour_keys = keys[order]
+        self.colour_ids = np.array(list(colours), np.uint8)[order]
+        self.palette = np.zeros((256, 3), np.uint8)
+        for i, rgb in colours.items():
+            self.palette[i] = rgb
+
+    def decode(self, image: Image.Image, label: str) -> tuple[np.ndarray, bool]:
+        """(label map, whether the source bytes are already an L PNG label map that can be kept)."""
+        if image.mode == "L":
+            mask = np.asarray(image)
+            self._check_values(mask, label)
+            return mask, image.format == "PNG"
+        if image.mode == "P":
+            return self._from_palette(image, label), False
+        if image.mode == "RGB":
+            return self._from_colours(np.asarray(image), label), False
+        raise ReleaseError(label, f"mask mode {image.mode} is not supported (expected an L or P label map "
+                           "or RGB in the label palette)")
+
+    def _check_values(self, mask: np.ndarray, label: str) -> None:
+        counts = np.bincount(mask.ravel(), minlength=256)
+        bad = np.flatnonzero((counts > 0) & ~self.valid)
+        if bad.size:
+            raise ReleaseError(label, f"mask values {bad[:10].tolist()} outside {self.valid_text} "
+                               f"({int(counts[bad].sum())} pixels)")
+
+    def _from_palette(self, image: Image.Image, label: str) -> np.ndarray:
+        indices = np.asarray(image)
+        used = np.flatnonzero(np.bincount(indices.ravel(), minlength=256))
+        raw = image.getpalette() or []
+        pal = np.zeros((256, 3), np.uint8)
+        pal.reshape(-1)[:len(raw)] = raw[:768]
+        # A palette that agrees with the label colours (or is just a display palette): index = id.
+        if np.array_equal(pal[used], self.palette[used]) or self.valid[used].all():
+            self._check_values(indices, label)
+            return indices
+        # Otherwise the colours carry the labels (e.g. an RGB mask quantised to P).
+        return self._from_colours(pal[indices], label)
+
+    def _from_colours(self, rgb: np.ndarray, label: str) -> np.ndarray:
+        keys = (rgb[..., 0].astype(np.int64) << 16) | (rgb[..., 1].astype(np.int64) << 8) | rgb[..., 2]
+        pos = np.clip(np.searchsorted(self.colour_keys, keys), 0, len(self.colour_keys) - 1)
+        ok = self.colour_keys[pos] == keys
+        if not ok.all():
+            bad = np.unique(keys[~ok])
+            colours = [((int(k) >> 16) & 255, (int(k) >> 8) & 255, int(k) & 255) for k in bad[:5]]
+            raise ReleaseError(label, f"{int((~ok).sum())} mask pixels have colours outside the label "
+                               f"palette, e.g. {colours}")
+        return self.colour_ids[pos]
+
+
+def _ranges(ids: list[int]) -> str:
+    return f"{ids[0]}-{ids[-1]}" if ids == list(range(ids[0], ids[-1] + 1)) else str(ids)
+
+
+def _png(image: Image.Image, compress_level: int = 1) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG", compress_level=compress_level)
+    return buffer.getvalue()
+
+
+_ZERO_MASKS: dict[tuple[int, int], bytes] = {}
+
+
+def zero_mask_png(size: tuple[int, int]) -> bytes:
+    """An all-background L PNG of ``size`` (cached per size)."""
+    if size not in _ZERO_MASKS:
+        _ZERO_MASKS[size] = _png(Image.new("L", size, 0), compress_level=9)
+    return _ZERO_MASKS[size]
+
+
+def decode_pair(entry: PairEntry, decoder: MaskDecoder) -> DecodedPair:
+    """Read and validate one pair; raise :class:`ReleaseError` naming the file on any problem."""
+    image_bytes, mask_bytes = entry.read()
+    try:
+        image = open_image(image_bytes, name=entry.image_name)
+    except ImageError as err:
+        raise ReleaseError(entry.image_name, str(err).removeprefix(f"{entry.image_name}: ")) from err
+    if image.mode != "RGB" or image.format not in ("PNG", "JPEG", "WEBP"):
+        image_bytes = _png(image.convert("RGB"))
+        image_path = f"{entry.id}.image.png"
+    else:
+        image_path = f"{entry.id}.image.{image.format.lower().replace('jpeg', 'jpg')}"
+    if not mask_bytes:  # an extra real image: all background
+        return DecodedPair(entry.id, image_bytes, image_path, zero_mask_png(image.size), [], 0.0, image.size)
+    try:
+        mask_image = open_image(mask_bytes, name=entry.mask_name)
+    except ImageError as err:
+        raise ReleaseError(entry.mask_name, str(err).removeprefix(f"{entry.mask_name}: ")) from err
+    if mask_image.size != image.size:
+        raise ReleaseError(entry.mask_name, f"mask size {mask_image.size[0]}x{mask_image.size[1]} does not "
+                           f"match image size {image.size[0]}x{image.size[1]} ({entry.image_name})")
+    mask, keep = decoder.decode(mask_image, entry.mask_name)
+    if not keep:
+        mask_bytes = _png(Image.fromarray(mask, "L"), compress_level=6)
+    counts = np.bincount(mask.ravel(), minlength=256)
+    names = decoder.label_set.id2label
+    models = [names[i] for i in sorted(names) if i != 0 and counts[i] > 0]
+    valid_pixels = int(counts.sum() - counts[IGNORE_INDEX])
+    edited = int(counts[1:IGNORE_INDEX].sum())
+    fraction = edited / valid_pixels if valid_pixels else 0.0
+    return DecodedPair(entry.id, image_bytes, image_path, mask_bytes, models, fraction, image.size)

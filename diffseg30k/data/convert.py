@@ -156,8 +156,10 @@ def _decoded(entries: list[PairEntry], decoder: MaskDecoder, workers: int
 class _ShardWriter:
     """Writes one split's rows into parquet shards of about ``shard_bytes``, a row group at a time."""
 
-    def __init__(self, folder: Path, split: str, features: Any, shard_bytes: int):
+    def __init__(self, folder: Path, split: str, features: Any, shard_bytes: int,
+                 rows_per_group: int = ROWS_PER_GROUP):
         self.folder, self.split, self.features, self.shard_bytes = folder, split, features, shard_bytes
+        self.rows_per_group = rows_per_group
         self.schema = features.arrow_schema
         self.paths: list[Path] = []
         self.writer: Any = None
@@ -169,7 +171,7 @@ class _ShardWriter:
         self.rows.append(row)
         self.batch_bytes += nbytes
         self.count += 1
-        if len(self.rows) >= ROWS_PER_GROUP or self.batch_bytes >= ROW_GROUP_BYTES:
+        if len(self.rows) >= self.rows_per_group or self.batch_bytes >= ROW_GROUP_BYTES:
             self.flush()
 
     def flush(self) -> None:
@@ -221,7 +223,8 @@ def _row(entry: PairEntry, pair: DecodedPair, with_metadata: bool) -> dict[str, 
 def convert(sources: str | os.PathLike | Iterable[str | os.PathLike], out: str | os.PathLike,
             extra_real: str | os.PathLike | None = None, on_error: str = "raise",
             shard_size: int | str = DEFAULT_SHARD_BYTES, overwrite: bool = False, workers: int | None = None,
-            label_set: LabelSet | None = None, progress: bool = True) -> ConversionSummary:
+            label_set: LabelSet | None = None, progress: bool = True,
+            rows_per_group: int = ROWS_PER_GROUP) -> ConversionSummary:
     """Convert release zips/folders, parquet exports or generation output into a dataset folder.
 
     ``on_error="raise"`` stops at the first bad input (the error names the file and the problem);
@@ -264,7 +267,7 @@ def convert(sources: str | os.PathLike | Iterable[str | os.PathLike], out: str |
         data.mkdir()
         bar = tqdm(total=len(entries), unit="pair", desc="convert", disable=not progress)
         for split in order:
-            writer = _ShardWriter(data, split, feats, shard_bytes)
+            writer = _ShardWriter(data, split, feats, shard_bytes, rows_per_group)
             for entry, result in _decoded([e for e in entries if e.split == split], decoder, workers):
                 bar.update()
                 if isinstance(result, ReleaseError):

@@ -1,0 +1,187 @@
+"""Additive statistics of one (prediction, reference) pair: the maths of every DiffSeg30k metric."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+import numpy as np
+
+from diffseg30k.metrics.boundary import BitPlane, boundary_points, tolerance_pixels
+from diffseg30k.metrics.inputs import SENTINEL
+
+SEMANTIC, BINARY = 1, 2  # bits of PairStats.tasks
+
+
+@dataclass
+class PairStats:
+    """What one image contributes; everything the metric needs, nothing the size of the image.
+
+    ``confusion`` is (K+1, K+1): rows reference, columns prediction, the last row/column counting
+    ignored pixels (reference) and ignore-valued predictions. ``semantic_f`` holds the per-class
+    boundary F of classes 1..K-1 (NaN where the class is absent from both maps), ``binary_f`` the
+    edited-region F (NaN when neither map has edited pixels). ``score`` is NaN when the caller gave
+    none (the predicted edited fraction is used then).
+    """
+
+    confusion: np.ndarray
+    semantic_f: np.ndarray
+    binary_f: float
+    height: int
+    width: int
+    tasks: int
+    score: float = float("nan")
+
+    @property
+    def num_pixels(self) -> int:
+        return self.height * self.width
+
+    @property
+    def predicted_edited(self) -> int:
+        """Predicted pixels of a class >= 1 (anywhere in the image)."""
+        return int(self.confusion[:, 1:-1].sum())
+
+    @property
+    def reference_edited(self) -> bool:
+        return bool(self.confusion[1:-1, :].any())
+
+
+def joint_histogram(pred: np.ndarray, ref: np.ndarray, num_classes: int) -> np.ndarray:
+    """(K+1, K+1) int64 counts of (reference, prediction) ids; id K collects ignored pixels.
+
+    Counted over runs of equal codes along the flattened image, so the histogram costs a few
+    vector passes plus one small weighted bincount instead of a per-pixel scatter.
+    """
+    base = num_classes + 1
+    dtype = np.uint8 if base * base <= 256 else np.uint16
+    if int(ref.max()) == SENTINEL:
+        ref = np.minimum(ref, np.uint8(num_classes))
+    if int(pred.max()) == SENTINEL:
+        pred = np.minimum(pred, np.uint8(num_classes))
+    codes = np.multiply(ref, dtype(base), dtype=dtype)
+    codes += pred
+    flat = codes.ravel()
+    change = np.flatnonzero(flat[1:] != flat[:-1])
+    starts = np.empty(change.size + 1, np.intp)
+    starts[0] = 0
+    np.add(change, 1, out=starts[1:])
+    lengths = np.diff(starts, append=flat.size)
+    counts = np.bincount(flat[starts], weights=lengths, minlength=base * base)
+    return counts.astype(np.int64).reshape(base, base)
+
+
+def boundary_f(n_pred: np.ndarray, hit_pred: np.ndarray, n_ref: np.ndarray, hit_ref: np.ndarray,
+               in_both: np.ndarray) -> np.ndarray:
+    """F = 2PR/(P+R); 0 when one side has no boundary (or P+R = 0); 1 when neither has one.
+
+    "Neither has one" scores 1 only for a class present in both maps (then both regions fill the
+    whole image); a class filling the image on one side and absent on the other scores 0.
+    """
+    n_pred, n_ref = n_pred.astype(float), n_ref.astype(float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        precision = hit_pred / n_pred
+        recall = hit_ref / n_ref
+        f = 2 * precision * recall / (precision + recall)
+    f = np.where((n_pred > 0) & (n_ref > 0), np.nan_to_num(f, nan=0.0), 0.0)
+    return np.where((n_pred == 0) & (n_ref == 0) & in_both, 1.0, f)
+
+
+class PairEvaluator:
+    """Computes :class:`PairStats` for validated uint8 maps; keeps per-thread scratch planes."""
+
+    def __init__(self, num_classes: int, boundary_tolerance: float, tasks: int) -> None:
+        self.num_classes = num_classes
+        self.boundary_tolerance = boundary_tolerance
+        self.tasks = tasks
+        nbits = num_classes  # K-1 class bits + 1 binary bit
+        self.bit_dtype = next((t for t in (np.uint16, np.uint32, np.uint64) if np.iinfo(t).bits >= nbits),
+                              None)
+        self._local = threading.local()
+
+    def _plane(self, height: int, width: int, theta: int, dtype: type) -> BitPlane:
+        planes = self._local.__dict__.setdefault("planes", {})
+        key = (height, width, theta, dtype)
+        if key not in planes:
+            if len(planes) > 4:
+                planes.clear()
+            planes[key] = BitPlane(height, width, theta, dtype)
+        return planes[key]
+
+    def __call__(self, pred: np.ndarray, ref: np.ndarray, score: float = float("nan")) -> PairStats:
+        k = self.num_classes
+        joint = joint_histogram(pred, ref, k)
+        height, width = ref.shape
+        in_ref = joint[:k, :].sum(axis=1)[1:] > 0  # classes 1..K-1
+        in_pred = joint[:, :k].sum(axis=0)[1:] > 0
+        semantic_f = np.full(k - 1, np.nan)
+        binary_f = float("nan")
+        if in_ref.any() or in_pred.any():
+            theta = tolerance_pixels(height, width, self.boundary_tolerance)
+            semantic_f, binary_f = self._boundary_scores(pred, ref, theta, in_ref, in_pred)
+        return PairStats(confusion=joint, semantic_f=semantic_f, binary_f=binary_f, height=height,
+                         width=width, tasks=self.tasks, score=score)
+
+    def _boundary_scores(self, pred: np.ndarray, ref: np.ndarray, theta: int, in_ref: np.ndarray,
+                         in_pred: np.ndarray) -> tuple[np.ndarray, float]:
+        """Per-class F (NaN for absent classes) and the binary F of one image."""
+        k = self.num_classes
+        p_index, p_ids, p_bin = boundary_points(pred, k)
+        r_index, r_ids, r_bin = boundary_points(ref, k)
+        if self.bit_dtype is None:  # more classes than bits: one bit plane per class
+            p_hit, r_hit = self._match_per_class(ref.shape, theta, (p_index, p_ids, p_bin),
+                                                 (r_index, r_ids, r_bin))
+        else:
+            p_hit, r_hit = self._match_bits(ref.shape, theta, (p_index, p_ids, p_bin),
+                                            (r_index, r_ids, r_bin))
+        semantic_f = np.full(k - 1, np.nan)
+        if self.tasks & SEMANTIC:
+            f = boundary_f(np.bincount(p_ids, minlength=k)[1:], np.bincount(p_ids[p_hit[0]], minlength=k)[1:],
+                           np.bincount(r_ids, minlength=k)[1:], np.bincount(r_ids[r_hit[0]], minlength=k)[1:],
+                           in_ref & in_pred)
+            present = in_ref | in_pred
+            semantic_f[present] = f[present]
+        binary_f = float("nan")
+        if self.tasks & BINARY:
+            counts = [np.array([int(np.count_nonzero(x))]) for x in (p_bin, p_hit[1], r_bin, r_hit[1])]
+            binary_f = float(boundary_f(*counts, np.array([in_ref.any() and in_pred.any()]))[0])
+        return semantic_f, binary_f
+
+    def _match_bits(self, shape: tuple[int, int], theta: int, p_pts: tuple, r_pts: tuple
+                    ) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
+        """(semantic hit, binary hit) flags of prediction and reference boundary points; every class
+        owns one bit of a shared bit plane, the binary region the bit above them."""
+        dtype = self.bit_dtype
+        plane = self._plane(*shape, theta, dtype)
+        binary_bit = dtype(1 << (self.num_classes - 1))
+        semantic, binary = bool(self.tasks & SEMANTIC), bool(self.tasks & BINARY)
+
+        def bits(ids: np.ndarray, on_binary: np.ndarray) -> np.ndarray:
+            out = np.zeros(ids.size, dtype)
+            if semantic:
+                np.left_shift(np.ones(ids.size, dtype), (ids - 1).astype(dtype), out=out)
+            if binary:
+                out |= np.where(on_binary, binary_bit, dtype(0))
+            return out
+
+        p_bits, r_bits = bits(p_pts[1], p_pts[2]), bits(r_pts[1], r_pts[2])
+        p_pos, r_pos = plane.padded(p_pts[0]), plane.padded(r_pts[0])
+        p_left = plane.unmatched(p_pos, p_bits, r_pos, r_bits)
+        r_left = plane.unmatched(r_pos, r_bits, p_pos, p_bits)
+        class_bits = ~binary_bit
+        return (((p_left & class_bits) == 0, p_pts[2] & ((p_left & binary_bit) == 0)),
+                ((r_left & class_bits) == 0, r_pts[2] & ((r_left & binary_bit) == 0)))
+
+    def _match_per_class(self, shape: tuple[int, int], theta: int, p_pts: tuple, r_pts: tuple
+                         ) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
+        """Same result as :meth:`_match_bits` for label sets too large for one bit per class."""
+        plane = self._plane(*shape, theta, np.uint8)
+        p_pos, r_pos = plane.padded(p_pts[0]), plane.padded(r_pts[0])
+        hits = [np.zeros(p_pos.size, bool), np.zeros(p_pos.size, bool)], \
+            [np.zeros(r_pos.size, bool), np.zeros(r_pos.size, bool)]
+        groups = [(0, p_pts[1] == c, r_pts[1] == c) for c in np.union1d(p_pts[1], r_pts[1])]
+        groups.append((1, p_pts[2], r_pts[2]))
+        for slot, p_sel, r_sel in groups:
+            p_one, r_one = np.ones(int(p_sel.sum()), np.uint8), np.ones(int(r_sel.sum()), np.uint8)
+            hits[0][slot][p_sel] = plane.unmatched(p_pos[p_sel], p_one, r_pos[r_sel], r_one) == 0
+            hits[1][slot][r_sel] = plane.unmatched(r_pos[r_sel], r_one, p_pos[p_sel], p_one) == 0
+        return (hits[0][0], hits[0][1]), (hits[1][0], hits[1][1])

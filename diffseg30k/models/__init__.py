@@ -1,0 +1,1 @@
+"""Detectors: the registry (:mod:`diffseg30k.models.registry`) and one module per family."""

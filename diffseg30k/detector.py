@@ -1,0 +1,216 @@
+"""Run a trained detector on images: ``Detector.from_pretrained(path_or_repo_id)(image)``.
+
+Inputs: PIL images (any mode: grayscale, RGBA and palette images are converted to RGB), numpy arrays
+(HxW, HxWx3, HxWx4; uint8, or float in [0, 1]), or paths; a list gives a list. Resolution policy
+(:mod:`diffseg30k.models.inference`): native resolution, padded to a multiple of 32; images whose
+longer side exceeds ``tile_size`` (1024) are covered by overlapping windows whose probabilities are
+averaged. Nothing is resized, because resizing erases the traces the detectors learn.
+
+Safety: weights load from ``model.safetensors`` only (``use_safetensors=True``), Hub downloads are
+restricted to ``*.json`` and ``*.safetensors`` files, and remote code is never trusted.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+
+from diffseg30k.io import ImageError, open_image
+from diffseg30k.models.inference import (
+    DEFAULT_OVERLAP,
+    DEFAULT_TILE,
+    normalize_batch,
+    predict_label_maps,
+    predict_probabilities,
+    preprocessing_tensors,
+)
+
+ImageInput = Image.Image | np.ndarray | str | os.PathLike
+AREA_THRESHOLD = 0.01
+
+
+@dataclass
+class DetectionResult:
+    """A detector's answer for one image.
+
+    ``label_map`` (uint8 HxW, input size), ``probabilities`` (float32 CxHxW), ``generators``
+    ({name: {"area": fraction of the image, "confidence": mean probability over that area}}),
+    ``edited_fraction`` (share of non-background pixels) and ``is_edited`` (the 1 % rule).
+    """
+
+    label_map: np.ndarray
+    probabilities: np.ndarray
+    generators: dict[str, dict[str, float]]
+    edited_fraction: float
+    is_edited: bool
+    task: str
+    id2label: dict[int, str] = field(repr=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready summary (no pixel arrays)."""
+        height, width = self.label_map.shape
+        return {"task": self.task, "width": width, "height": height,
+                "edited_fraction": round(self.edited_fraction, 6), "is_edited": self.is_edited,
+                "generators": self.generators}
+
+
+def to_rgb_array(image: ImageInput, name: str | None = None) -> np.ndarray:
+    """Any supported input as a uint8 HxWx3 array (alpha dropped, grey replicated)."""
+    if isinstance(image, str | os.PathLike):
+        image = open_image(image)
+    if isinstance(image, Image.Image):
+        open_image(image, name=name or "<image>")  # the same size check as files get
+        return np.asarray(image.convert("RGB"))
+    if not isinstance(image, np.ndarray):
+        raise TypeError(f"{name or 'input'}: expected a PIL image, numpy array or path, "
+                        f"got {type(image).__name__}")
+    array = image
+    if array.ndim == 2:
+        array = np.repeat(array[..., None], 3, axis=2)
+    if array.ndim != 3 or array.shape[2] not in (1, 3, 4):
+        raise ImageError(f"{name or 'array'}: shape {image.shape} is not HxW, HxWx1, HxWx3 or HxWx4")
+    if array.shape[2] == 1:
+        array = np.repeat(array, 3, axis=2)
+    array = array[..., :3]
+    if array.dtype != np.uint8:
+        if not np.issubdtype(array.dtype, np.floating) or array.min() < 0 or array.max() > 1:
+            raise ImageError(f"{name or 'array'}: expected uint8, or float values in [0, 1]; "
+                             f"got {array.dtype}")
+        array = (array * 255.0 + 0.5).astype(np.uint8)
+    return np.ascontiguousarray(array)
+
+
+class Detector:
+    """A trained DiffSeg30k detector ready for inference (see the module docstring for the policy)."""
+
+    def __init__(self, model, device: str | torch.device | None = None, tile_size: int = DEFAULT_TILE,
+                 overlap: int = DEFAULT_OVERLAP, area_threshold: float = AREA_THRESHOLD,
+                 batch_size: int = 4):
+        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        self.model = model.to(self.device).eval()
+        self.tile_size, self.overlap = tile_size, overlap
+        self.area_threshold, self.batch_size = area_threshold, batch_size
+        self.mean, self.std = preprocessing_tensors(model.config, self.device)
+
+    @classmethod
+    def from_pretrained(cls, path_or_repo_id: str | os.PathLike, revision: str | None = None,
+                        device: str | torch.device | None = None, **kwargs) -> Detector:
+        """Load from a local checkpoint folder or a Hub model repository (safetensors only)."""
+        from diffseg30k.models.registry import load_model
+
+        path = Path(path_or_repo_id)
+        if not path.is_dir():
+            if path.exists() or str(path_or_repo_id).count("/") != 1:
+                raise FileNotFoundError(f"{path_or_repo_id}: not a checkpoint folder or a Hub repo id")
+            from huggingface_hub import snapshot_download
+
+            path = Path(snapshot_download(str(path_or_repo_id), revision=revision,
+                                          allow_patterns=["*.json", "*.safetensors"]))
+        if not any((path / f).is_file() for f in ("model.safetensors", "model.safetensors.index.json")):
+            raise FileNotFoundError(f"{path}: no model.safetensors (only safetensors weights are loaded)")
+        return cls(load_model(path), device=device, **kwargs)
+
+    @property
+    def task(self) -> str:
+        return getattr(self.model.config, "diffseg_task", "semantic")
+
+    @property
+    def id2label(self) -> dict[int, str]:
+        return {int(k): v for k, v in self.model.config.id2label.items()}
+
+    def _batches(self, arrays: list[np.ndarray]):
+        """Indices of consecutive equal-size images, at most ``batch_size`` per batch."""
+        batch: list[int] = []
+        for index, array in enumerate(arrays):
+            if batch and (array.shape != arrays[batch[0]].shape or len(batch) == self.batch_size):
+                yield batch
+                batch = []
+            batch.append(index)
+        if batch:
+            yield batch
+
+    def _pixels(self, arrays: list[np.ndarray]) -> torch.Tensor:
+        batch = torch.from_numpy(np.stack(arrays)).to(self.device)
+        return normalize_batch(batch, self.mean, self.std, next(self.model.parameters()).dtype)
+
+    def _result(self, probabilities: torch.Tensor) -> DetectionResult:
+        confidence, label_map = probabilities.max(dim=0)
+        label_map = label_map.to(torch.uint8)
+        total = label_map.numel()
+        ids, counts = torch.unique(label_map, return_counts=True)
+        generators = {}
+        id2label = self.id2label
+        for label, count in zip(ids.tolist(), counts.tolist()):
+            if label == 0:
+                continue
+            mean_conf = confidence[label_map == label].mean().item()
+            generators[id2label.get(label, str(label))] = {"area": round(count / total, 6),
+                                                           "confidence": round(mean_conf, 6)}
+        edited = float((label_map > 0).sum().item()) / total
+        return DetectionResult(label_map=label_map.cpu().numpy(),
+                               probabilities=probabilities.float().cpu().numpy(), generators=generators,
+                               edited_fraction=edited, is_edited=edited > self.area_threshold,
+                               task=self.task, id2label=id2label)
+
+    def __call__(self, images: ImageInput | list[ImageInput]) -> DetectionResult | list[DetectionResult]:
+        single = not isinstance(images, list | tuple)
+        arrays = [to_rgb_array(image) for image in ([images] if single else images)]
+        results: list[DetectionResult | None] = [None] * len(arrays)
+        for batch in self._batches(arrays):
+            probabilities = predict_probabilities(self.model, self._pixels([arrays[i] for i in batch]),
+                                                  self.tile_size, self.overlap)
+            for index, probs in zip(batch, probabilities):
+                results[index] = self._result(probs)
+        return results[0] if single else results
+
+    def predict_label_maps(self, images: list[ImageInput]) -> tuple[list[np.ndarray], np.ndarray]:
+        """Fast path for evaluation loops: (uint8 label maps at input size, edited-fraction scores)."""
+        arrays = [to_rgb_array(image) for image in images]
+        maps: list[np.ndarray | None] = [None] * len(arrays)
+        for batch in self._batches(arrays):
+            predicted = predict_label_maps(self.model, self._pixels([arrays[i] for i in batch]),
+                                           self.tile_size, self.overlap).cpu().numpy()
+            for index, label_map in zip(batch, predicted):
+                maps[index] = label_map
+        scores = np.array([float((m > 0).mean()) for m in maps], dtype=np.float64)
+        return maps, scores
+
+
+def render_overlay(image: ImageInput, result: DetectionResult, alpha: float = 0.55) -> Image.Image:
+    """The image with edited regions tinted in the label palette and a legend strip below it."""
+    from PIL import ImageDraw, ImageFont
+
+    from diffseg30k.labels import BINARY_COLORS, COLORS, colorize
+
+    colors = BINARY_COLORS if result.task == "binary" else COLORS
+    base = to_rgb_array(image).astype(np.float32)
+    tint = colorize(result.label_map, colors).astype(np.float32)
+    edited = (result.label_map > 0)[..., None]
+    blended = np.where(edited, base * (1 - alpha) + tint * alpha, base).astype(np.uint8)
+    font = ImageFont.load_default()
+    entries = [("background", (0, 0, 0), 1.0 - result.edited_fraction)] + [
+        (name, colors.get(_label_id(result, name), (255, 255, 255)), info["area"])
+        for name, info in result.generators.items()]
+    row = 14
+    legend_height = row * len(entries) + 8
+    width = max(blended.shape[1], 180)
+    canvas = Image.new("RGB", (width, blended.shape[0] + legend_height), (255, 255, 255))
+    canvas.paste(Image.fromarray(blended), (0, 0))
+    draw = ImageDraw.Draw(canvas)
+    verdict = "EDITED" if result.is_edited else "not edited"
+    for k, (name, color, area) in enumerate(entries):
+        top = blended.shape[0] + 4 + k * row
+        draw.rectangle([4, top, 14, top + 10], fill=tuple(color), outline=(0, 0, 0))
+        text = f"{name}: {100 * area:.1f}%" + (f"  [{verdict}]" if k == 0 else "")
+        draw.text((20, top - 1), text, fill=(0, 0, 0), font=font)
+    return canvas
+
+
+def _label_id(result: DetectionResult, name: str) -> int:
+    return next((i for i, n in result.id2label.items() if n == name), 0)

@@ -1,0 +1,57 @@
+"""Pieces every detector family shares: preprocessing defaults, the config fields, the loss."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from diffseg30k.labels import BINARY_ID2LABEL, ID2LABEL, IGNORE_INDEX, TASKS
+
+#: ImageNet statistics, the normalisation of every backbone in the registry.
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def default_id2label(task: str) -> dict[int, str]:
+    """The label set of ``task``: 9 classes for 'semantic', background/edited for 'binary'."""
+    if task not in TASKS:
+        raise ValueError(f"unknown task {task!r}; expected one of {TASKS}")
+    return dict(ID2LABEL if task == "semantic" else BINARY_ID2LABEL)
+
+
+def diffseg_config_kwargs(task: str, id2label: dict[int, str] | None, crop_size: int,
+                          model_name: str) -> dict:
+    """Config entries stored in every detector's ``config.json`` (labels, task, preprocessing)."""
+    id2label = {int(k): str(v) for k, v in (id2label or default_id2label(task)).items()}
+    return {
+        "id2label": id2label,
+        "label2id": {v: k for k, v in id2label.items()},
+        "diffseg_task": task,
+        "diffseg_model": model_name,
+        "image_mean": list(IMAGENET_MEAN),
+        "image_std": list(IMAGENET_STD),
+        "crop_size": int(crop_size),
+        "semantic_loss_ignore_index": IGNORE_INDEX,
+    }
+
+
+def segmentation_loss(logits: torch.Tensor, labels: torch.Tensor,
+                      ignore_index: int = IGNORE_INDEX) -> torch.Tensor:
+    """Pixel cross-entropy with logits upsampled (bilinear) to the label size, as SegFormer does."""
+    if logits.shape[-2:] != labels.shape[-2:]:
+        logits = F.interpolate(logits, size=labels.shape[-2:], mode="bilinear", align_corners=False)
+    return F.cross_entropy(logits.float(), labels.long(), ignore_index=ignore_index)
+
+
+class ConvNormAct(nn.Sequential):
+    """conv (no bias) -> BatchNorm -> ReLU; ``dilation`` keeps the spatial size for odd kernels."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 3, dilation: int = 1):
+        padding = dilation * (kernel_size // 2)
+        super().__init__(
+            nn.Conv2d(in_channels, out_channels, kernel_size, padding=padding, dilation=dilation,
+                      bias=False),
+            nn.BatchNorm2d(out_channels),
+            nn.ReLU(inplace=True),
+        )

@@ -1,0 +1,79 @@
+"""Inference maths shared by training-time evaluation and :class:`diffseg30k.detector.Detector`.
+
+Policy (documented in the README): an image is processed at its native resolution -- resizing
+destroys the generator traces the detectors rely on (the paper's Tab. 3). Images whose longer side
+is at most ``tile_size`` are padded at the bottom/right to a multiple of 32 and run in one pass.
+Larger images are covered by overlapping ``tile_size`` windows (stride ``tile_size - overlap``)
+whose softmax probabilities are averaged. Logits are upsampled bilinearly to the input size.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+PAD_MULTIPLE = 32
+DEFAULT_TILE = 1024
+DEFAULT_OVERLAP = 256
+
+
+def normalize_batch(images: torch.Tensor, mean: torch.Tensor, std: torch.Tensor,
+                    dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """uint8 (B, H, W, 3) -> normalised float (B, 3, H, W); ``mean``/``std`` shaped (1, 3, 1, 1)."""
+    pixels = images.permute(0, 3, 1, 2).to(dtype).div_(255.0)
+    return pixels.sub_(mean.to(dtype)).div_(std.to(dtype))
+
+
+def preprocessing_tensors(config, device: torch.device | str) -> tuple[torch.Tensor, torch.Tensor]:
+    """The (1, 3, 1, 1) mean and std of a detector config on ``device``."""
+    mean = torch.tensor(config.image_mean, dtype=torch.float32, device=device).view(1, 3, 1, 1)
+    std = torch.tensor(config.image_std, dtype=torch.float32, device=device).view(1, 3, 1, 1)
+    return mean, std
+
+
+def _forward_padded(model: torch.nn.Module, pixels: torch.Tensor) -> torch.Tensor:
+    """Logits at the input size for a normalised (B, 3, H, W) batch of any H, W."""
+    height, width = pixels.shape[-2:]
+    pad_h, pad_w = (-height) % PAD_MULTIPLE, (-width) % PAD_MULTIPLE
+    if pad_h or pad_w:
+        pixels = F.pad(pixels, (0, pad_w, 0, pad_h))
+    logits = model(pixel_values=pixels).logits
+    logits = F.interpolate(logits.float(), size=pixels.shape[-2:], mode="bilinear", align_corners=False)
+    return logits[..., :height, :width]
+
+
+def _starts(length: int, tile: int, stride: int) -> list[int]:
+    starts = list(range(0, max(length - tile, 0) + 1, stride))
+    if starts[-1] + tile < length:
+        starts.append(length - tile)
+    return starts
+
+
+@torch.inference_mode()
+def predict_probabilities(model: torch.nn.Module, pixels: torch.Tensor, tile_size: int = DEFAULT_TILE,
+                          overlap: int = DEFAULT_OVERLAP) -> torch.Tensor:
+    """Softmax probabilities (B, C, H, W) for a normalised batch, following the module policy."""
+    height, width = pixels.shape[-2:]
+    if max(height, width) <= tile_size:
+        return _forward_padded(model, pixels).softmax(dim=1)
+    stride = max(1, tile_size - overlap)
+    total = None
+    counts = torch.zeros((1, 1, height, width), device=pixels.device)
+    for top in _starts(height, tile_size, stride):
+        for left in _starts(width, tile_size, stride):
+            window = pixels[..., top:top + tile_size, left:left + tile_size]
+            probs = _forward_padded(model, window).softmax(dim=1)
+            if total is None:
+                total = torch.zeros((pixels.shape[0], probs.shape[1], height, width), device=pixels.device)
+            total[..., top:top + tile_size, left:left + tile_size] += probs
+            counts[..., top:top + tile_size, left:left + tile_size] += 1
+    return total / counts
+
+
+@torch.inference_mode()
+def predict_label_maps(model: torch.nn.Module, pixels: torch.Tensor, tile_size: int = DEFAULT_TILE,
+                       overlap: int = DEFAULT_OVERLAP) -> torch.Tensor:
+    """Argmax label maps (B, H, W) as uint8; skips the softmax when one pass covers the image."""
+    if max(pixels.shape[-2:]) <= tile_size:
+        return _forward_padded(model, pixels).argmax(dim=1).to(torch.uint8)
+    return predict_probabilities(model, pixels, tile_size, overlap).argmax(dim=1).to(torch.uint8)

@@ -1,0 +1,68 @@
+"""Evaluation during training: full-resolution predictions scored with ``DiffSegMetric``.
+
+Each process scores a strided shard of the evaluation table; the metrics are merged on the main
+process. Images of equal size are batched together.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+from diffseg30k.labels import map_for_task
+from diffseg30k.models.inference import normalize_batch, predict_label_maps, preprocessing_tensors
+from diffseg30k.training.data import _decode, _undecoded
+
+
+def _batches(table, indices: list[int], batch_size: int):
+    """Yield lists of (uint8 image, label map) with equal sizes, at most ``batch_size`` long."""
+    group: list[tuple[np.ndarray, np.ndarray]] = []
+    for index in indices:
+        row = table[index]
+        name = str(row.get("id", index))
+        image = np.asarray(_decode(row["image"], f"sample {name} image").convert("RGB"))
+        mask = np.asarray(_decode(row["mask"], f"sample {name} mask"))
+        if group and (image.shape != group[0][0].shape or len(group) == batch_size):
+            yield group
+            group = []
+        group.append((image, mask))
+    if group:
+        yield group
+
+
+def evaluate_model(accelerator, model, table, task: str, num_labels: int,
+                   batch_size: int = 4) -> dict[str, Any] | None:
+    """Metrics of ``model`` on ``table`` (dict on the main process, ``None`` elsewhere)."""
+    from accelerate.utils import gather_object
+
+    from diffseg30k.metrics import DiffSegMetric
+
+    table = _undecoded(_undecoded(table, "image"), "mask")
+    metric = DiffSegMetric(num_classes=num_labels, task="both" if task == "semantic" else "binary",
+                           id2label=dict(model.config.id2label))
+    mean, std = preprocessing_tensors(model.config, accelerator.device)
+    indices = list(range(accelerator.process_index, len(table), accelerator.num_processes))
+    was_training = model.training
+    model.eval()
+    for group in _batches(table, indices, batch_size):
+        pixels = torch.from_numpy(np.stack([g[0] for g in group])).to(accelerator.device)
+        with accelerator.autocast():
+            maps = predict_label_maps(model, normalize_batch(pixels, mean, std)).cpu().numpy()
+        for prediction, (_, reference) in zip(maps, group):
+            metric.update(prediction, map_for_task(reference, task))
+    model.train(was_training)
+    metrics = gather_object([metric])
+    if not accelerator.is_main_process:
+        return None
+    merged = metrics[0]
+    for other in metrics[1:]:
+        merged.merge(other)
+    return merged.compute()
+
+
+def scalar_metrics(metrics: dict[str, Any]) -> dict[str, float]:
+    """The loggable scalars of a metrics dict."""
+    return {k: float(v) for k, v in metrics.items()
+            if isinstance(v, int | float | np.floating | np.integer) and not isinstance(v, bool)}

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from diffseg30k.metrics.inputs import MAX_CLASSES, LabelMapError, check_pair, check_score, iter_maps
-from diffseg30k.metrics.pair import BINARY, SEMANTIC, PairEvaluator, PairStats
+from diffseg30k.metrics.pair import BINARY, SEMANTIC, PairEvaluator, PairStats, decode_row, encode_row
 from diffseg30k.metrics.ranking import average_precision
 
 METRIC_VERSION = "1.0"
@@ -46,11 +46,12 @@ class DiffSegMetric:
         if not 2 <= int(num_classes) <= MAX_CLASSES:
             raise ValueError(f"num_classes must lie in 2..{MAX_CLASSES}, got {num_classes}")
         if id2label is None:
-            id2label = dict(ID2LABEL) if num_classes == len(ID2LABEL) else {i: str(i) for i in range(num_classes)}
+            default = num_classes == len(ID2LABEL)
+            id2label = dict(ID2LABEL) if default else {i: str(i) for i in range(num_classes)}
         if max(id2label) + 1 != num_classes:
             raise ValueError(f"id2label has ids up to {max(id2label)} but num_classes is {num_classes}")
         if 0 <= ignore_index < num_classes:
-            raise ValueError(f"ignore_index {ignore_index} collides with a class id (num_classes {num_classes})")
+            raise ValueError(f"ignore_index {ignore_index} is a class id (num_classes {num_classes})")
         if not 0.0 <= float(area_threshold) < 1.0:
             raise ValueError(f"area_threshold must lie in [0, 1), got {area_threshold}")
         if not 0.0 <= float(boundary_tolerance) < 1.0:
@@ -98,15 +99,42 @@ class DiffSegMetric:
 
     def update_batch(self, predictions: Any, references: Any, scores: Iterable[float] | None = None) -> None:
         """Add a batch: lists or (N, H, W) arrays/tensors; errors name the index within the batch."""
+        for item in self.batch_stats(predictions, references, scores):
+            self.add_stats(item)
+
+    def batch_stats(self, predictions: Any, references: Any, scores: Iterable[float] | None = None
+                    ) -> list[PairStats]:
+        """Validate a batch and compute each pair's statistics (no state change)."""
         preds, refs = iter_maps(predictions, "predictions"), iter_maps(references, "references")
         if len(preds) != len(refs):
             raise LabelMapError(f"{len(preds)} predictions but {len(refs)} references")
         score_list = [None] * len(preds) if scores is None else list(scores)
         if len(score_list) != len(preds):
             raise LabelMapError(f"scores has {len(score_list)} entries for {len(preds)} pairs")
-        stats = [self.pair_stats(p, r, s, index=i) for i, (p, r, s) in enumerate(zip(preds, refs, score_list))]
-        for item in stats:
-            self.add_stats(item)
+        return [self.pair_stats(p, r, s, index=i)
+                for i, (p, r, s) in enumerate(zip(preds, refs, score_list))]
+
+    def encode_rows(self, predictions: Any, references: Any, scores: Iterable[float] | None = None
+                    ) -> tuple[list[bytes], list[bytes]]:
+        """Per-pair statistics as compact (float blob, int blob) rows for an ``evaluate`` cache."""
+        rows = [encode_row(s, self.ignore_index, self.boundary_tolerance)
+                for s in self.batch_stats(predictions, references, scores)]
+        return [r[0] for r in rows], [r[1] for r in rows]
+
+    def add_row(self, floats: bytes, ints: bytes) -> None:
+        """Add a row made by :meth:`encode_rows`; its settings must match this metric's."""
+        stats, ignore_index, tolerance = decode_row(floats, ints)
+        if (ignore_index, tolerance) != (self.ignore_index, self.boundary_tolerance):
+            raise ValueError(f"statistics were computed with ignore_index={ignore_index}, boundary_tolerance="
+                             f"{tolerance}; this metric uses {self.ignore_index}, {self.boundary_tolerance}")
+        self.add_stats(stats)
+
+    def set_scores(self, scores: Iterable[float]) -> None:
+        """Replace the image-level scores of all images added so far (in order)."""
+        values = [check_score(s, i) for i, s in enumerate(scores)]
+        if len(values) != len(self):
+            raise LabelMapError(f"scores has {len(values)} entries for {len(self)} pairs")
+        self.scores = array("d", values)
 
     def add_stats(self, stats: PairStats) -> None:
         """Add precomputed per-image statistics (from :meth:`pair_stats` or a stored row)."""

@@ -48,7 +48,7 @@ def realistic_pair(seed: int, size: int | tuple[int, int] = 512, num_classes: in
     count = int(rng.integers(1, 4)) if edited else 0
     total = rng.uniform(0.01, 0.40)
     shares = rng.dirichlet(np.ones(count)) * total if count else []
-    labels = rng.choice(np.arange(1, num_classes), size=count, replace=count > num_classes - 1) if count else []
+    labels = rng.choice(np.arange(1, num_classes), size=count, replace=count > num_classes - 1)
     scale = max(shape) / 512
     for share, label in zip(shares, labels):
         params, _ = _blob(shape, rng, max(share, 0.002))

@@ -185,3 +185,31 @@ class PairEvaluator:
             hits[0][slot][p_sel] = plane.unmatched(p_pos[p_sel], p_one, r_pos[r_sel], r_one) == 0
             hits[1][slot][r_sel] = plane.unmatched(r_pos[r_sel], r_one, p_pos[p_sel], p_one) == 0
         return (hits[0][0], hits[0][1]), (hits[1][0], hits[1][1])
+
+
+ROW_FORMAT = 1
+
+
+def encode_row(stats: PairStats, ignore_index: int, boundary_tolerance: float) -> tuple[bytes, bytes]:
+    """Pack one image's statistics (and the settings they depend on) into two compact blobs:
+    float64 [format, tolerance, score, binary F, semantic F...] and int64 [format, K, ignore,
+    tasks, height, width, confusion...]. ``evaluate`` stores these instead of label maps."""
+    floats = np.concatenate([[ROW_FORMAT, boundary_tolerance, stats.score, stats.binary_f], stats.semantic_f])
+    k = stats.confusion.shape[0] - 1
+    head = [ROW_FORMAT, k, ignore_index, stats.tasks, stats.height, stats.width]
+    ints = np.concatenate([np.array(head, np.int64), stats.confusion.ravel()])
+    return floats.astype(np.float64).tobytes(), ints.astype(np.int64).tobytes()
+
+
+def decode_row(floats: bytes, ints: bytes) -> tuple[PairStats, int, float]:
+    """Inverse of :func:`encode_row`: (stats, ignore_index, boundary_tolerance)."""
+    f = np.frombuffer(floats, np.float64)
+    i = np.frombuffer(ints, np.int64)
+    if f.size < 4 or i.size < 6 or int(f[0]) != ROW_FORMAT or int(i[0]) != ROW_FORMAT:
+        raise ValueError("not a DiffSeg30k statistics row (or one from an incompatible version)")
+    _, k, ignore_index, tasks, height, width = (int(v) for v in i[:6])
+    if i.size != 6 + (k + 1) ** 2 or f.size != 4 + k - 1:
+        raise ValueError(f"corrupt DiffSeg30k statistics row for {k} classes")
+    stats = PairStats(confusion=i[6:].reshape(k + 1, k + 1).copy(), semantic_f=f[4:].copy(),
+                      binary_f=float(f[3]), height=height, width=width, tasks=tasks, score=float(f[2]))
+    return stats, ignore_index, float(f[1])

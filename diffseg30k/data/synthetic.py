@@ -95,3 +95,26 @@ def write_synthetic_release(root: str | Path, num: int = 8, size: tuple[int, int
         (root / name).parent.mkdir(parents=True, exist_ok=True)
         (root / name).write_bytes(data)
     return root / f"{split}_copy"
+
+
+def synthetic_dataset(num: int = 8, size: tuple[int, int] = (64, 64), seed: int = 0,
+                      unedited_every: int = 0):
+    """An in-memory ``datasets.Dataset`` with the benchmark's columns (``id``, ``image``, ``mask`` as
+    an L label map, ``models``, ``edited_fraction``) built from :func:`synthetic_pair`."""
+    import datasets
+
+    from diffseg30k.labels import ID2LABEL
+
+    rows: dict[str, list] = {"id": [], "image": [], "mask": [], "models": [], "edited_fraction": []}
+    for k in range(num):
+        edited = not (unedited_every and k % unedited_every == unedited_every - 1)
+        image, mask = synthetic_pair(seed * 1_000_003 + k, size, edited=edited)
+        rows["id"].append(f"{k + 1:08d}")
+        rows["image"].append(image)
+        rows["mask"].append(encode_mask(mask, "L"))
+        rows["models"].append([ID2LABEL[int(i)] for i in np.unique(mask) if i > 0])
+        rows["edited_fraction"].append(float((mask > 0).mean()))
+    features = datasets.Features({"id": datasets.Value("string"), "image": datasets.Image(),
+                                  "mask": datasets.Image(), "models": datasets.List(datasets.Value("string")),
+                                  "edited_fraction": datasets.Value("float32")})
+    return datasets.Dataset.from_dict(rows, features=features)

@@ -47,7 +47,10 @@ def check_label_map(value: Any, role: str, index: int, num_classes: int, ignore_
     """
     where = _describe(role, index)
     mode = getattr(value, "mode", None)
-    array = to_numpy(value)
+    try:
+        array = to_numpy(value)
+    except (ValueError, TypeError):
+        array = np.empty(0, dtype=object)
     if array.dtype == object:
         raise LabelMapError(f"{where} is not a rectangular integer label map (ragged or object array)")
     if array.ndim != 2:

@@ -1,17 +1,82 @@
-"""`diffseg30k generate`: not implemented yet."""
+"""`diffseg30k generate`: multi-turn diffusion editing into a DiffSeg30k-style release (paper §3.1)."""
 
 from __future__ import annotations
 
 import argparse
-import sys
+import json
+import logging
+from pathlib import Path
 
-HELP = "generate (not implemented yet)"
+HELP = "generate DiffSeg30k-style edited images, label maps and metadata (mini profile on CPU, paper on GPUs)"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("rest", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
+    parser.add_argument("--profile", choices=("mini", "paper"), default="mini",
+                        help="mini: tiny random models, CPU, offline; paper: real Hub models on GPUs")
+    parser.add_argument("--num-images", type=int, default=10, help="samples to generate (ids 1..N)")
+    parser.add_argument("--seed", type=int, default=0, help="run seed; sample i uses (seed, i)")
+    parser.add_argument("--out", type=Path, required=True, help="output folder (resumed when it exists)")
+    parser.add_argument("--editors", default=None,
+                        help="comma-separated editors to draw from (default: the eight generators; "
+                             "variants such as sdxl-lora only when listed)")
+    parser.add_argument("--source", type=Path, default=None,
+                        help="folder of real photos for real bases (mini default: scikit-image's photos)")
+    parser.add_argument("--size", type=int, default=None, help="output side (default 1024 paper / 128 mini)")
+    parser.add_argument("--real-fraction", type=float, default=0.5, help="share of real bases (rest: AI)")
+    parser.add_argument("--editor-option", action="append", default=[], metavar="EDITOR.KEY=VALUE",
+                        help="per-editor option, e.g. sdxl.repo_id=/path, flux.revision=<sha>, sd2.steps=25")
+    parser.add_argument("--vlm", default=None, help="Qwen2.5-VL Hub id or folder (paper profile)")
+    parser.add_argument("--detector", default=None, help="Grounding DINO Hub id or folder (paper profile)")
+    parser.add_argument("--segmenter", default=None, help="SAM Hub id or folder (paper profile)")
+    parser.add_argument("--exemplar-images", default=None,
+                        help="comma-separated images of Fig. 7's two quality exemplars (paper profile)")
+    parser.add_argument("--device", default=None, help="torch device (default: accelerate's)")
+    parser.add_argument("--dtype", default=None, help="torch dtype of the paper models (default fp16/bf16)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def _editor_options(items: list[str]) -> dict[str, dict[str, object]]:
+    from diffseg30k.cli import CommandError
+
+    options: dict[str, dict[str, object]] = {}
+    for item in items:
+        name, _, rest = item.partition(".")
+        key, eq, value = rest.partition("=")
+        if not (name and key and eq):
+            raise CommandError(f"--editor-option {item!r}: expected EDITOR.KEY=VALUE")
+        try:
+            parsed: object = json.loads(value)
+        except ValueError:
+            parsed = value
+        options.setdefault(name, {})[key] = parsed
+    return options
 
 
 def run(args: argparse.Namespace) -> int:
-    print("diffseg30k generate: not implemented yet", file=sys.stderr)
-    return 3
+    from diffseg30k.cli import CommandError
+    from diffseg30k.generation.mini import read_metadata
+    from diffseg30k.generation.pipeline import (
+        DEFAULT_DETECTOR,
+        DEFAULT_SEGMENTER,
+        DEFAULT_VLM,
+        GenerationConfig,
+        generate,
+    )
+
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        config = GenerationConfig(
+            out=args.out, profile=args.profile, num_images=args.num_images, seed=args.seed, size=args.size,
+            editors=tuple(e.strip() for e in args.editors.split(",") if e.strip()) if args.editors else None,
+            source=args.source, real_fraction=args.real_fraction,
+            editor_options=_editor_options(args.editor_option), vlm=args.vlm or DEFAULT_VLM,
+            detector=args.detector or DEFAULT_DETECTOR, segmenter=args.segmenter or DEFAULT_SEGMENTER,
+            exemplar_images=tuple(args.exemplar_images.split(",")) if args.exemplar_images else (),
+            device=args.device, dtype=args.dtype, progress=not args.no_progress)
+        out = generate(config)
+    except ValueError as err:
+        raise CommandError(str(err)) from err
+    rows = read_metadata(out)
+    failures = (out / "failures.jsonl").read_text(encoding="utf-8").count("\n")
+    print(f"{len(rows)} samples in {out} ({failures} skipped, see failures.jsonl)")
+    return 0

@@ -33,6 +33,8 @@ class Editor(ABC):
     """Base class of the editor adapters; subclasses set ``name`` to a label name."""
 
     name: ClassVar[str]
+    #: Name of a variant recorded in metadata (e.g. ``sdxl-lora``); the label stays ``name``.
+    editor_name: ClassVar[str | None] = None
     #: Square side the model works at (the pipeline resizes to it and back).
     resolution: ClassVar[int] = 1024
 
@@ -52,6 +54,11 @@ class Editor(ABC):
     def label_id(self) -> int:
         return GENERATOR_BY_NAME[self.name].id
 
+    @property
+    def variant(self) -> str:
+        """The registry name of this adapter (the label name unless it is a variant)."""
+        return self.editor_name or self.name
+
     @abstractmethod
     def load(self) -> None:
         """Build or download the model (tiny random components when ``profile == 'mini'``)."""
@@ -63,3 +70,8 @@ class Editor(ABC):
     @abstractmethod
     def inpaint(self, request: EditRequest) -> Image.Image:
         """Return the model's raw RGB output (any size; the caller resizes and composites)."""
+
+    def text_to_image(self, prompt: str, seed: int, size: int) -> Image.Image:
+        """Generate a whole image (AI bases): inpainting a grey canvas with an all-True mask."""
+        canvas = Image.new("RGB", (size, size), (127, 127, 127))
+        return self.inpaint(EditRequest(canvas, np.ones((size, size), dtype=bool), prompt, seed))

@@ -6,6 +6,7 @@ import importlib
 from typing import Any
 
 from diffseg30k.generation.editors.base import Editor
+from diffseg30k.labels import GENERATOR_BY_NAME
 
 #: label name -> "module:Class" (imported lazily, so listing editors needs no diffusers).
 EDITORS: dict[str, str] = {
@@ -17,12 +18,24 @@ EDITORS: dict[str, str] = {
     "glide": "diffseg30k.generation.editors.glide:GlideEditor",
     "hunyuan": "diffseg30k.generation.editors.hunyuan:HunyuanEditor",
     "kandinsky": "diffseg30k.generation.editors.kandinsky:KandinskyEditor",
+    # variants: labelled as their parent generator (``Editor.name``), recorded under this key
+    "sdxl-lora": "diffseg30k.generation.editors.sdxl:SDXLLoraEditor",
 }
 
 
 def available_editors() -> list[str]:
     """Names of the registered editors, in label-id order where they have one."""
     return list(EDITORS)
+
+
+def is_variant(name: str) -> bool:
+    """True for a registered variant (e.g. ``sdxl-lora``), drawn only when asked for explicitly."""
+    return name in EDITORS and name not in GENERATOR_BY_NAME
+
+
+def label_of(name: str) -> str:
+    """The label (generator) name an editor's edits carry: a variant's parent, else itself."""
+    return get_editor_class(name).name if is_variant(name) else name
 
 
 def get_editor_class(name: str) -> type[Editor]:

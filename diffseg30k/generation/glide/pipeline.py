@@ -106,11 +106,13 @@ class GlideInpainter:
             return model.encode_text(tokens, mask)
 
     def sample_base(self, image: torch.Tensor, known: torch.Tensor, prompt: str,
-                    generator: torch.Generator, progress: bool = False) -> torch.Tensor:
-        """Inpaint at the base resolution with classifier-free guidance (empty prompt as unconditional)."""
+                    generator: torch.Generator, negative_prompt: str = "",
+                    progress: bool = False) -> torch.Tensor:
+        """Inpaint at the base resolution with classifier-free guidance; the unconditional branch is
+        the empty prompt (GLIDE's training-time dropout) or ``negative_prompt``."""
         image, known = image.to(self.device), known.to(self.device)
         guided = self.guidance_scale != 1.0
-        text = self._text(self.base, [prompt, ""] if guided else [prompt])
+        text = self._text(self.base, [prompt, negative_prompt] if guided else [prompt])
         batch = 2 if guided else 1
 
         def model(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
@@ -136,13 +138,14 @@ class GlideInpainter:
                                               denoise=keep_known(image, known), progress=progress)
 
     def __call__(self, image: Image.Image, paint: np.ndarray, prompt: str, seed: int = 0,
-                 progress: bool = False) -> Image.Image:
+                 negative_prompt: str = "", progress: bool = False) -> Image.Image:
         """Inpaint ``image`` where ``paint`` is True; returns the upsampler-resolution RGB result."""
         generator = torch.Generator("cpu").manual_seed(int(seed))
         small, large = self.base.config.image_size, self.upsampler.config.image_size
         known_small = known_mask(paint, small)
         known_large = F.interpolate(known_small, (large, large), mode="nearest")
-        low_res = self.sample_base(image_to_tensor(image, small), known_small, prompt, generator, progress)
+        low_res = self.sample_base(image_to_tensor(image, small), known_small, prompt, generator,
+                                   negative_prompt, progress)
         result = self.sample_upsampler(image_to_tensor(image, large), known_large, low_res, prompt,
                                        generator, progress)
         return tensor_to_image(result)

@@ -1,17 +1,31 @@
-"""`diffseg30k demo`: not implemented yet."""
+"""`diffseg30k demo`: the Gradio demo (the Space's page) on this machine."""
 
 from __future__ import annotations
 
 import argparse
-import sys
 
-HELP = "demo (not implemented yet)"
+HELP = "launch the Gradio demo locally (upload an image, see where it was edited and by which model)"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("rest", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
+    parser.add_argument("--checkpoint",
+                        help="checkpoint folder or Hub model id (default: $DIFFSEG_CHECKPOINT)")
+    parser.add_argument("--revision", help="Hub revision of --checkpoint")
+    parser.add_argument("--host", help="interface to bind (default: $GRADIO_SERVER_NAME or 127.0.0.1)")
+    parser.add_argument("--port", type=int, help="port (default: $GRADIO_SERVER_PORT or 7860)")
 
 
 def run(args: argparse.Namespace) -> int:
-    print("diffseg30k demo: not implemented yet", file=sys.stderr)
-    return 3
+    from diffseg30k.cli import CommandError
+    from diffseg30k.demo import CHECKPOINT_ENV, build_app, launch_kwargs, load_detector, resolve_checkpoint
+
+    checkpoint = resolve_checkpoint(args.checkpoint)
+    if checkpoint is None:
+        raise CommandError(f"no detector: pass --checkpoint (folder or Hub id) or set {CHECKPOINT_ENV}")
+    try:
+        detector = load_detector(checkpoint, args.revision)
+    except RuntimeError as err:
+        raise CommandError(str(err)) from err
+    app = build_app(checkpoint, detector=detector)
+    app.launch(**launch_kwargs(args.host, args.port))
+    return 0

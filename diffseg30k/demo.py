@@ -1,0 +1,333 @@
+"""The Gradio demo (``spaces/app.py`` and ``diffseg30k demo`` are thin shells over :func:`build_app`).
+
+Upload an image or pick an example -> semantic overlay in the paper's palette with a legend, binary
+overlay, a table of generators (edited area, mean confidence), the image-level verdict (1 % rule) and
+a downloadable label-map PNG. The endpoint ``/predict`` serves ``gradio_client`` callers.
+
+Checkpoint (first that is set): the ``checkpoint`` argument, ``$DIFFSEG_CHECKPOINT`` (Hub id or local
+folder), a ``checkpoint/`` folder beside ``app.py`` (what ``diffseg30k push space --checkpoint DIR``
+bundles). Without one the page still opens and says how to configure it.
+"""
+
+from __future__ import annotations
+
+import html
+import logging
+import os
+import tempfile
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image, ImageOps
+
+from diffseg30k.hub import label_colors
+from diffseg30k.io import MAX_PIXELS, ImageError, cache_dir, open_image
+from diffseg30k.labels import GENERATOR_BY_NAME
+
+LOG = logging.getLogger(__name__)
+CHECKPOINT_ENV = "DIFFSEG_CHECKPOINT"
+#: Pixel limit of the demo: 16 MP unless DIFFSEG30K_MAX_PIXELS says otherwise (probabilities cost
+#: 4 bytes x classes x pixels, so this bounds a request's memory).
+DEMO_MAX_PIXELS = MAX_PIXELS if "DIFFSEG30K_MAX_PIXELS" in os.environ else min(MAX_PIXELS, 4096 * 4096)
+MAX_FILE_SIZE = os.environ.get("DIFFSEG_DEMO_MAX_FILE_SIZE", "50mb")
+QUEUE_SIZE = int(os.environ.get("DIFFSEG_DEMO_QUEUE_SIZE", "16"))
+CONCURRENCY = int(os.environ.get("DIFFSEG_DEMO_CONCURRENCY", "1"))
+OVERLAY_ALPHA = 0.55
+TABLE_HEADERS = ["generator", "model", "edited area (%)", "mean confidence"]
+
+
+# ------------------------------------------------------------------------------------ input handling
+@dataclass
+class NormalizedImage:
+    """An RGB image ready for a detector and what was done to get it."""
+
+    image: Image.Image
+    notes: list[str] = field(default_factory=list)
+
+
+def normalize_image(source: str | os.PathLike | bytes | Image.Image, name: str = "image",
+                    max_pixels: int = DEMO_MAX_PIXELS) -> NormalizedImage:
+    """Decode (size-checked) any still or animated image into 8-bit RGB.
+
+    First frame of animations, EXIF orientation applied, CMYK/YCbCr/palette converted, 16-bit and
+    float scaled to 8 bits, grey replicated, alpha dropped (the detectors read stored RGB values).
+    Raises :class:`ImageError` naming ``name``.
+    """
+    try:
+        image = open_image(source, name=name, max_pixels=max_pixels)
+    except ImageError as err:
+        if "cannot identify image file" in str(err):
+            raise ImageError(f"{name}: not an image file (or a format Pillow cannot read)") from err
+        raise
+    notes = []
+    frames = getattr(image, "n_frames", 1)
+    if frames > 1:
+        image.seek(0)
+        notes.append(f"multi-frame image: used the first of {frames} frames")
+    orientation = image.getexif().get(0x0112, 1)
+    if orientation not in (1, None):
+        image = ImageOps.exif_transpose(image)
+        notes.append(f"rotated upright from EXIF orientation {orientation}")
+    mode = image.mode
+    if mode.startswith("I") or mode == "F":
+        values = np.asarray(image, dtype=np.float64)
+        scale = 1 / 257 if values.max() > 255 else (255.0 if mode == "F" and values.max() <= 1 else 1)
+        image = Image.fromarray(np.clip(values * scale + 0.5, 0, 255).astype(np.uint8), "L")
+        notes.append(f"high bit depth ({mode}) scaled to 8 bits")
+    if image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info:
+        notes.append(f"{image.mode} image: transparency ignored (stored colours analysed)")
+        image = image.convert("RGBA")
+    elif image.mode in ("L", "1"):
+        notes.append("grayscale image: analysed as RGB")
+    elif image.mode not in ("RGB", "P"):
+        notes.append(f"{image.mode} image converted to RGB")
+    return NormalizedImage(image.convert("RGB"), notes)
+
+
+# ------------------------------------------------------------------------------------------ rendering
+def overlay(image: np.ndarray, label_map: np.ndarray, colors: dict[int, tuple[int, int, int]],
+            alpha: float = OVERLAY_ALPHA) -> np.ndarray:
+    """Blend label colours over the edited (non-zero) pixels of an RGB uint8 image."""
+    lut = np.zeros((256, 3), np.float32)
+    for label_id, rgb in colors.items():
+        lut[label_id] = rgb
+    out = image.astype(np.float32)
+    edited = label_map > 0
+    out[edited] = (1 - alpha) * out[edited] + alpha * lut[label_map[edited]]
+    return out.round().astype(np.uint8)
+
+
+def legend_html(id2label: dict[int, str], colors: dict[int, tuple[int, int, int]]) -> str:
+    """Colour swatches with label names (background shown as the unchanged image)."""
+    items = []
+    for label_id, name in sorted(id2label.items()):
+        if label_id == 0:
+            continue
+        generator = GENERATOR_BY_NAME.get(name)
+        title = html.escape(generator.display_name if generator else name)
+        rgb = "rgb({},{},{})".format(*colors.get(label_id, (0, 0, 0)))
+        items.append(f'<span class="ds-legend-item" title="{title}"><span class="ds-swatch" '
+                     f'style="background:{rgb}"></span>{html.escape(name)}</span>')
+    return f'<div class="ds-legend">{"".join(items)}</div>'
+
+
+def generator_rows(generators: dict[str, dict[str, float]]) -> list[list[Any]]:
+    """Table rows, largest edited area first."""
+    rows = []
+    for name, stats in sorted(generators.items(), key=lambda kv: -kv[1]["area"]):
+        generator = GENERATOR_BY_NAME.get(name)
+        rows.append([name, generator.display_name if generator else name, round(100 * stats["area"], 2),
+                     round(stats["confidence"], 3)])
+    return rows
+
+
+def verdict_markdown(result, notes: list[str], threshold: float) -> str:
+    """The image-level verdict (1 % rule) with the main generator and the input notes."""
+    share = 100 * result.edited_fraction
+    if result.is_edited:
+        text = f"## Verdict: edited\n{share:.1f}% of the pixels look diffusion-edited"
+        if result.generators and result.task == "semantic":
+            name, stats = max(result.generators.items(), key=lambda kv: kv[1]["area"])
+            generator = GENERATOR_BY_NAME.get(name)
+            text += (f"; largest area: **{generator.display_name if generator else name}** "
+                     f"({100 * stats['area']:.1f}%, mean confidence {stats['confidence']:.2f})")
+    else:
+        text = (f"## Verdict: no edit detected\n{share:.1f}% of the pixels flagged, below the "
+                f"{100 * threshold:g}% threshold")
+    text += "."
+    if notes:
+        text += "\n\nInput: " + "; ".join(notes) + "."
+    return text
+
+
+class MaskStore:
+    """Writes downloadable mask PNGs into one folder, keeping only the newest ``keep`` (bounded disk)."""
+
+    def __init__(self, folder: Path, keep: int = 64):
+        self.folder, self.keep = folder, keep
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        self._count = 0
+
+    def save(self, label_map: np.ndarray, colors: dict[int, tuple[int, int, int]], stem: str) -> str:
+        """A palette PNG whose pixel values are the label ids (and whose colours are the palette)."""
+        from diffseg30k.labels import palette
+
+        with self._lock:
+            self._count += 1
+            slot = self.folder / f"{self._count:06d}"
+            for old in sorted(self.folder.iterdir())[:-self.keep]:
+                for file in old.iterdir():
+                    file.unlink(missing_ok=True)
+                old.rmdir()
+        slot.mkdir()
+        path = slot / f"{stem}_diffseg30k_mask.png"
+        mask = Image.fromarray(label_map.astype(np.uint8), "P")
+        mask.putpalette(palette(colors))
+        mask.save(path)
+        return str(path)
+
+
+# ----------------------------------------------------------------------------------------- the model
+def resolve_checkpoint(explicit: str | None = None, app_dir: str | os.PathLike | None = None) -> str | None:
+    """The checkpoint to serve: ``explicit``, else ``$DIFFSEG_CHECKPOINT``, else ``app_dir/checkpoint``."""
+    if explicit:
+        return str(explicit)
+    if os.environ.get(CHECKPOINT_ENV):
+        return os.environ[CHECKPOINT_ENV]
+    bundled = Path(app_dir) / "checkpoint" if app_dir else None
+    return str(bundled) if bundled and (bundled / "config.json").is_file() else None
+
+
+def load_detector(checkpoint: str, revision: str | None = None):
+    """``Detector.from_pretrained`` with one readable error for every way loading can fail."""
+    from diffseg30k.detector import Detector
+
+    try:
+        return Detector.from_pretrained(checkpoint, revision=revision)
+    except Exception as err:  # missing folder, offline Hub, bad config, bad weights
+        raise RuntimeError(f"cannot load the detector {checkpoint!r}: {type(err).__name__}: {err}") from err
+
+
+class DemoService:
+    """The state behind the page: one detector, the mask store, and the ``predict`` function."""
+
+    def __init__(self, detector=None, checkpoint: str | None = None, load_error: str | None = None):
+        self.detector, self.checkpoint, self.load_error = detector, checkpoint, load_error
+        self.masks = MaskStore(Path(tempfile.mkdtemp(prefix="diffseg30k-masks-")))
+
+    @property
+    def colors(self) -> dict[int, tuple[int, int, int]]:
+        return label_colors(self.detector.id2label, self.detector.task)
+
+    def analyse(self, upload: dict | str | None):
+        """The ``predict`` endpoint: (semantic overlay, binary overlay, generator table, verdict,
+        mask PNG path, JSON details). Every failure becomes a readable ``gr.Error``."""
+        import gradio as gr
+
+        if self.detector is None:
+            raise gr.Error(self.load_error or f"No detector configured: set {CHECKPOINT_ENV} to a Hub model "
+                           "id or a checkpoint folder, or run `diffseg30k demo --checkpoint ...`.")
+        if not upload:
+            raise gr.Error("Upload an image first (or pick an example).")
+        path, name = _upload_path(upload)
+        try:
+            normalized = normalize_image(path, name=name)
+        except ImageError as err:
+            raise gr.Error(str(err)) from err
+        try:
+            return self._predict(normalized, name)
+        except Exception as err:  # surfaced as a message, logged with its traceback
+            LOG.exception("prediction failed for %s", name)
+            raise gr.Error(f"{name}: the detector failed ({type(err).__name__}: {err})") from err
+
+    def _predict(self, normalized: NormalizedImage, name: str):
+        pixels = np.asarray(normalized.image)
+        result = self.detector(pixels)
+        label_map = result.label_map
+        binary_colors = label_colors({0: "background", 1: "edited"}, "binary")
+        semantic = overlay(pixels, label_map, self.colors)
+        binary = overlay(pixels, (label_map > 0).astype(np.uint8), binary_colors)
+        mask_path = self.masks.save(label_map, self.colors, Path(name).stem or "image")
+        details = {**result.to_dict(), "checkpoint": self.checkpoint, "input_notes": normalized.notes}
+        verdict = verdict_markdown(result, normalized.notes, self.detector.area_threshold)
+        return semantic, binary, generator_rows(result.generators), verdict, mask_path, details
+
+
+def _upload_path(upload: dict | str) -> tuple[str, str]:
+    """(local path, user-facing file name) of an upload payload (``preprocess=False``) or a path."""
+    if isinstance(upload, dict):
+        path = upload.get("path")
+        if not path:
+            raise ImageError("the upload carried no file")
+        return path, Path(upload.get("orig_name") or path).name
+    return str(upload), Path(upload).name
+
+
+# ------------------------------------------------------------------------------------------ the page
+def example_images(folder: Path | None = None) -> list[str]:
+    """Small example images generated in code (a synthetic multi-generator edit, and a real photo from
+    scikit-image when installed), written once into the cache."""
+    from diffseg30k.data.synthetic import synthetic_pair
+
+    folder = folder or cache_dir("demo_examples")
+    paths = []
+    edited = folder / "synthetic_edit.png"
+    if not edited.exists():
+        synthetic_pair(seed=7, size=(256, 256))[0].save(edited)
+    paths.append(edited)
+    try:
+        from skimage import data as skdata
+
+        photo = folder / "astronaut.jpg"
+        if not photo.exists():
+            Image.fromarray(skdata.astronaut()).resize((256, 256), Image.BICUBIC).save(photo, quality=92)
+        paths.append(photo)
+    except ImportError:
+        pass
+    return [str(p) for p in paths]
+
+
+CSS = """
+.ds-legend {display:flex; flex-wrap:wrap; gap:6px 14px; font-size:0.9em}
+.ds-legend-item {display:inline-flex; align-items:center; gap:5px}
+.ds-swatch {width:14px; height:14px; border-radius:3px; border:1px solid #0003; display:inline-block}
+"""
+
+
+def build_app(checkpoint: str | None = None, revision: str | None = None, detector=None,
+              app_dir: str | os.PathLike | None = None):
+    """The ``gr.Blocks`` page (queued: ``CONCURRENCY`` workers, at most ``QUEUE_SIZE`` waiting)."""
+    import gradio as gr
+
+    checkpoint = resolve_checkpoint(checkpoint, app_dir)
+    error = None
+    if detector is None and checkpoint:
+        try:
+            detector = load_detector(checkpoint, revision)
+        except RuntimeError as err:
+            error = str(err)
+    service = DemoService(detector, checkpoint, error)
+    examples_dir = cache_dir("demo_examples")
+    with gr.Blocks(title="DiffSeg30k: where was this image edited, and by which diffusion model?",
+                   delete_cache=(900, 3600)) as app:
+        gr.Markdown("# DiffSeg30k detector\nLocalize diffusion edits and attribute them to one of eight "
+                    "generators ([dataset](https://huggingface.co/datasets/Chaos2629/Diffseg30k)).")
+        if detector is None:
+            hint = error or f"Set {CHECKPOINT_ENV} to a Hub model id or a checkpoint folder."
+            gr.Markdown(f"**No detector loaded.** {hint}")
+        else:
+            gr.Markdown(f"Detector: `{checkpoint or 'in-memory'}` (task: {detector.task})")
+        with gr.Row():
+            with gr.Column(scale=1):
+                upload = gr.Image(type="filepath", label="Image", sources=["upload", "clipboard"],
+                                  elem_id="input-image")
+                run = gr.Button("Detect edits", variant="primary", elem_id="detect")
+                gr.Examples(example_images(examples_dir), inputs=upload, label="Examples")
+                verdict = gr.Markdown(label="Verdict", elem_id="verdict")
+            with gr.Column(scale=2):
+                with gr.Row():
+                    semantic = gr.Image(label="Generator attribution (semantic overlay)", type="numpy",
+                                        format="png", elem_id="semantic-overlay", interactive=False)
+                    binary = gr.Image(label="Edited pixels (binary overlay)", type="numpy", format="png",
+                                      elem_id="binary-overlay", interactive=False)
+                if detector is not None:
+                    gr.HTML(legend_html(detector.id2label, service.colors), elem_id="legend")
+                table = gr.Dataframe(headers=TABLE_HEADERS, label="Generators found", interactive=False)
+                mask = gr.File(label="Label map (PNG, pixel value = label id)", elem_id="mask-file")
+                details = gr.JSON(label="Details")
+        run.click(service.analyse, inputs=upload, outputs=[semantic, binary, table, verdict, mask, details],
+                  api_name="predict", preprocess=False, concurrency_limit=CONCURRENCY)
+    app.queue(max_size=QUEUE_SIZE, default_concurrency_limit=CONCURRENCY)
+    app.diffseg_service = service
+    return app
+
+
+def launch_kwargs(host: str | None = None, port: int | None = None) -> dict[str, Any]:
+    """``launch()`` arguments: host/port default to GRADIO_SERVER_NAME/GRADIO_SERVER_PORT (gradio's own
+    defaults otherwise), bounded upload size, the examples folder allowed, the legend CSS."""
+    return {"server_name": host, "server_port": port, "max_file_size": MAX_FILE_SIZE, "show_error": True,
+            "allowed_paths": [str(cache_dir("demo_examples"))], "css": CSS}

@@ -186,3 +186,22 @@ def test_cli_convert(tmp_path, capsys):
     assert "already exists" in capsys.readouterr().err
     assert main(["convert", str(tmp_path / "nothing"), "--out", str(tmp_path / "o2")]) == 2
     assert "no such file or folder" in capsys.readouterr().err
+
+
+def _dataset_script():
+    import importlib.util
+
+    path = Path(__file__).parents[1] / "dataset_script" / "build.py"
+    spec = importlib.util.spec_from_file_location("dataset_script_build", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module, path.with_name("README.md")
+
+
+def test_dataset_script_builds_and_its_card_template_is_current(tmp_path):
+    build, template = _dataset_script()
+    source = write_synthetic_release(tmp_path / "r", num=3, size=SIZE, split="val", as_zip=True)
+    assert build.main([str(source), "--out", str(tmp_path / "out"), "--quiet"]) == 0
+    assert datasets.load_dataset(str(tmp_path / "out"), split="validation").num_rows == 3
+    build.main(["--card-template", str(tmp_path / "card.md")])
+    assert (tmp_path / "card.md").read_text() == template.read_text()

@@ -24,8 +24,8 @@ code:
 
 ```python
 from datasets import load_dataset
-ds = load_dataset("{repo}")          # or a local folder
-ds["{first_split}"][0]["mask"]        # PIL "L" label map, values below
+ds = load_dataset("{repo}")  # or a local folder
+ds["{first_split}"][0]["mask"]  # PIL "L" label map, values below
 ```
 
 or, with the task mapping (semantic or binary) applied: `diffseg30k.load_benchmark("{repo}", task="binary")`.
@@ -77,9 +77,12 @@ def label_table(label_set: LabelSet) -> str:
     return "\n".join(lines)
 
 
-def render_card(features: Any, split_counts: dict[str, int], split_bytes: dict[str, int],
+def render_card(features: Any, split_counts: dict[str, int | None], split_bytes: dict[str, int],
                 label_set: LabelSet, repo: str = "path/to/dataset") -> str:
-    """README.md text: YAML metadata (configs per split, dataset_info features/splits) + prose."""
+    """README.md text: YAML metadata (configs per split, dataset_info features/splits) + prose.
+
+    A count of None (the template in ``dataset_script/``) leaves the split sizes out.
+    """
     from datasets.info import DatasetInfo, DatasetInfosDict
     from datasets.splits import SplitDict, SplitInfo
     from datasets.utils.metadata import MetadataConfigs
@@ -87,20 +90,23 @@ def render_card(features: Any, split_counts: dict[str, int], split_bytes: dict[s
 
     splits = SplitDict()
     for name, count in split_counts.items():
-        splits.add(SplitInfo(name, num_bytes=split_bytes.get(name, 0), num_examples=count))
+        if count is not None:
+            splits.add(SplitInfo(name, num_bytes=split_bytes.get(name, 0), num_examples=count))
     total = sum(split_bytes.values())
+    examples = sum(c for c in split_counts.values() if c is not None)
     info = DatasetInfo(features=features, splits=splits or None, download_size=total or None,
                        dataset_size=total or None)
     card = DatasetCardData(
         license="other", license_name="coco", license_link="https://cocodataset.org/#termsofuse",
         task_categories=["image-segmentation"], task_ids=["semantic-segmentation"],
         tags=["aigc-detection", "image-forensics", "diffusion", "inpainting", "diffseg30k"],
-        pretty_name="DiffSeg30k", size_categories=[_size_category(sum(split_counts.values()))],
+        pretty_name="DiffSeg30k", size_categories=[_size_category(examples or 30_000)],
     )
     DatasetInfosDict({"default": info}).to_dataset_card_data(card)
     data_files = [{"split": name, "path": f"data/{name}-*"} for name in split_counts]
     MetadataConfigs({"default": {"data_files": data_files}}).to_dataset_card_data(card)
-    rows = ["| split | examples |", "|---|---|"] + [f"| {n} | {c} |" for n, c in split_counts.items()]
+    rows = ["| split | examples |", "|---|---|"]
+    rows += [f"| {n} | {'(set by the converter)' if c is None else c} |" for n, c in split_counts.items()]
     body = _BODY.format(repo=repo, first_split=next(iter(split_counts), "train"), split_table="\n".join(rows),
                         meta_rows=_META_ROWS if "turns" in features else "",
                         label_table=label_table(label_set), ignore=IGNORE_INDEX, citation=CITATION)

@@ -39,8 +39,8 @@ from diffseg30k.labels import LabelSet
 
 ON_ERROR = ("raise", "skip")
 DEFAULT_SHARD_BYTES = 500 * 1024**2
-ROWS_PER_GROUP = 100
-ROW_GROUP_BYTES = 128 * 1024**2
+ROWS_PER_GROUP = 32
+ROW_GROUP_BYTES = 64 * 1024**2
 VALIDATION_EVERY = 5  # the 8:2 fallback: every 5th id (in sorted order) goes to validation
 
 
@@ -126,9 +126,10 @@ def _handle(problems: list[ReleaseError], on_error: str, skipped: list[tuple[str
     skipped.extend((p.file, p.problem) for p in problems)
 
 
-def _decoded(entries: list[PairEntry], decoder: MaskDecoder, workers: int
+def _decoded(entries: list[PairEntry], decoder: MaskDecoder, workers: int, window_size: int
              ) -> Iterator[tuple[PairEntry, DecodedPair | ReleaseError]]:
-    """Decode entries on a thread pool, in order, with a bounded window of pairs in flight."""
+    """Decode entries on a thread pool (PIL releases the GIL while decoding), in order, with at most
+    ``window_size`` pairs in flight, so decoding goes on while the caller writes a row group."""
     from diffseg30k.data.release import decode_pair
 
     def safe(entry: PairEntry) -> DecodedPair | ReleaseError:
@@ -145,7 +146,7 @@ def _decoded(entries: list[PairEntry], decoder: MaskDecoder, workers: int
     with ThreadPoolExecutor(workers) as pool:
         for entry in entries:
             window.append((entry, pool.submit(safe, entry)))
-            if len(window) >= 4 * workers:
+            if len(window) >= window_size:
                 done, future = window.popleft()
                 yield done, future.result()
         while window:
@@ -175,7 +176,6 @@ class _ShardWriter:
             self.flush()
 
     def flush(self) -> None:
-        import pyarrow as pa
         import pyarrow.parquet as pq
 
         if not self.rows:
@@ -183,9 +183,12 @@ class _ShardWriter:
         if self.writer is None:
             path = self.folder / f"{self.split}-{len(self.paths):05d}.parquet.part"
             self.paths.append(path)
-            self.writer = pq.ParquetWriter(path, self.schema, compression="snappy",
-                                           column_encoding=None, use_dictionary=["id", "models", "base"])
-        self.writer.write_table(pa.Table.from_pylist(self.rows, schema=self.schema))
+            # PNG bytes are already compressed: no codec, no statistics or dictionaries for them.
+            self.writer = pq.ParquetWriter(
+                path, self.schema, compression={name: "none" if name.split(".")[0] in ("image", "mask")
+                                                else "snappy" for name in _leaf_columns(self.schema)},
+                write_statistics=["id", "edited_fraction"], use_dictionary=["models", "base", "turns"])
+        self.writer.write_table(_table(self.rows, self.schema))
         self.shard_written += self.batch_bytes
         self.rows, self.batch_bytes = [], 0
         if self.shard_written >= self.shard_bytes:
@@ -206,6 +209,36 @@ class _ShardWriter:
             os.replace(path, target)
             final.append(target)
         return final
+
+
+def _leaf_columns(schema: Any) -> list[str]:
+    """Dotted parquet column paths of an arrow schema (``image.bytes``, ``turns.list.element.seed``...)."""
+    import pyarrow as pa
+
+    def walk(prefix: str, dtype: Any) -> list[str]:
+        if pa.types.is_struct(dtype):
+            return [p for f in dtype for p in walk(f"{prefix}.{f.name}", f.type)]
+        if pa.types.is_list(dtype):
+            return walk(f"{prefix}.list.element", dtype.value_type)
+        return [prefix]
+
+    return [p for f in schema for p in walk(f.name, f.type)]
+
+
+def _table(rows: list[dict[str, Any]], schema: Any) -> Any:
+    """An arrow table of rows; the image columns are built directly from the bytes (no per-row copy)."""
+    import pyarrow as pa
+
+    columns = []
+    for column in schema:
+        values = [row[column.name] for row in rows]
+        if column.name in ("image", "mask"):
+            columns.append(pa.StructArray.from_arrays(
+                [pa.array([v["bytes"] for v in values], pa.binary()), pa.array([v["path"] for v in values])],
+                names=["bytes", "path"]))
+        else:
+            columns.append(pa.array(values, column.type))
+    return pa.Table.from_arrays(columns, schema=schema)
 
 
 def _row(entry: PairEntry, pair: DecodedPair, with_metadata: bool) -> dict[str, Any]:
@@ -268,7 +301,8 @@ def convert(sources: str | os.PathLike | Iterable[str | os.PathLike], out: str |
         bar = tqdm(total=len(entries), unit="pair", desc="convert", disable=not progress)
         for split in order:
             writer = _ShardWriter(data, split, feats, shard_bytes, rows_per_group)
-            for entry, result in _decoded([e for e in entries if e.split == split], decoder, workers):
+            todo = [e for e in entries if e.split == split]
+            for entry, result in _decoded(todo, decoder, workers, max(4 * workers, rows_per_group)):
                 bar.update()
                 if isinstance(result, ReleaseError):
                     _handle([result], on_error, summary.skipped)

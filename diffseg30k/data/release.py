@@ -456,21 +456,22 @@ class MaskDecoder:
         for i, rgb in colours.items():
             self.palette[i] = rgb
 
-    def decode(self, image: Image.Image, label: str) -> tuple[np.ndarray, bool]:
-        """(label map, whether the source bytes are already an L PNG label map that can be kept)."""
+    def decode(self, image: Image.Image, label: str) -> tuple[Image.Image, np.ndarray, bool]:
+        """(L label map, its 256-bin histogram, whether the source bytes are an L PNG to keep as is)."""
         if image.mode == "L":
-            mask = np.asarray(image)
-            self._check_values(mask, label)
-            return mask, image.format == "PNG"
+            counts = np.asarray(image.histogram(), np.int64)
+            self._check_values(counts, label)
+            return image, counts, image.format == "PNG"
         if image.mode == "P":
-            return self._from_palette(image, label), False
-        if image.mode == "RGB":
-            return self._from_colours(np.asarray(image), label), False
-        raise ReleaseError(label, f"mask mode {image.mode} is not supported (expected an L or P label map "
-                           "or RGB in the label palette)")
+            mask = self._from_palette(image, label)
+        elif image.mode == "RGB":
+            mask = self._from_colours(np.asarray(image), label)
+        else:
+            raise ReleaseError(label, f"mask mode {image.mode} is not supported (expected an L or P label "
+                               "map or RGB in the label palette)")
+        return Image.fromarray(mask, "L"), np.bincount(mask.ravel(), minlength=256), False
 
-    def _check_values(self, mask: np.ndarray, label: str) -> None:
-        counts = np.bincount(mask.ravel(), minlength=256)
+    def _check_values(self, counts: np.ndarray, label: str) -> None:
         bad = np.flatnonzero((counts > 0) & ~self.valid)
         if bad.size:
             raise ReleaseError(label, f"mask values {bad[:10].tolist()} outside {self.valid_text} "
@@ -478,13 +479,14 @@ class MaskDecoder:
 
     def _from_palette(self, image: Image.Image, label: str) -> np.ndarray:
         indices = np.asarray(image)
-        used = np.flatnonzero(np.bincount(indices.ravel(), minlength=256))
+        counts = np.asarray(image.histogram(), np.int64)
+        used = np.flatnonzero(counts)
         raw = image.getpalette() or []
         pal = np.zeros((256, 3), np.uint8)
         pal.reshape(-1)[:len(raw)] = raw[:768]
         # A palette that agrees with the label colours (or is just a display palette): index = id.
         if np.array_equal(pal[used], self.palette[used]) or self.valid[used].all():
-            self._check_values(indices, label)
+            self._check_values(counts, label)
             return indices
         # Otherwise the colours carry the labels (e.g. an RGB mask quantised to P).
         return self._from_colours(pal[indices], label)
@@ -542,10 +544,9 @@ def decode_pair(entry: PairEntry, decoder: MaskDecoder) -> DecodedPair:
     if mask_image.size != image.size:
         raise ReleaseError(entry.mask_name, f"mask size {mask_image.size[0]}x{mask_image.size[1]} does not "
                            f"match image size {image.size[0]}x{image.size[1]} ({entry.image_name})")
-    mask, keep = decoder.decode(mask_image, entry.mask_name)
+    mask, counts, keep = decoder.decode(mask_image, entry.mask_name)
     if not keep:
-        mask_bytes = _png(Image.fromarray(mask, "L"), compress_level=6)
-    counts = np.bincount(mask.ravel(), minlength=256)
+        mask_bytes = _png(mask, compress_level=6)
     names = decoder.label_set.id2label
     models = [names[i] for i in sorted(names) if i != 0 and counts[i] > 0]
     valid_pixels = int(counts.sum() - counts[IGNORE_INDEX])

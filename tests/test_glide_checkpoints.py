@@ -205,3 +205,31 @@ def test_pickled_code_and_missing_files_are_refused(tmp_path):
         convert_checkpoint(path, TINY_BASE_INPAINT, progress=False)
     with pytest.raises(CheckpointError, match="not found"):
         load_unet(tmp_path / "absent.pt", TINY_BASE_INPAINT)
+
+
+def test_paper_profile_loads_checkpoints_and_tokenizer_from_local_files(tmp_path):
+    """The adapter's paper path (checkpoints + tokenizer folder), here with tiny-architecture files."""
+    import numpy as np
+    from PIL import Image
+
+    from diffseg30k.generation.editors.base import EditRequest
+    from diffseg30k.generation.editors.registry import create_editor
+    from diffseg30k.generation.glide import write_tiny_tokenizer
+
+    base, base_digest = _save(tmp_path, TINY_BASE_INPAINT, name="base_inpaint.pt")
+    up, up_digest = _save(tmp_path, TINY_UPSAMPLE_INPAINT, name="upsample_inpaint.pt", seed=1)
+    editor = create_editor("glide", profile="paper", base_checkpoint=str(base), base_sha256=base_digest,
+                           upsample_checkpoint=str(up), upsample_sha256=up_digest,
+                           tokenizer=str(write_tiny_tokenizer(tmp_path / "tok")),
+                           base_config="tiny-base-inpaint", upsample_config="tiny-upsample-inpaint",
+                           steps=2, upsample_steps=2)
+    editor.load()
+    assert editor.pipeline.guidance_scale == 5.0  # the paper's guidance scale
+    mask = np.zeros((32, 32), dtype=bool)
+    mask[8:20, 8:20] = True
+    image = Image.new("RGB", (32, 32), (120, 60, 30))
+    out = editor.inpaint(EditRequest(image=image, mask=mask, prompt="a dog", seed=0))
+    assert out.size == (64, 64)
+    with pytest.raises(CheckpointError, match="sha256"):
+        create_editor("glide", profile="paper", base_checkpoint=str(base), base_sha256="f" * 64,
+                      base_config="tiny-base-inpaint").load()

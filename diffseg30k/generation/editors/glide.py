@@ -20,7 +20,8 @@ from diffseg30k.generation.editors.base import Editor, EditRequest
 class GlideEditor(Editor):
     """Editor options (all optional): ``base_checkpoint``, ``upsample_checkpoint`` (path or URL),
     ``base_sha256``, ``upsample_sha256``, ``tokenizer`` (folder or Hub repo id), ``guidance_scale``,
-    ``steps`` (base sampling steps, e.g. 100 or "fast27"), ``upsample_steps``, ``tiny_seed``."""
+    ``steps`` (base sampling steps, e.g. 100 or "fast27"), ``upsample_steps``, ``tiny_seed``,
+    ``base_config``/``upsample_config`` (preset names of the checkpoints' architecture)."""
 
     name = "glide"
     resolution: ClassVar[int] = 256
@@ -48,7 +49,9 @@ class GlideEditor(Editor):
         self.pipeline = GlideInpainter.from_pretrained(
             opts.get("base_checkpoint"), opts.get("upsample_checkpoint"),
             opts.get("tokenizer", DEFAULT_TOKENIZER_REPO), opts.get("base_sha256"),
-            opts.get("upsample_sha256"), device=self.device, dtype=self.torch_dtype(), **sampling)
+            opts.get("upsample_sha256"), device=self.device, dtype=self.torch_dtype(),
+            base_config=opts.get("base_config", "base-inpaint"),
+            upsample_config=opts.get("upsample_config", "upsample-inpaint"), **sampling)
 
     def inpaint(self, request: EditRequest) -> Image.Image:
         self.load()

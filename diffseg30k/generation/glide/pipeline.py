@@ -73,11 +73,12 @@ class GlideInpainter:
                         tokenizer: str | os.PathLike = DEFAULT_TOKENIZER_REPO,
                         base_sha256: str | None = None, upsample_sha256: str | None = None,
                         device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32,
-                        **kwargs) -> GlideInpainter:
+                        base_config: GlideConfig | str = "base-inpaint",
+                        upsample_config: GlideConfig | str = "upsample-inpaint", **kwargs) -> GlideInpainter:
         """OpenAI's released weights (paths/URLs default to OpenAI's blob storage) and the GPT-2 BPE
-        tokenizer from a folder or Hub repository."""
-        base = load_unet(base_checkpoint, "base-inpaint", base_sha256, device, dtype)
-        upsampler = load_unet(upsample_checkpoint, "upsample-inpaint", upsample_sha256, device, dtype)
+        tokenizer from a folder or Hub repository; the configs name the checkpoints' architecture."""
+        base = load_unet(base_checkpoint, base_config, base_sha256, device, dtype)
+        upsampler = load_unet(upsample_checkpoint, upsample_config, upsample_sha256, device, dtype)
         return cls(base, upsampler, GlideTokenizer.from_pretrained(tokenizer), **kwargs)
 
     @classmethod

@@ -60,15 +60,17 @@ def build_mini_release(num: int = 200, seed: int = 0, size: int = MINI_SIZE, edi
     The folder is ``cache_dir("mini", ...)``; a complete one (``metadata.jsonl`` present) is reused.
     An interrupted build resumes where it stopped.
     """
+    from diffseg30k.generation.editors.registry import installed_generators
     from diffseg30k.generation.pipeline import GenerationConfig, generate
     from diffseg30k.io import cache_dir
 
-    key = f"n{num}-s{seed}-px{size}" + (f"-{'+'.join(editors)}" if editors else "")
+    editors = list(editors or installed_generators())
+    key = f"n{num}-s{seed}-px{size}-{'+'.join(editors)}"
     out = cache_dir("mini") / key
     if (out / "metadata.jsonl").exists() and (out / "generation.json").exists():
         return out
     generate(GenerationConfig(out=out, profile="mini", num_images=num, seed=seed, size=size,
-                              editors=tuple(editors) if editors else None, progress=progress))
+                              editors=tuple(editors), progress=progress))
     return out
 
 

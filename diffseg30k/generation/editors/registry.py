@@ -33,6 +33,14 @@ def is_variant(name: str) -> bool:
     return name in EDITORS and name not in GENERATOR_BY_NAME
 
 
+def installed_generators() -> list[str]:
+    """The registered generators (no variants) whose adapter module is present."""
+    import importlib.util
+
+    return [name for name, target in EDITORS.items()
+            if not is_variant(name) and importlib.util.find_spec(target.split(":")[0]) is not None]
+
+
 def label_of(name: str) -> str:
     """The label (generator) name an editor's edits carry: a variant's parent, else itself."""
     return get_editor_class(name).name if is_variant(name) else name

@@ -95,16 +95,20 @@ def last_evaluation(info: dict[str, Any]) -> dict[str, float]:
             if isinstance(v, int | float) and not isinstance(v, bool) and k != "step"}
 
 
-def _dataset_of(info: dict[str, Any]) -> tuple[str, str]:
-    """(Hub dataset id, split) the checkpoint was evaluated on; the official release by default."""
+def evaluated_on(info: dict[str, Any]) -> tuple[str, str, bool]:
+    """(dataset, split, is_hub_id) of the checkpoint's evaluation: the training run's ``dataset`` when it
+    is a Hub id, else the local folder's name (the card then says it was a local folder)."""
     training = info.get("training") or {}
     source = str(training.get("dataset") or "")
+    split = str(training.get("eval_split") or "validation")
+    if not source:
+        return DATASET_ID, split, True
     is_hub_id = source.count("/") == 1 and not Path(source).exists() and not source.startswith((".", "/"))
-    return (source if is_hub_id else DATASET_ID), str(training.get("eval_split") or "validation")
+    return (source if is_hub_id else Path(source).name or source), split, is_hub_id
 
 
-def eval_results(metrics: dict[str, float], dataset_id: str = DATASET_ID,
-                 split: str = "validation") -> list:
+def eval_results(metrics: dict[str, float], dataset_id: str = DATASET_ID, split: str = "validation",
+                 dataset_name: str = "DiffSeg30k") -> list:
     """``EvalResult`` entries (model-index) for the benchmark metrics found in ``metrics``."""
     from huggingface_hub import EvalResult
 
@@ -116,7 +120,7 @@ def eval_results(metrics: dict[str, float], dataset_id: str = DATASET_ID,
         metric_type, metric_label = _METRIC_KINDS[kind]
         task_type, task_name = _TASKS[task]
         results.append(EvalResult(task_type=task_type, task_name=task_name, dataset_type=dataset_id,
-                                  dataset_name="DiffSeg30k", dataset_split=split, metric_type=metric_type,
+                                  dataset_name=dataset_name, dataset_split=split, metric_type=metric_type,
                                   metric_name=f"{task} {metric_label}", metric_value=round(value, 4)))
     return results
 
@@ -175,9 +179,12 @@ def build_model_card(checkpoint: str | os.PathLike, repo_id: str, license: str =
 
     info = read_checkpoint_info(checkpoint)
     task = str(info.get("task") or "semantic")
-    trained_on, split = _dataset_of(info)
-    dataset_id = dataset_id or trained_on
+    evaluated, split, on_hub = evaluated_on(info)
+    if dataset_id:
+        evaluated, on_hub = dataset_id, True
+    dataset_name = "DiffSeg30k" if on_hub else f"DiffSeg30k-format local folder {evaluated}"
     metrics = last_evaluation(info)
+    count = metrics.pop("num_images", None)
     raw_labels = info.get("id2label") or {}
     id2label = {int(k): str(v) for k, v in raw_labels.items()} or load_label_set().id2label
     model_name = repo_id.split("/")[-1]
@@ -186,8 +193,12 @@ def build_model_card(checkpoint: str | os.PathLike, repo_id: str, license: str =
     library = library_name(info.get("model_type"))
     data = ModelCardData(
         library_name=library, pipeline_tag="image-segmentation", license=license,
-        datasets=sorted({DATASET_ID, dataset_id}), tags=tags, metrics=["mean_iou", "accuracy"],
-        model_name=model_name, eval_results=eval_results(metrics, dataset_id, split) or None)
+        datasets=sorted({DATASET_ID, evaluated} if on_hub else {DATASET_ID}), tags=tags,
+        metrics=["mean_iou", "accuracy"], model_name=model_name,
+        eval_results=eval_results(metrics, evaluated, split, dataset_name) or None)
+    where = f"{split} split of " + (f"`{evaluated}`" if on_hub else f"the local folder `{evaluated}`")
+    if count:
+        where += f", {int(count)} images"
     training = info.get("training") or {}
     trained = ", ".join(f"{k}={training[k]}" for k in ("model", "max_steps", "crop_size", "lr", "batch_size")
                         if k in training) or "not recorded"
@@ -215,7 +226,7 @@ Weights: `config.json` + `model.safetensors` ({_loading_note(library)}). Images 
 native resolution (no resizing: it erases the generator traces); command line:
 `diffseg30k predict --checkpoint {repo_id} photo.jpg`.
 
-## Evaluation (last report stored with the checkpoint, {split} split of `{dataset_id}`)
+## Evaluation (last report stored with the checkpoint: {where})
 
 {_metrics_table(metrics)}
 
@@ -267,13 +278,14 @@ def checkpoint_files(checkpoint: str | os.PathLike) -> tuple[list[Path], list[st
 
 
 def stage_model_repo(checkpoint: str | os.PathLike, out: str | os.PathLike, repo_id: str,
-                     license: str = DEFAULT_LICENSE, overwrite: bool = False) -> tuple[Path, list[str]]:
+                     license: str = DEFAULT_LICENSE, overwrite: bool = False,
+                     dataset_id: str | None = None) -> tuple[Path, list[str]]:
     """Write the model repository folder (publishable checkpoint files + ``README.md`` card).
 
     Returns (folder, names of skipped files such as pickles or optimizer states).
     """
     keep, skipped = checkpoint_files(checkpoint)
-    card = build_model_card(checkpoint, repo_id, license=license)
+    card = build_model_card(checkpoint, repo_id, license=license, dataset_id=dataset_id)
     with atomic_dir(out, overwrite=overwrite) as tmp:
         for path in keep:
             shutil.copy2(path, tmp / path.name)
@@ -414,7 +426,8 @@ class PushPlan:
 def publish(repo_type: str, repo_id: str, source: str | os.PathLike | None = None, *,
             out: str | os.PathLike | None = None, dry_run: bool = False, private: bool = False,
             revision: str | None = None, token: str | None = None, license: str = DEFAULT_LICENSE,
-            checkpoint: str | None = None, overwrite: bool = False) -> PushPlan:
+            checkpoint: str | None = None, overwrite: bool = False,
+            dataset_id: str | None = None) -> PushPlan:
     """Stage ``source`` as a ``repo_type`` repository (in ``out``, else a temporary folder) and upload it
     unless ``dry_run``. Access is checked before staging, so offline or token-less runs fail in seconds.
 
@@ -437,7 +450,7 @@ def publish(repo_type: str, repo_id: str, source: str | os.PathLike | None = Non
         skipped: list[str] = []
         if repo_type == "model":
             folder, skipped = stage_model_repo(_required(source, "checkpoint"), out, repo_id, license,
-                                               overwrite)
+                                               overwrite, dataset_id)
         elif repo_type == "dataset":
             folder = stage_dataset_repo(_required(source, "dataset folder"), out, overwrite)
         else:

@@ -23,6 +23,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     model = kinds.add_parser("model", help="a checkpoint folder (config.json + model.safetensors) + card")
     model.add_argument("checkpoint", help="checkpoint folder, e.g. runs/segformer/best")
     model.add_argument("--license", default="apache-2.0", help="license id for the card (default apache-2.0)")
+    model.add_argument("--dataset-id", help="Hub dataset the checkpoint was evaluated on (default: the "
+                       "training run's dataset when it is a Hub id)")
     _common(model)
     dataset = kinds.add_parser("dataset", help="a folder written by `diffseg30k convert`")
     dataset.add_argument("folder", help="converted dataset folder (README.md, id2label.json, data/)")
@@ -44,8 +46,10 @@ def run(args: argparse.Namespace) -> int:
                        private=args.private, revision=args.revision, token=args.token,
                        license=getattr(args, "license", "apache-2.0"),
                        checkpoint=getattr(args, "checkpoint", None) if args.kind == "space" else None,
-                       overwrite=args.overwrite)
-    except (HubError, FileExistsError) as err:
+                       overwrite=args.overwrite, dataset_id=getattr(args, "dataset_id", None))
+    except FileExistsError as err:
+        raise CommandError(f"{args.out}: already exists (add --overwrite to replace it)") from err
+    except HubError as err:
         raise CommandError(str(err)) from err
     target = f"{args.kind} {args.repo_id}" + (f" (branch {args.revision})" if args.revision else "")
     visibility = "private" if args.private else "public"

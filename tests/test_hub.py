@@ -1,0 +1,249 @@
+"""Hub publishing: model card contents, the dry-run folder, pulls by Hub id, fast clear push failures."""
+
+from __future__ import annotations
+
+import http.server
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from diffseg30k.cli import main
+from diffseg30k.data.synthetic import synthetic_pair, write_synthetic_release
+from diffseg30k.hub import DATASET_ID, HubError, check_hub_access, publish, stage_space_repo
+from diffseg30k.io import sha256_file
+from diffseg30k.labels import COLORS, DISPLAY_NAMES, ID2LABEL
+
+REPO = "someone/diffseg30k-tiny"
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory) -> Path:
+    """A real exported segformer-tiny checkpoint whose eval report is DiffSegMetric on synthetic pairs."""
+    import torch
+
+    from diffseg30k.detector import Detector
+    from diffseg30k.metrics import DiffSegMetric
+    from diffseg30k.models.registry import build_model
+    from diffseg30k.training.checkpoints import export_detector
+    from diffseg30k.training.evaluation import scalar_metrics
+
+    torch.manual_seed(0)
+    model = build_model("segformer-tiny", crop_size=64)
+    detector = Detector(model, device="cpu")
+    metric = DiffSegMetric()
+    for seed in range(3):
+        image, mask = synthetic_pair(seed, (64, 48))
+        result = detector(image)
+        metric.update(result.label_map, mask, score=result.edited_fraction)
+    report = scalar_metrics(metric.compute())
+    path = tmp_path_factory.mktemp("ckpt") / "best"
+    export_detector(detector.model, path, {"training": {"dataset": DATASET_ID, "eval_split": "validation",
+                                                        "model": "segformer-tiny", "max_steps": 0},
+                                           "step": 0, "eval": report})
+    return path
+
+
+@pytest.fixture(scope="module")
+def dry_run(checkpoint, tmp_path_factory) -> tuple[Path, str]:
+    out = tmp_path_factory.mktemp("staged") / "repo"
+    extra = checkpoint.parent / "with-pickles"
+    shutil.copytree(checkpoint, extra)
+    (extra / "optimizer.pt").write_bytes(b"pickled optimizer state")
+    (extra / "pytorch_model.bin").write_bytes(b"pickled weights")
+    proc = subprocess.run([sys.executable, "-m", "diffseg30k", "push", "model", str(extra), "--repo-id", REPO,
+                           "--dry-run", "--out", str(out), "--revision", "v1"],
+                          capture_output=True, text=True, timeout=240)
+    assert proc.returncode == 0, proc.stderr
+    return out, proc.stdout
+
+
+def front_matter(readme: Path) -> dict:
+    text = readme.read_text()
+    assert text.startswith("---\n")
+    return yaml.safe_load(text.split("---\n")[1])
+
+
+def test_dry_run_lists_every_file_with_size_and_sha256(dry_run):
+    out, stdout = dry_run
+    files = sorted(p for p in out.rglob("*") if p.is_file())
+    assert {p.name for p in files} == {"README.md", "config.json", "model.safetensors", "diffseg30k.json",
+                                       "preprocessor_config.json"}
+    for path in files:
+        assert f"{path.stat().st_size:>12,}  {sha256_file(path)}  {path.name}" in stdout
+    assert "skipped (not safetensors/JSON/text): optimizer.pt" in stdout
+    assert "pytorch_model.bin" in stdout and not (out / "pytorch_model.bin").exists()
+    assert "dry run: would upload to model someone/diffseg30k-tiny (branch v1), public" in stdout
+
+
+def test_model_card_yaml_and_model_index_come_from_the_eval_report(dry_run, checkpoint):
+    from huggingface_hub import ModelCard
+
+    out, _ = dry_run
+    meta = front_matter(out / "README.md")
+    assert meta["library_name"] == "transformers"
+    assert meta["pipeline_tag"] == "image-segmentation"
+    assert meta["license"] == "apache-2.0"
+    assert DATASET_ID in meta["datasets"]
+    assert {"diffseg30k", "aigc-detection", "segformer"} <= set(meta["tags"])
+    report = json.loads((checkpoint / "diffseg30k.json").read_text())["eval"]
+    found = {}
+    for entry in meta["model-index"][0]["results"]:
+        assert entry["dataset"]["type"] == DATASET_ID and entry["dataset"]["split"] == "validation"
+        for metric in entry["metrics"]:
+            found[metric["name"]] = metric["value"]
+    assert found["semantic mIoU"] == pytest.approx(round(report["semantic_miou"], 4))
+    assert found["binary boundary F1"] == pytest.approx(round(report["binary_bf1"], 4))
+    assert found["image AP"] == pytest.approx(round(report["image_ap"], 4))
+    card = ModelCard.load(out / "README.md")
+    assert card.data.eval_results and card.data.model_name == "diffseg30k-tiny"
+    text = card.text
+    assert f'Detector.from_pretrained("{REPO}")' in text
+    for label_id, name in ID2LABEL.items():
+        assert f"| {label_id} | {name} | {DISPLAY_NAMES[label_id]} | `{COLORS[label_id]}` |" in text
+    palette = json.loads(text.split("```json\n")[1].split("```")[0])
+    assert {int(k): tuple(v) for k, v in palette.items()} == COLORS
+
+
+def test_dry_run_folder_loads_with_from_pretrained(dry_run, checkpoint):
+    from diffseg30k.detector import Detector
+
+    image, _ = synthetic_pair(5, (40, 56))
+    original = Detector.from_pretrained(checkpoint, device="cpu")(image)
+    staged = Detector.from_pretrained(dry_run[0], device="cpu")(image)
+    assert staged.label_map.shape == (56, 40)
+    assert np.array_equal(staged.label_map, original.label_map)
+    assert np.allclose(staged.probabilities, original.probabilities, atol=1e-6)
+
+
+def test_pull_by_hub_id_and_revision_from_the_hub_cache(dry_run):
+    """The Hub code path of from_pretrained, served offline from a cache laid out as snapshot_download
+    leaves it (refs/<revision> -> snapshots/<commit>)."""
+    from huggingface_hub import constants
+
+    from diffseg30k.detector import Detector
+
+    repo = Path(constants.HF_HUB_CACHE) / "models--someone--diffseg30k-tiny"
+    for ref, commit in (("main", "a" * 40), ("v1", "b" * 40)):
+        shutil.copytree(dry_run[0], repo / "snapshots" / commit, dirs_exist_ok=True)
+        (repo / "refs").mkdir(parents=True, exist_ok=True)
+        (repo / "refs" / ref).write_text(commit)
+    image, _ = synthetic_pair(3, (32, 32))
+    for revision in (None, "v1"):
+        result = Detector.from_pretrained(REPO, revision=revision, device="cpu")(image)
+        assert result.label_map.shape == (32, 32)
+    with pytest.raises(Exception, match="(?i)offline|cache|not found|cannot"):
+        Detector.from_pretrained("someone/not-cached", device="cpu")
+
+
+def test_card_without_eval_report_and_invalid_checkpoints(checkpoint, tmp_path, capsys):
+    bare = tmp_path / "bare"
+    bare.mkdir()
+    for name in ("config.json", "model.safetensors"):
+        shutil.copy(checkpoint / name, bare / name)
+    plan = publish("model", REPO, bare, out=tmp_path / "out", dry_run=True, license="mit")
+    meta = front_matter(plan.folder / "README.md")
+    assert "model-index" not in meta and meta["license"] == "mit"
+    assert "No evaluation report was stored" in (plan.folder / "README.md").read_text()
+    (bare / "model.safetensors").unlink()
+    assert main(["push", "model", str(bare), "--repo-id", REPO, "--dry-run", "--out",
+                 str(tmp_path / "x")]) == 2
+    assert "no *.safetensors weights" in capsys.readouterr().err
+    (bare / "model.safetensors").write_bytes(b"not a safetensors file")
+    with pytest.raises(HubError, match="not a readable safetensors file"):
+        publish("model", REPO, bare, out=tmp_path / "y", dry_run=True)
+    assert main(["push", "model", str(checkpoint), "--repo-id", "no-slash", "--dry-run"]) == 2
+    assert main(["push", "model", str(checkpoint), "--repo-id", REPO, "--dry-run", "--out",
+                 str(tmp_path / "out")]) == 2
+    assert "already exists (add --overwrite" in capsys.readouterr().err
+
+
+def test_push_offline_fails_fast_and_clearly(checkpoint, tmp_path):
+    started = time.monotonic()
+    proc = subprocess.run([sys.executable, "-m", "diffseg30k", "push", "model", str(checkpoint), "--repo-id",
+                           REPO], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    assert proc.returncode == 2
+    assert "HF_HUB_OFFLINE is set" in proc.stderr and "Traceback" not in proc.stderr
+    assert time.monotonic() - started < 60
+
+
+def test_push_without_token_or_network_fails_clearly(monkeypatch, tmp_path):
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    monkeypatch.setattr(constants, "HF_TOKEN_PATH", str(tmp_path / "no-token"))
+    with pytest.raises(HubError, match="no Hugging Face token"):
+        check_hub_access()
+    with socket.socket() as sock:  # a port with nothing listening: connection refused at once
+        sock.bind(("127.0.0.1", 0))
+        closed = sock.getsockname()[1]
+    monkeypatch.setattr(constants, "ENDPOINT", f"http://127.0.0.1:{closed}")
+    with pytest.raises(HubError, match="cannot reach"):
+        check_hub_access("hf_not_a_real_token", timeout=5)
+
+    class Reject(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802
+            self.send_response(401)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Reject)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        monkeypatch.setattr(constants, "ENDPOINT", f"http://127.0.0.1:{server.server_port}")
+        with pytest.raises(HubError, match="token was rejected"):
+            check_hub_access("hf_not_a_real_token", timeout=5)
+    finally:
+        server.shutdown()
+
+
+def test_push_dataset_dry_run_copies_the_converted_folder(tmp_path, capsys):
+    from diffseg30k.data.convert import convert
+
+    release = write_synthetic_release(tmp_path / "raw", num=4, size=(32, 32))
+    converted = tmp_path / "converted"
+    convert([release], converted)
+    out = tmp_path / "staged"
+    assert main(["push", "dataset", str(converted), "--repo-id", "someone/ds", "--dry-run", "--out",
+                 str(out)]) == 0
+    stdout = capsys.readouterr().out
+    source = sorted(p.relative_to(converted).as_posix() for p in converted.rglob("*") if p.is_file())
+    assert source == sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
+    for rel in source:
+        assert f"{sha256_file(converted / rel)}  {rel}" in stdout
+    assert main(["push", "dataset", str(tmp_path / "raw"), "--repo-id", "someone/ds", "--dry-run"]) == 2
+    assert "not a converted dataset folder" in capsys.readouterr().err
+
+
+def test_space_folder_bundles_package_and_checkpoint(checkpoint, tmp_path):
+    from huggingface_hub import SpaceCard
+
+    bundled = stage_space_repo(tmp_path / "space", checkpoint=str(checkpoint))
+    for rel in ("app.py", "requirements.txt", "README.md", "diffseg30k/demo.py", "diffseg30k/labels.py",
+                "checkpoint/model.safetensors", "checkpoint/config.json"):
+        assert (bundled / rel).is_file(), rel
+    assert not list(bundled.rglob("__pycache__"))
+    card = SpaceCard.load(bundled / "README.md")
+    assert card.data.sdk == "gradio" and card.data.app_file == "app.py"
+    assert DATASET_ID in card.data.datasets
+    linked = stage_space_repo(tmp_path / "linked", checkpoint=REPO)
+    assert SpaceCard.load(linked / "README.md").data.models == [REPO]
+    assert not (linked / "checkpoint").exists()
+    probe = subprocess.run([sys.executable, "-c", "import diffseg30k.demo as d; print(d.__file__)"],
+                           cwd=bundled, capture_output=True, text=True, timeout=120)
+    assert probe.returncode == 0, probe.stderr
+    assert Path(probe.stdout.strip()).is_relative_to(bundled)

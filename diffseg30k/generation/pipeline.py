@@ -190,11 +190,20 @@ class SampleStore:
 
 # -------------------------------------------------------------------------------------- models
 class ModelPool:
-    """Loads models on demand; unless ``keep_loaded``, holds one at a time (large GPU pipelines)."""
+    """Loads models on demand; unless ``keep_loaded``, holds one large model at a time: an editor, or
+    the VLM (shared by the region, prompt and quality stages, with Grounding DINO and SAM beside it)."""
 
     def __init__(self, config: GenerationConfig, device: str) -> None:
         self.config, self.device = config, device
         self.loaded: dict[str, Any] = {}
+        self.vlm: Any = None
+
+    def _shared_vlm(self) -> Any:
+        if self.vlm is None:
+            from diffseg30k.generation.vlm import QwenVL
+
+            self.vlm = QwenVL.from_pretrained(self.config.vlm, device=self.device, dtype=self.config.dtype)
+        return self.vlm
 
     def _make(self, key: str) -> Any:
         cfg = self.config
@@ -211,9 +220,7 @@ class ModelPool:
 
             return {"regions": ShapeProposer, "prompts": TemplatePromptWriter,
                     "quality": StatisticsQualityScorer}[key]()
-        from diffseg30k.generation.vlm import QwenVL
-
-        vlm = QwenVL.from_pretrained(cfg.vlm, device=self.device, dtype=cfg.dtype)
+        vlm = self._shared_vlm()
         if key == "regions":
             from diffseg30k.generation.regions import GroundedSAMProposer
 
@@ -228,16 +235,20 @@ class ModelPool:
 
     def get(self, key: str) -> Any:
         if key not in self.loaded:
-            if not self.config.keep_loaded:
-                self.release()
+            if not self.config.keep_loaded:  # VLM stages may share the VLM; an editor stands alone
+                self.release(keep_vlm=not key.startswith("editor:"))
             self.loaded[key] = self._make(key)
         return self.loaded[key]
 
-    def release(self) -> None:
-        for model in self.loaded.values():
+    def release(self, keep_vlm: bool = False) -> None:
+        for key in list(self.loaded):
+            if keep_vlm and not key.startswith("editor:"):
+                continue
+            model = self.loaded.pop(key)
             if hasattr(model, "unload"):
                 model.unload()
-        self.loaded.clear()
+        if not keep_vlm:
+            self.vlm = None
         try:
             import torch
 
@@ -531,6 +542,7 @@ def _quiet_libraries() -> None:
 
         diffusers.utils.logging.set_verbosity_error()
         transformers.utils.logging.set_verbosity_error()
+        transformers.utils.logging.disable_progress_bar()
     except ImportError:  # pragma: no cover
         pass
 

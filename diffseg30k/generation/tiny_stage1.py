@@ -70,15 +70,21 @@ def save_tiny_qwen_vl(folder: Path, seed: int = 0) -> Path:
 
 def save_tiny_grounding_dino(folder: Path, seed: int = 0) -> Path:
     """Grounding DINO with a 4-stage ResNet backbone and a 1-layer BERT (decoder_layers=1 cannot build)."""
-    from transformers import (BertConfig, BertTokenizer, GroundingDinoConfig, GroundingDinoForObjectDetection,
-                              GroundingDinoImageProcessorPil, ResNetConfig)
+    from transformers import (
+        BertConfig,
+        BertTokenizer,
+        GroundingDinoConfig,
+        GroundingDinoForObjectDetection,
+        GroundingDinoImageProcessorPil,
+        ResNetConfig,
+    )
 
     vocab = _bert_vocab()
     config = GroundingDinoConfig(
         backbone_config=ResNetConfig(embedding_size=8, hidden_sizes=[8, 16, 32, 64], depths=[1, 1, 1, 1],
                                      out_features=["stage2", "stage3", "stage4"], layer_type="basic"),
-        text_config=BertConfig(vocab_size=len(vocab), hidden_size=32, num_hidden_layers=1, num_attention_heads=4,
-                               intermediate_size=37, max_position_embeddings=128),
+        text_config=BertConfig(vocab_size=len(vocab), hidden_size=32, num_hidden_layers=1,
+                               num_attention_heads=4, intermediate_size=37, max_position_embeddings=128),
         d_model=32, encoder_layers=1, decoder_layers=2, encoder_ffn_dim=37, decoder_ffn_dim=37,
         encoder_attention_heads=2, decoder_attention_heads=2, num_queries=20, num_feature_levels=3,
         encoder_n_points=2, decoder_n_points=2, max_text_len=128)
@@ -95,8 +101,8 @@ def save_tiny_sam(folder: Path, seed: int = 0) -> Path:
 
     config = SamConfig(
         vision_config=dict(hidden_size=32, output_channels=16, num_hidden_layers=2, num_attention_heads=2,
-                           image_size=64, patch_size=8, window_size=4, global_attn_indexes=[1], num_pos_feats=8,
-                           mlp_dim=37),
+                           image_size=64, patch_size=8, window_size=4, global_attn_indexes=[1],
+                           num_pos_feats=8, mlp_dim=37),
         prompt_encoder_config=dict(hidden_size=16, image_size=64, patch_size=8, mask_input_channels=4),
         mask_decoder_config=dict(hidden_size=16, mlp_dim=37, num_hidden_layers=2, num_attention_heads=2,
                                  iou_head_hidden_dim=16))

@@ -1,17 +1,108 @@
-"""`diffseg30k benchmark`: not implemented yet."""
+"""`diffseg30k benchmark`: every table of the paper as one resumable plan (default: the quick config)."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 
-HELP = "benchmark (not implemented yet)"
+HELP = "reproduce the paper's tables (quick: mini data on CPU in minutes; paper: official data on GPUs)"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("rest", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
+    parser.add_argument("--config", choices=("quick", "paper"), default="quick",
+                        help="quick (default): mini dataset, tiny models, CPU; paper: the reproduction")
+    parser.add_argument("--out", help="output folder (default: ./benchmark-<config>); rerun to resume")
+    parser.add_argument("--steps", default="",
+                        help="comma-separated steps to run (requirements run first when missing); "
+                             "see --list-steps")
+    parser.add_argument("--list-steps", action="store_true", help="list the plan's steps and exit")
+    parser.add_argument("--dry-run", action="store_true",
+                        help="print the plan (steps, status, training commands) without running it")
+    parser.add_argument("--force", action="store_true", help="re-run the selected steps even if finished")
+    parser.add_argument("--dataset", help="dataset source instead of the config's (quick: the mini data)")
+    parser.add_argument("--revision", help="Hub revision of the dataset")
+    parser.add_argument("--extra-real", help="folder of unedited real images added to training as negatives")
+    parser.add_argument("--mini-images", type=int, help="quick: number of mini images to generate")
+    parser.add_argument("--max-steps", type=int, help="training steps per detector (overrides the preset)")
+    parser.add_argument("--eval-limit", type=int, help="score only the first N validation images")
+    parser.add_argument("--bootstrap", type=int, help="bootstrap resamples for the Tab. 2 intervals")
+    parser.add_argument("--all-pairs", action="store_true", help="Tab. 4/6: hold out all 28 generator pairs")
+    parser.add_argument("--num-processes", type=int, help="paper: GPUs per training (default: all visible)")
+    parser.add_argument("--seed", type=int, help="seed of data generation, training and bootstrap")
+    parser.add_argument("--device", help="inference device (default: cuda when available)")
+    parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
+
+
+def build_config(args: argparse.Namespace):
+    """The BenchmarkConfig the arguments ask for."""
+    from diffseg30k.experiments.config import get_config
+
+    config = get_config(args.config, dataset=args.dataset, revision=args.revision, extra_real=args.extra_real,
+                        mini_images=args.mini_images, eval_limit=args.eval_limit, bootstrap=args.bootstrap,
+                        num_processes=args.num_processes, seed=args.seed, device=args.device)
+    if args.max_steps:
+        config.train_overrides = {**config.train_overrides, "max_steps": args.max_steps}
+        config.classifier_steps = args.max_steps
+    return config.with_all_pairs() if args.all_pairs else config
+
+
+def command_line(args: argparse.Namespace) -> str:
+    """The command that reproduces this run (options that differ from their defaults)."""
+    parts = ["diffseg30k", "benchmark"]
+    for key, value in sorted(vars(args).items()):
+        if key.startswith("_") or key in ("command", "no_progress") or value in (None, False, ""):
+            continue
+        if key == "config" and value == "quick":
+            continue
+        flag = "--" + key.replace("_", "-")
+        parts += [flag] if value is True else [flag, str(value)]
+    return " ".join(parts)
 
 
 def run(args: argparse.Namespace) -> int:
-    print("diffseg30k benchmark: not implemented yet", file=sys.stderr)
-    return 3
+    from pathlib import Path
+
+    from diffseg30k.cli import CommandError
+    from diffseg30k.experiments.benchmark import STEP_NAMES, STEPS, build_plan, run_benchmark, train_command
+    from diffseg30k.experiments.plan import StepFailed
+
+    if args.list_steps:
+        for step in STEPS:
+            print(f"{step.name:8s} {step.title}" + (f"  (needs {', '.join(step.requires)})" if step.requires
+                                                     else ""))
+        print(f"{'report':8s} report.md and results.json (always written at the end)")
+        return 0
+    try:
+        config = build_config(args)
+    except ValueError as err:
+        raise CommandError(str(err)) from err
+    out = Path(args.out or f"benchmark-{config.name}")
+    steps = [s.strip() for s in args.steps.split(",") if s.strip()] or None
+    unknown = [s for s in steps or [] if s not in STEP_NAMES]
+    if unknown:
+        raise CommandError(f"--steps: unknown {unknown}; the plan has {', '.join(STEP_NAMES)}")
+    plan = build_plan(config, out)
+    if args.dry_run:
+        order = plan.order([s for s in steps if s != "report"] if steps else None)
+        print(f"config {config.name} (fingerprint {config.fingerprint()}), output {out}")
+        for name in plan.names:
+            state = "done" if plan.record(name) else ("to run" if name in order else "skipped")
+            print(f"  {name:8s} {state:7s} {plan.steps[name].title}")
+        if config.launcher == "accelerate":
+            family = next(iter(config.families))
+            example = train_command(config, config.dataset or "<mini>", config.families[family], "semantic",
+                                    out / "checkpoints" / f"{family}-semantic")
+            print("trainings run as: " + " ".join(example))
+        return 0
+    command = command_line(args)
+    try:
+        records = run_benchmark(config, out, steps, force=args.force, command=command,
+                                progress=not args.no_progress)
+    except StepFailed as err:
+        print(f"report with the finished steps: {out / 'report.md'}", file=sys.stderr)
+        raise CommandError(str(err)) from err
+    total = sum(r.get("wall_s") or 0 for r in records.values())
+    reused = [n for n, r in records.items() if r.get("reused")]
+    print(f"benchmark {config.name}: {len(records)} steps ({len(reused)} reused), {total:.1f} s of step time")
+    print(f"report: {out / 'report.md'}  results: {out / 'results.json'}")
+    return 0

@@ -25,12 +25,19 @@ Predictor = Callable[[list[Image.Image]], list[tuple[np.ndarray, float]]]
 
 def detector_predictor(detector: Any, batch_size: int = 8) -> Predictor:
     """Adapt a ``Detector`` (label map at input size, edited fraction as the image score)."""
+    if hasattr(detector, "batch_size"):
+        detector.batch_size = batch_size
 
     def predict(images: list[Image.Image]) -> list[tuple[np.ndarray, float]]:
         out: list[tuple[np.ndarray, float]] = []
         for start in range(0, len(images), batch_size):
-            results = detector(images[start:start + batch_size])
-            out.extend((np.asarray(r.label_map, np.uint8), float(r.edited_fraction)) for r in results)
+            chunk = images[start:start + batch_size]
+            if hasattr(detector, "predict_label_maps"):  # fast path: no per-pixel probabilities kept
+                maps, scores = detector.predict_label_maps(chunk)
+                out.extend((np.asarray(m, np.uint8), float(s)) for m, s in zip(maps, scores))
+            else:
+                out.extend((np.asarray(r.label_map, np.uint8), float(r.edited_fraction))
+                           for r in detector(chunk))
         return out
 
     return predict
@@ -110,12 +117,19 @@ def predict_dataset(predictor: Predictor, rows: Iterable[dict[str, Any]], distor
 
 
 def score_prediction_set(path: str | Path, by: Iterable[str] = (), bootstrap: int = 0, seed: int = 0,
-                         task: str | None = None) -> dict[str, Any]:
-    """Score a saved prediction set (no model needed); the task defaults to the one it was made with."""
+                         task: str | None = None, ids: Iterable[str] | None = None) -> dict[str, Any]:
+    """Score a saved prediction set (no model needed); the task defaults to the one it was made with.
+
+    ``ids`` restricts scoring to those images (a subset of the saved ones).
+    """
     meta = read_meta(path)
     task = task or meta.get("task", "semantic")
     id2label = {int(k): v for k, v in (meta.get("id2label") or {}).items()} or None
-    result = score_records(read_predictions(path), task, by=by, id2label=id2label if task == "semantic"
+    records = read_predictions(path)
+    if ids is not None:
+        wanted = set(map(str, ids))
+        records = (r for r in records if r.id in wanted)
+    result = score_records(records, task, by=by, id2label=id2label if task == "semantic"
                            else None, bootstrap=bootstrap, seed=seed, desc=f"scoring {Path(path).name}")
     return {"distortion": meta.get("distortion", "none"), "task": task, **result}
 

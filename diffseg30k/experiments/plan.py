@@ -43,6 +43,8 @@ class PlanContext:
     config: Any
     results: dict[str, dict[str, Any]] = field(default_factory=dict)
     log: Callable[[str], None] = print
+    #: In-memory objects steps share within one process (loaded datasets, ...); never persisted.
+    cache: dict[str, Any] = field(default_factory=dict)
 
     def result(self, step: str) -> dict[str, Any]:
         if step not in self.results:

@@ -1,9 +1,9 @@
 """Scoring of prediction records: headline metrics, breakdowns and bootstrap confidence intervals.
 
 All metric maths is :class:`diffseg30k.metrics.DiffSegMetric`'s. This module only decides which images
-are scored together: every image gets its own metric state (one ``update``), and a subset's result
-is the ``merge`` of its images' states, so breakdowns and bootstrap resamples (images drawn with
-replacement) reuse one pass of the costly per-image statistics (boundary F1).
+are scored together: each image's additive statistics are computed once (``pair_stats``), and a
+subset's result adds its images' statistics to a fresh metric (``add_stats``), so breakdowns and
+bootstrap resamples (images drawn with replacement) reuse one pass of the costly per-image work.
 """
 
 from __future__ import annotations
@@ -74,14 +74,14 @@ def groups_of(meta: dict[str, Any], by: str) -> list[str]:
     raise ValueError(f"unknown breakdown {by!r}; expected one of {BREAKDOWNS}")
 
 
-def _clean(value: Any) -> Any:
+def clean(value: Any) -> Any:
     """JSON-friendly copy of a metric result (numpy scalars/arrays to Python, NaN to None)."""
     if isinstance(value, dict):
-        return {str(k): _clean(v) for k, v in value.items()}
+        return {str(k): clean(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [_clean(v) for v in value]
+        return [clean(v) for v in value]
     if isinstance(value, np.ndarray):
-        return _clean(value.tolist())
+        return clean(value.tolist())
     if isinstance(value, np.generic):
         value = value.item()
     if isinstance(value, float) and not np.isfinite(value):
@@ -92,7 +92,7 @@ def _clean(value: Any) -> Any:
 def _merged(factory: Callable[[], Any], states: list[Any], indices: Iterable[int]) -> Any:
     total = factory()
     for i in indices:
-        total.merge(states[i])
+        total.add_stats(states[i])
     return total
 
 
@@ -106,6 +106,7 @@ def score_records(records: Iterable[PredictionRecord], task: str, by: Iterable[s
     {"count", "metrics"}}}}``; breakdowns with no metadata are left out.
     """
     factory = metric_factory(task, id2label, area_threshold)
+    evaluator = factory()
     states, metas = [], []
     for record in tqdm(records, desc=desc, disable=not progress, leave=False):
         reference = record.reference if task == "semantic" else to_binary(record.reference)
@@ -113,15 +114,16 @@ def score_records(records: Iterable[PredictionRecord], task: str, by: Iterable[s
         if prediction.shape != reference.shape:
             raise ValueError(f"image {record.id!r}: prediction {prediction.shape} and reference "
                              f"{reference.shape} differ in shape")
-        state = factory()
-        state.update(prediction, reference, score=record.score)
-        states.append(state)
+        try:
+            states.append(evaluator.pair_stats(prediction, reference, record.score))
+        except ValueError as err:
+            raise ValueError(f"image {record.id!r}: {err}") from err
         metas.append(record.meta)
     if not states:
         raise ValueError("no predictions to score")
     everything = range(len(states))
     result: dict[str, Any] = {"count": len(states),
-                              "metrics": _clean(_merged(factory, states, everything).compute())}
+                              "metrics": clean(_merged(factory, states, everything).compute())}
     if bootstrap > 0:
         result["ci"] = bootstrap_intervals(factory, states, HEADLINE[task], bootstrap, seed, confidence)
         result["ci_spec"] = {"method": "percentile bootstrap over images", "resamples": bootstrap,
@@ -142,7 +144,7 @@ def score_records(records: Iterable[PredictionRecord], task: str, by: Iterable[s
 
 
 def _headline(metrics: dict[str, Any], task: str) -> dict[str, Any]:
-    return {k: _clean(metrics.get(k)) for k in HEADLINE[task]}
+    return {k: clean(metrics.get(k)) for k in HEADLINE[task]}
 
 
 def bootstrap_intervals(factory: Callable[[], Any], states: list[Any], keys: Iterable[str],

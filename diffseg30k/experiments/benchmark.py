@@ -1,0 +1,663 @@
+"""The benchmark plan: every table of the paper as a resumable step.
+
+Steps (each runnable alone; requirements run first when missing):
+
+``data``  build or locate the dataset (the mini dataset is generated and converted once, cached)
+``tab2``  each detector family, binary and semantic (trains them; they serve every later table)
+``tab3``  robustness under distortions, plain vs ``--augment robust`` training
+``tab4``  the 6->2 generator hold-outs, binary pixel and image-level metrics (segmenters; Tab. 6 too)
+``tab5``  image level: the 1 % rule vs CNNSpot and UniversalFakeDetect
+``tab6``  UniversalFakeDetect under the hold-outs (the segmenter rows come from ``tab4``)
+``tab7``  a generator variant (SDXL-LoRA) scored as its parent label
+``tab8``  real-base vs AI-base subsets
+``figures``  Fig. 5 confusion matrices, Fig. 6 qualitative grid
+``report``  report.md and results.json
+
+Checkpoints and prediction sets live under the output folder and are reused by later runs, so an
+interrupted step resumes its unfinished trainings (``resume=True``) and skips finished ones.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import subprocess
+import sys
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from diffseg30k.data.distortions import parse_distortions
+from diffseg30k.experiments.config import BenchmarkConfig
+from diffseg30k.experiments.evaluation import score_prediction_set
+from diffseg30k.experiments.plan import Plan, PlanContext, Step, StepFailed
+from diffseg30k.experiments.reference import holdout_key
+from diffseg30k.experiments.scoring import clean
+from diffseg30k.io import cache_dir, sha256_file
+from diffseg30k.labels import LABEL2ID
+
+TASKS = ("binary", "semantic")
+IMAGE_KEYS = ("image_accuracy", "image_ap")
+SEG_KEYS = ("binary_accuracy", "binary_miou", "binary_bf1", "semantic_accuracy", "semantic_miou",
+            "semantic_bf1")
+
+
+# --------------------------------------------------------------------------------------------- data
+def generate_mini(num_images: int, seed: int, size: int | None = None) -> Path:
+    """The mini dataset's raw generation output (cached and resumable; the generation mini profile)."""
+    try:
+        from diffseg30k.generation.mini import MINI_SIZE, build_mini_release
+    except ImportError as err:
+        raise StepFailed("the mini dataset needs the generation pipeline (diffseg30k.generation.mini), "
+                         f"which is not available: {err}. Pass --dataset to use existing data.") from err
+    return build_mini_release(num=num_images, seed=seed, size=size or MINI_SIZE, progress=True)
+
+
+def write_negatives(out: Path, count: int, seed: int, size: int) -> Path:
+    """Unedited real photos (all-zero masks) in the official layout, 3:1 train/validation.
+
+    The paper trains with unedited real COCO images as negatives; the mini data's real bases are
+    scikit-image's photos, so its negatives are fresh crops of them (same distribution as the bases).
+    """
+    import io as _io
+
+    import numpy as np
+    from PIL import Image
+
+    from diffseg30k.generation.composite import fit_square
+    from diffseg30k.generation.mini import SKIMAGE_PHOTOS, varied_photo
+    from diffseg30k.io import atomic_dir
+
+    if (out / "done").is_file():
+        return out
+    rng = np.random.default_rng([seed, 77])
+    blank = _io.BytesIO()
+    Image.fromarray(np.zeros((size, size), np.uint8), "L").save(blank, format="PNG")
+    with atomic_dir(out, overwrite=True) as tmp:
+        for n in range(count):
+            split = "val_copy" if n % 4 == 3 else "train_copy"
+            photo = varied_photo(SKIMAGE_PHOTOS[int(rng.integers(len(SKIMAGE_PHOTOS)))], rng)
+            stem = tmp / split / f"{90_000_001 + n:08d}"
+            stem.parent.mkdir(exist_ok=True)
+            fit_square(photo, size).save(f"{stem}.image.png")
+            Path(f"{stem}.mask.png").write_bytes(blank.getvalue())
+        (tmp / "done").write_text("ok\n")
+    return out
+
+
+def step_data(ctx: PlanContext) -> dict[str, Any]:
+    from diffseg30k.data.load import load_benchmark, resolve_source
+
+    cfg: BenchmarkConfig = ctx.config
+    if cfg.dataset is None:
+        from diffseg30k.data.load import converted_cache
+
+        raw = generate_mini(cfg.mini_images, cfg.seed, cfg.mini_size)
+        size = json.loads((raw / "generation.json").read_text()).get("size") or cfg.mini_size or 128
+        negatives = write_negatives(cache_dir("benchmark") / f"negatives-n{cfg.mini_negatives}-seed{cfg.seed}"
+                                    f"-px{size}", cfg.mini_negatives, cfg.seed, int(size))
+        source = str(raw)
+        origin = (f"mini profile: {cfg.mini_images} generated images + {cfg.mini_negatives} unedited photos, "
+                  f"seed {cfg.seed}")
+        path = converted_cache([raw, negatives])
+    else:
+        source, origin = cfg.dataset, cfg.dataset
+        path = resolve_source(source, cfg.revision)
+    splits: dict[str, Any] = {}
+    for split in ("train", "validation", "test"):
+        try:
+            table = load_benchmark(path, split=split, revision=cfg.revision)
+        except (ValueError, KeyError):
+            continue
+        info: dict[str, Any] = {"rows": len(table), "columns": list(table.column_names)}
+        if "edited_fraction" in table.column_names:
+            info["unedited"] = int(sum(1 for f in table["edited_fraction"] if not f))
+        if "base" in table.column_names:
+            bases = [b for b in table["base"] if b]
+            info["bases"] = {b: bases.count(b) for b in sorted(set(bases))}
+        splits[split] = info
+    for needed in ("train", "validation"):
+        if needed not in splits:
+            raise StepFailed(f"dataset {source}: no {needed!r} split (found {sorted(splits)})")
+    conversion = Path(path) / "conversion.json"
+    return {"source": source, "origin": origin, "path": str(path), "revision": cfg.revision,
+            "fingerprint": _dataset_fingerprint(Path(path)), "splits": splits,
+            "conversion": json.loads(conversion.read_text()) if conversion.is_file() else None}
+
+
+def _dataset_fingerprint(path: Path) -> str:
+    """sha256 over the parquet shards' own sha256 (names included): identifies the exact data."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for shard in sorted((path / "data").glob("*.parquet")):
+        digest.update(f"{shard.name}:{sha256_file(shard)}\n".encode())
+    return digest.hexdigest()
+
+
+def split_table(ctx: PlanContext, split: str) -> Any:
+    """The loaded split (semantic masks), cached for the process."""
+    from diffseg30k.data.load import load_benchmark
+
+    key = f"split:{split}"
+    if key not in ctx.cache:
+        ctx.cache[key] = load_benchmark(ctx.result("data")["path"], split=split,
+                                        revision=ctx.config.revision)
+    return ctx.cache[key]
+
+
+def eval_table(ctx: PlanContext) -> Any:
+    table = split_table(ctx, "validation")
+    limit = ctx.config.eval_limit
+    return table.select(range(min(limit, len(table)))) if limit else table
+
+
+def holdout_ids(table: Any, pair: Sequence[str]) -> list[str]:
+    """Validation images edited by a held-out generator, plus the unedited ones (image-level negatives)."""
+    held = set(pair)
+    models = table["models"] if "models" in table.column_names else [[] for _ in range(len(table))]
+    return [str(i) for i, m in zip(table["id"], models) if not m or held & set(m)]
+
+
+# ----------------------------------------------------------------------------------------- training
+def _checkpoint_info(key: str, path: Path) -> dict[str, Any]:
+    weights = path / "model.safetensors"
+    return {"key": key, "path": str(path), "sha256": sha256_file(weights) if weights.is_file() else None}
+
+
+def train_command(cfg: BenchmarkConfig, dataset: str, model: str, task: str, out: Path,
+                  holdout: Sequence[str] = (), augment: str | None = None) -> list[str]:
+    """The ``accelerate launch`` command line the paper config trains with (one per detector)."""
+    command = ["accelerate", "launch", "--num_processes", str(cfg.num_processes or _gpu_count()),
+               "--mixed_precision", cfg.mixed_precision, "-m", "diffseg30k", "train", "--dataset", dataset,
+               "--model", model, "--task", task, "--out", str(out), "--preset", cfg.train_preset,
+               "--seed", str(cfg.seed), "--resume"]
+    if cfg.from_scratch:
+        command.append("--from-scratch")
+    if holdout:
+        command += ["--holdout", ",".join(holdout)]
+    if augment:
+        command += ["--augment", augment]
+    if cfg.extra_real:
+        command += ["--extra-real", cfg.extra_real]
+    for name, value in cfg.train_overrides.items():
+        if name in ("mixed_precision",) or value is None or isinstance(value, bool):
+            continue
+        command += [f"--{name.replace('_', '-')}", str(value)]
+    return command
+
+
+def _gpu_count() -> int:
+    try:
+        import torch
+
+        return max(1, torch.cuda.device_count())
+    except ImportError:
+        return 1
+
+
+def train_detector(ctx: PlanContext, family: str, task: str, holdout: Sequence[str] = (),
+                   augment: str | None = None) -> dict[str, Any]:
+    """Train (or reuse) one detector; its key names family, task and setting."""
+    cfg: BenchmarkConfig = ctx.config
+    setting = (["holdout", *holdout] if holdout else []) + ([augment] if augment else [])
+    key = "-".join([family, task, *setting])
+    folder = ctx.out_dir / "checkpoints" / key
+    marker = folder / "benchmark-done.json"
+    if marker.is_file():
+        return json.loads(marker.read_text())
+    model = cfg.families[family]
+    dataset = ctx.result("data")["path"]
+    ctx.log(f"  training {key} ({model})")
+    if cfg.launcher == "accelerate":
+        command = train_command(cfg, dataset, model, task, folder, holdout, augment)
+        ctx.log("  $ " + shlex.join(command))
+        completed = subprocess.run(command, check=False)
+        if completed.returncode != 0:
+            raise StepFailed(f"training {key} failed (exit {completed.returncode}): {shlex.join(command)}")
+        best = folder / "best"
+    else:
+        from diffseg30k.train import TrainConfig, train
+
+        overrides = dict(cfg.train_overrides)
+        best = train(TrainConfig(dataset=dataset, out=folder, model=model, task=task, preset=cfg.train_preset,
+                                 from_scratch=cfg.from_scratch, holdout=tuple(holdout),
+                                 extra_real=cfg.extra_real, augment=augment, seed=cfg.seed, resume=True,
+                                 **{"mixed_precision": cfg.mixed_precision, **overrides}))
+    info = {**_checkpoint_info(key, Path(best)), "model": model, "family": family, "task": task,
+            "holdout": list(holdout), "augment": augment}
+    marker.write_text(json.dumps(info, indent=2))
+    return info
+
+
+# --------------------------------------------------------------------------------------- evaluation
+def _device(cfg: BenchmarkConfig) -> str:
+    if cfg.device:
+        return cfg.device
+    try:
+        import torch
+
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    except ImportError:
+        return "cpu"
+
+
+def predict_checkpoint(ctx: PlanContext, checkpoint: dict[str, Any], distortions: Sequence[str],
+                       table: Any = None, name: str | None = None) -> dict[str, Path]:
+    """Prediction sets of a checkpoint under each distortion (reused when already saved)."""
+    from diffseg30k.detector import Detector
+    from diffseg30k.experiments.evaluation import detector_predictor, predict_dataset
+
+    cfg: BenchmarkConfig = ctx.config
+    root = ctx.out_dir / "predictions" / (name or checkpoint["key"])
+    chosen = parse_distortions(list(distortions), include_baseline=False)
+    missing = [d for d in chosen if not (root / d.name / "meta.json").is_file()]
+    if missing:
+        table = eval_table(ctx) if table is None else table
+        detector = Detector.from_pretrained(checkpoint["path"], device=_device(cfg))
+        meta = {"task": checkpoint["task"], "checkpoint": checkpoint["key"],
+                "checkpoint_sha256": checkpoint.get("sha256"), "id2label": detector.id2label,
+                "dataset_fingerprint": ctx.result("data")["fingerprint"], "split": "validation"}
+        predict_dataset(detector_predictor(detector, cfg.eval_batch_size), table, missing, root, meta,
+                        batch_size=cfg.eval_batch_size, total=len(table),
+                        desc=f"predict {name or checkpoint['key']}")
+    return {d.name: root / d.name for d in chosen}
+
+
+def score(path: Path, ctx: PlanContext, by: Iterable[str] = (), bootstrap: int = 0,
+          ids: Iterable[str] | None = None) -> dict[str, Any]:
+    return score_prediction_set(path, by=by, bootstrap=bootstrap, seed=ctx.config.seed, ids=ids)
+
+
+def _headline(metrics: dict[str, Any], keys: Iterable[str]) -> dict[str, Any]:
+    return {k: clean(metrics.get(k)) for k in keys if k in metrics}
+
+
+def _row(table: str, scored: dict[str, Any], keys: Iterable[str], **labels: Any) -> dict[str, Any]:
+    row = {"table": table, **labels, "count": scored["count"], "metrics": _headline(scored["metrics"], keys)}
+    if "ci" in scored:
+        row["ci"] = scored["ci"]
+    return row
+
+
+# -------------------------------------------------------------------------------------------- steps
+def step_tab2(ctx: PlanContext) -> dict[str, Any]:
+    cfg: BenchmarkConfig = ctx.config
+    rows, checkpoints, details = [], {}, {}
+    for family in cfg.families:
+        for task in TASKS:
+            ckpt = train_detector(ctx, family, task)
+            checkpoints[ckpt["key"]] = ckpt
+            sets = predict_checkpoint(ctx, ckpt, ["none"])
+            scored = score(sets["none"], ctx, by=cfg.breakdowns, bootstrap=cfg.bootstrap)
+            keys = [k for k in SEG_KEYS if k.startswith(task)] + list(IMAGE_KEYS)
+            rows.append(_row("tab2", scored, keys, family=family, model=cfg.families[family], task=task,
+                             checkpoint=ckpt["key"]))
+            details[ckpt["key"]] = {"breakdowns": scored.get("breakdowns", {}),
+                                    "per_class_iou": scored["metrics"].get("per_class_iou"),
+                                    "per_class_bf1": scored["metrics"].get("per_class_bf1"),
+                                    "confusion_matrix": scored["metrics"].get("confusion_matrix"),
+                                    "all_metrics": _headline(scored["metrics"], SEG_KEYS + IMAGE_KEYS),
+                                    "spec": scored["metrics"].get("spec")}
+    return {"rows": rows, "checkpoints": checkpoints, "details": details}
+
+
+def _tab2_checkpoint(ctx: PlanContext, family: str, task: str) -> dict[str, Any]:
+    return ctx.result("tab2")["checkpoints"][f"{family}-{task}"]
+
+
+def step_tab3(ctx: PlanContext) -> dict[str, Any]:
+    cfg: BenchmarkConfig = ctx.config
+    names = [d.name for d in parse_distortions(list(cfg.distortions))]
+    rows, checkpoints = [], {}
+    for family in cfg.ablation_families:
+        for task in TASKS:
+            variants = [("plain", _tab2_checkpoint(ctx, family, task))]
+            if task in cfg.robust_tasks:
+                robust = train_detector(ctx, family, task, augment="robust")
+                checkpoints[robust["key"]] = robust
+                variants.append(("robust", robust))
+            for training, ckpt in variants:
+                sets = predict_checkpoint(ctx, ckpt, names)
+                keys = [k for k in SEG_KEYS if k.startswith(task)]
+                for distortion in names:
+                    rows.append(_row("tab3", score(sets[distortion], ctx), keys, family=family,
+                                     model=cfg.families[family], task=task, training=training,
+                                     distortion=distortion, checkpoint=ckpt["key"]))
+    return {"rows": rows, "checkpoints": checkpoints}
+
+
+def step_tab4(ctx: PlanContext) -> dict[str, Any]:
+    cfg: BenchmarkConfig = ctx.config
+    table = eval_table(ctx)
+    rows, checkpoints = [], {}
+    keys = ("binary_accuracy", "binary_miou", "binary_bf1", *IMAGE_KEYS)
+    for family in cfg.ablation_families:
+        base = _tab2_checkpoint(ctx, family, "binary")
+        base_set = predict_checkpoint(ctx, base, ["none"])["none"]
+        rows.append(_row("tab4", score(base_set, ctx), keys, family=family, model=cfg.families[family],
+                         setting="baseline", checkpoint=base["key"]))
+        for pair in cfg.holdouts:
+            ids = holdout_ids(table, pair)
+            if not any(ids):
+                ctx.log(f"  hold-out {holdout_key(pair)}: no validation image holds these generators")
+                continue
+            ckpt = train_detector(ctx, family, "binary", holdout=pair)
+            checkpoints[ckpt["key"]] = ckpt
+            subset = table.filter(lambda row, keep=frozenset(ids): str(row["id"]) in keep,
+                                  desc="hold-out subset") if len(ids) < len(table) else table
+            sets = predict_checkpoint(ctx, ckpt, ["none"], table=subset)
+            row = _row("tab4", score(sets["none"], ctx), keys, family=family, model=cfg.families[family],
+                       setting=holdout_key(pair), checkpoint=ckpt["key"])
+            row["seen_model_same_images"] = _headline(score(base_set, ctx, ids=ids)["metrics"], keys)
+            rows.append(row)
+    return {"rows": rows, "checkpoints": checkpoints}
+
+
+def image_level(scores: Sequence[float], truths: Sequence[bool], threshold: float = 0.5) -> dict[str, Any]:
+    """Image accuracy (score > ``threshold``) and average precision of classifier scores."""
+    import numpy as np
+
+    from diffseg30k.metrics import average_precision
+
+    scores_arr, truth_arr = np.asarray(scores, np.float64), np.asarray(truths, bool)
+    return clean({"image_accuracy": float(np.mean((scores_arr > threshold) == truth_arr)),
+                  "image_ap": average_precision(truth_arr, scores_arr)})
+
+
+def train_classifier_cached(ctx: PlanContext, kind: str, holdout: Sequence[str] = ()) -> dict[str, Any]:
+    from diffseg30k.experiments.baselines import ClassifierTrainConfig, train_classifier
+
+    cfg: BenchmarkConfig = ctx.config
+    name = cfg.classifiers[kind]
+    key = "-".join([kind, *(["holdout", *holdout] if holdout else [])])
+    folder = ctx.out_dir / "checkpoints" / key
+    if not (folder / "model.safetensors").is_file():
+        table = split_table(ctx, "train")
+        if holdout:
+            held = set(holdout)
+            table = table.filter(lambda row: not held & set(row["models"] or []), desc="hold-out train")
+        ctx.log(f"  training {key} ({name})")
+        train_classifier(table, folder, ClassifierTrainConfig(
+            name=name, steps=cfg.classifier_steps, batch_size=cfg.classifier_batch_size, lr=cfg.classifier_lr,
+            seed=cfg.seed, from_scratch=cfg.from_scratch, mixed_precision=cfg.mixed_precision))
+    return {**_checkpoint_info(key, folder), "model": name, "family": kind, "holdout": list(holdout)}
+
+
+def classifier_row(ctx: PlanContext, table_name: str, ckpt: dict[str, Any], table: Any,
+                   **labels: Any) -> dict[str, Any]:
+    from diffseg30k.experiments.baselines import classifier_scores, edited_labels
+
+    scores = classifier_scores(ckpt["path"], table)
+    truths = edited_labels(table) > 0
+    return {"table": table_name, **labels, "model": ckpt["model"], "count": len(table),
+            "edited": int(truths.sum()), "metrics": image_level(scores, truths),
+            "checkpoint": ckpt["key"]}
+
+
+def step_tab5(ctx: PlanContext) -> dict[str, Any]:
+    cfg: BenchmarkConfig = ctx.config
+    table = eval_table(ctx)
+    rows, checkpoints = [], {}
+    for kind in cfg.classifiers:
+        ckpt = train_classifier_cached(ctx, kind)
+        checkpoints[ckpt["key"]] = ckpt
+        rows.append(classifier_row(ctx, "tab5", ckpt, table, family=kind))
+    for family in cfg.families:
+        for task in TASKS:
+            ckpt = _tab2_checkpoint(ctx, family, task)
+            scored = score(predict_checkpoint(ctx, ckpt, ["none"])["none"], ctx)
+            rows.append(_row("tab5", scored, IMAGE_KEYS, family=family, model=cfg.families[family], task=task,
+                             rule="1 % area", checkpoint=ckpt["key"]))
+    return {"rows": rows, "checkpoints": checkpoints}
+
+
+def step_tab6(ctx: PlanContext) -> dict[str, Any]:
+    cfg: BenchmarkConfig = ctx.config
+    table = eval_table(ctx)
+    rows, checkpoints = [], {}
+    if "ufd" not in cfg.classifiers:
+        return {"rows": [], "checkpoints": {}, "note": "no UniversalFakeDetect classifier configured"}
+    base = ctx.result("tab5")["checkpoints"]["ufd"]
+    rows.append(classifier_row(ctx, "tab6", base, table, family="ufd", setting="baseline"))
+    for pair in cfg.holdouts:
+        ids = set(holdout_ids(table, pair))
+        if not ids:
+            continue
+        ckpt = train_classifier_cached(ctx, "ufd", holdout=pair)
+        checkpoints[ckpt["key"]] = ckpt
+        subset = table.filter(lambda row, keep=frozenset(ids): str(row["id"]) in keep, desc="hold-out subset")
+        rows.append(classifier_row(ctx, "tab6", ckpt, subset, family="ufd", setting=holdout_key(pair)))
+    for row in ctx.result("tab4")["rows"]:
+        rows.append({**row, "table": "tab6", "metrics": _headline(row["metrics"], IMAGE_KEYS)})
+    return {"rows": rows, "checkpoints": checkpoints}
+
+
+def variant_rows(ctx: PlanContext, table: Any) -> list[dict[str, Any]]:
+    """Validation rows whose parent-generator regions are re-edited by the variant editor.
+
+    The label map is unchanged (the variant is scored as its parent); the rest of the image too.
+    """
+    import numpy as np
+
+    from diffseg30k.generation.composite import composite
+    from diffseg30k.generation.editors.base import EditRequest
+    from diffseg30k.generation.editors.registry import create_editor, label_of
+
+    cfg: BenchmarkConfig = ctx.config
+    parent = label_of(cfg.variant)
+    if parent != cfg.variant_parent:
+        raise StepFailed(f"editor {cfg.variant!r} is labelled {parent!r}, not {cfg.variant_parent!r}")
+    parent_id = LABEL2ID[parent]
+    editor = create_editor(cfg.variant, profile="mini" if cfg.name == "quick" else "paper",
+                           device=_device(cfg))
+    editor.load()
+    rows: list[dict[str, Any]] = []
+    try:
+        from tqdm.auto import tqdm
+
+        candidates = [i for i, m in enumerate(table["models"]) if m and parent in m]
+        if cfg.variant_limit:
+            candidates = candidates[:cfg.variant_limit]
+        for index in tqdm(candidates, desc=f"re-edit with {cfg.variant}", leave=False):
+            row = table[index]
+            mask = np.asarray(row["mask"], np.uint8)
+            region = mask == parent_id
+            if not region.any():
+                continue
+            prompt = next((t.get("prompt") or "" for t in (row.get("turns") or [])
+                           if t.get("generator") == parent), "")
+            image = row["image"].convert("RGB")
+            request = EditRequest(image=image, mask=region, prompt=prompt, seed=cfg.seed + index)
+            rows.append({**row, "image": composite(image, editor.inpaint(request), region)})
+    finally:
+        editor.unload()
+    return rows
+
+
+def step_tab7(ctx: PlanContext) -> dict[str, Any]:
+    cfg: BenchmarkConfig = ctx.config
+    family = "deeplabv3plus" if "deeplabv3plus" in cfg.families else next(iter(cfg.families))
+    ckpt = _tab2_checkpoint(ctx, family, "semantic")
+    table = eval_table(ctx)
+    if "models" not in table.column_names:
+        return {"rows": [], "note": "the dataset has no per-image generator metadata"}
+    variant_dir = ctx.out_dir / "predictions" / f"{ckpt['key']}-{cfg.variant}"
+    if not (variant_dir / "none" / "meta.json").is_file():
+        edited = variant_rows(ctx, table)
+        if not edited:
+            return {"rows": [], "note": f"no validation image holds {cfg.variant_parent} edits"}
+        predict_checkpoint(ctx, ckpt, ["none"], table=edited, name=f"{ckpt['key']}-{cfg.variant}")
+    variant_set = variant_dir / "none"
+    ids = [json.loads(line)["id"] for line in (variant_set / "index.jsonl").read_text().splitlines()]
+    original_set = predict_checkpoint(ctx, ckpt, ["none"])["none"]
+    rows = []
+    for setting, path, subset in ((cfg.variant_parent, original_set, ids), (cfg.variant, variant_set, None)):
+        scored = score(path, ctx, ids=subset)
+        iou = class_value(scored["metrics"].get("per_class_iou"), cfg.variant_parent)
+        metrics = {f"{cfg.variant_parent}_iou": iou, "semantic_miou": scored["metrics"].get("semantic_miou")}
+        rows.append({"table": "tab7", "family": family, "model": cfg.families[family], "setting": setting,
+                     "count": scored["count"], "metrics": metrics, "checkpoint": ckpt["key"]})
+    return {"rows": rows, "variant": cfg.variant, "parent": cfg.variant_parent}
+
+
+def step_tab8(ctx: PlanContext) -> dict[str, Any]:
+    cfg: BenchmarkConfig = ctx.config
+    table = eval_table(ctx)
+    if "base" not in table.column_names or not any(table["base"]):
+        return {"rows": [], "note": "the dataset has no real/AI base metadata"}
+    groups: dict[str, list[str]] = {}
+    for image_id, base in zip(table["id"], table["base"]):
+        if base:
+            groups.setdefault(base, []).append(str(image_id))
+    rows = []
+    for family in cfg.ablation_families:
+        for task in TASKS:
+            ckpt = _tab2_checkpoint(ctx, family, task)
+            path = predict_checkpoint(ctx, ckpt, ["none"])["none"]
+            keys = [k for k in SEG_KEYS if k.startswith(task)]
+            for base, ids in sorted(groups.items()):
+                rows.append(_row("tab8", score(path, ctx, ids=ids), keys, family=family,
+                                 model=cfg.families[family], task=task, subset=base, checkpoint=ckpt["key"]))
+    return {"rows": rows}
+
+
+def step_figures(ctx: PlanContext) -> dict[str, Any]:
+    from diffseg30k.experiments.figures import confusion_figure, qualitative_grid
+    from diffseg30k.experiments.predictions import read_predictions
+    from diffseg30k.experiments.reference import DISPLAY
+
+    cfg: BenchmarkConfig = ctx.config
+    tab2 = ctx.result("tab2")
+    folder = ctx.out_dir / "figures"
+    figures = []
+    for key, detail in tab2["details"].items():
+        ckpt = tab2["checkpoints"][key]
+        if ckpt["task"] != "semantic" or not detail.get("confusion_matrix"):
+            continue
+        matrix = detail["confusion_matrix"]
+        names = _class_names(len(matrix))
+        title = f"Fig. 5: {DISPLAY.get(ckpt['family'], ckpt['family'])} ({ckpt['model']}), semantic"
+        target = folder / f"fig5_confusion_{ckpt['family']}.png"
+        figures.append(str(confusion_figure(matrix, names, title, target)))
+    count = cfg.qualitative_images
+    columns: dict[str, list[Any]] = {}
+    references, ids = [], []
+    abbreviations = {"segformer": "SEG", "deeplabv3plus": "DPL", "fcn8s": "FCN"}
+    for key, ckpt in tab2["checkpoints"].items():
+        path = ctx.out_dir / "predictions" / key / "none"
+        records = []
+        for record in read_predictions(path):
+            if len(records) >= count:
+                break
+            if record.meta.get("edited_fraction", 1) > 0:
+                records.append(record)
+        column = f"{abbreviations.get(ckpt['family'], ckpt['family'])}-{ckpt['task'][0].upper()}"
+        columns[column] = [r.prediction for r in records]
+        if not ids:
+            ids = [r.id for r in records]
+            references = [r.reference for r in records]
+    if ids:
+        table = eval_table(ctx)
+        position = {str(i): n for n, i in enumerate(table["id"])}
+        images = [table[position[i]]["image"] for i in ids]
+        figures.append(str(qualitative_grid(images, references, dict(sorted(columns.items())),
+                                            folder / "fig6_qualitative.png",
+                                            title="Fig. 6: validation images, ground truth, predictions")))
+    return {"figures": [str(Path(f).relative_to(ctx.out_dir)) for f in figures]}
+
+
+def class_value(per_class: Any, name: str) -> float | None:
+    """One class's entry of a per-class result, keyed by name (a dict) or by id (a list)."""
+    if isinstance(per_class, dict):
+        return per_class.get(name, per_class.get(str(LABEL2ID.get(name))))
+    if isinstance(per_class, list) and name in LABEL2ID and LABEL2ID[name] < len(per_class):
+        return per_class[LABEL2ID[name]]
+    return None
+
+
+def _class_names(count: int) -> list[str]:
+    from diffseg30k.labels import ID2LABEL
+
+    return [ID2LABEL.get(i, str(i)) for i in range(count)]
+
+
+STEPS: tuple[Step, ...] = (
+    Step("data", "dataset: build or locate, fingerprint", step_data),
+    Step("tab2", "Tab. 2: detectors, binary and semantic", step_tab2, ("data",)),
+    Step("tab3", "Tab. 3: robustness to distortions, plain vs robust training", step_tab3, ("tab2",)),
+    Step("tab4", "Tab. 4: generalization to unseen generators (6->2)", step_tab4, ("tab2",)),
+    Step("tab5", "Tab. 5: image-level classification, 1 % rule vs CNNSpot/UFD", step_tab5, ("tab2",)),
+    Step("tab6", "Tab. 6: image-level cross-generator generalization", step_tab6, ("tab4", "tab5")),
+    Step("tab7", "Tab. 7: a generator variant scored as its parent", step_tab7, ("tab2",)),
+    Step("tab8", "Tab. 8: real-base vs AI-base images", step_tab8, ("tab2",)),
+    Step("figures", "Fig. 5 confusion matrices and Fig. 6 qualitative grid", step_figures, ("tab2",)),
+)
+STEP_NAMES = tuple(s.name for s in STEPS) + ("report",)
+
+
+def build_plan(config: BenchmarkConfig, out_dir: str | Path, log: Any = print) -> Plan:
+    """The plan of every step for ``config`` (``report`` is rendered after the steps, see :func:`run`)."""
+    return Plan(STEPS, out_dir, config=config, fingerprint=config.fingerprint(), log=log)
+
+
+def run_benchmark(config: BenchmarkConfig, out_dir: str | Path, steps: Sequence[str] | None = None,
+                  force: bool = False, command: str | None = None, progress: bool = True,
+                  log: Any = print) -> dict[str, Any]:
+    """Run (or resume) the plan, then write report.md and results.json; returns the step records."""
+    from diffseg30k.experiments.report import write_report
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    plan = build_plan(config, out_dir, log=log)
+    selected = [s for s in steps if s != "report"] if steps else None
+    failure: StepFailed | None = None
+    try:
+        if selected is None or selected:
+            records = plan.run(selected, force=force, progress=progress)
+        else:
+            records = {}
+    except StepFailed as err:
+        failure, records = err, {}
+    records = {n: r for n in plan.names if (r := records.get(n) or _record_any(plan, n))}
+    write_report(out_dir, config, {n: r["result"] for n, r in records.items() if r.get("status") == "done"},
+                 records, command or " ".join(["diffseg30k", *sys.argv[1:]]))
+    if failure is not None:
+        raise failure
+    return records
+
+
+def _record_any(plan: Plan, name: str) -> dict[str, Any] | None:
+    """A step's latest record under this configuration, finished or failed."""
+    done = plan.record(name)
+    if done is not None:
+        return done
+    try:
+        record = json.loads(plan.record_path(name).read_text())
+    except (OSError, ValueError):
+        return None
+    return record if record.get("fingerprint") == plan.fingerprint else None
+
+
+def environment() -> dict[str, Any]:
+    """Library versions and hardware the numbers were made with."""
+    import importlib.metadata as md
+    import platform
+
+    versions = {}
+    for package in ("diffseg30k", "torch", "transformers", "accelerate", "datasets", "diffusers", "numpy"):
+        try:
+            versions[package] = md.version(package)
+        except md.PackageNotFoundError:
+            versions[package] = None
+    info: dict[str, Any] = {"python": platform.python_version(), "platform": platform.platform(),
+                            "cpus": os.cpu_count(), "versions": versions}
+    try:
+        import torch
+
+        info["cuda_devices"] = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
+        info["torch_threads"] = torch.get_num_threads()
+    except ImportError:
+        pass
+    return info

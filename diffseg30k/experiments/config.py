@@ -1,0 +1,115 @@
+"""Benchmark configurations: ``quick`` (mini data, tiny models, CPU, minutes) and ``paper``.
+
+Both build the same plan of steps; only sizes, models and the data source differ.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field, replace
+from itertools import combinations
+from typing import Any
+
+from diffseg30k.data.distortions import DISTORTIONS
+from diffseg30k.experiments.reference import HOLDOUTS
+from diffseg30k.labels import GENERATOR_NAMES
+
+OFFICIAL_DATASET = "Chaos2629/Diffseg30k"
+
+
+@dataclass
+class BenchmarkConfig:
+    """Everything a benchmark run depends on (its fingerprint keys the step records)."""
+
+    name: str
+    #: Dataset source (converted folder, release, Hub id); ``None`` builds the mini dataset.
+    dataset: str | None = None
+    revision: str | None = None
+    mini_images: int = 96
+    mini_size: int | None = None
+    #: Unedited photos added to the mini data (3:1 train/validation) as image-level negatives.
+    mini_negatives: int = 32
+    #: Folder of unedited real images added to training as negatives (paper: 5k COCO images).
+    extra_real: str | None = None
+    #: Paper family -> registry model.
+    families: dict[str, str] = field(default_factory=dict)
+    #: The families every ablation (Tab. 3, 4, 6, 7, 8) uses, as in the paper.
+    ablation_families: tuple[str, ...] = ("segformer", "deeplabv3plus")
+    train_preset: str = "quick"
+    #: TrainConfig fields overriding the preset (``max_steps``, ``crop_size``, ``batch_size`` ...).
+    train_overrides: dict[str, Any] = field(default_factory=dict)
+    from_scratch: bool = False
+    mixed_precision: str = "no"
+    #: "inprocess" calls ``train()`` here; "accelerate" runs ``accelerate launch -m diffseg30k train``.
+    launcher: str = "inprocess"
+    num_processes: int | None = None
+    distortions: tuple[str, ...] = DISTORTIONS
+    #: Tasks of the ``--augment robust`` models of Tab. 3.
+    robust_tasks: tuple[str, ...] = ("semantic", "binary")
+    holdouts: tuple[tuple[str, str], ...] = HOLDOUTS
+    classifiers: dict[str, str] = field(default_factory=dict)
+    classifier_steps: int = 60
+    classifier_batch_size: int = 16
+    classifier_lr: float = 1e-3
+    #: Tab. 7: a generator variant and the parent label it is scored as.
+    variant: str = "sdxl-lora"
+    variant_parent: str = "sdxl"
+    variant_limit: int | None = None
+    eval_limit: int | None = None
+    eval_batch_size: int = 8
+    breakdowns: tuple[str, ...] = ("turns", "edit_type", "base", "area")
+    bootstrap: int = 200
+    qualitative_images: int = 4
+    seed: int = 0
+    device: str | None = None
+
+    def with_all_pairs(self) -> BenchmarkConfig:
+        """The same configuration with all 28 generator pairs held out in Tab. 4/6."""
+        return replace(self, holdouts=tuple(combinations(GENERATOR_NAMES, 2)))
+
+    def to_dict(self) -> dict[str, Any]:
+        return json.loads(json.dumps(asdict(self), default=str))
+
+    def fingerprint(self) -> str:
+        return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:16]
+
+
+def quick_config(**overrides: Any) -> BenchmarkConfig:
+    """CPU minutes: the mini dataset, tiny detectors from scratch, small crops, few steps."""
+    values: dict[str, Any] = dict(
+        name="quick",
+        families={"segformer": "segformer-tiny", "deeplabv3plus": "deeplabv3plus-tiny",
+                  "fcn8s": "fcn8s-tiny"},
+        train_preset="quick",
+        train_overrides={"max_steps": 40, "crop_size": 64, "batch_size": 8, "eval_split": None,
+                         "save_every": 0, "log_with": None, "progress": True, "num_workers": 0},
+        from_scratch=True,
+        classifiers={"cnnspot": "cnnspot-tiny", "ufd": "ufd-tiny"},
+        classifier_steps=40, classifier_batch_size=16, classifier_lr=1e-3,
+        eval_limit=None, bootstrap=100, variant_limit=8)
+    values.update(overrides)
+    return BenchmarkConfig(**values)
+
+
+def paper_config(**overrides: Any) -> BenchmarkConfig:
+    """The reproduction: the official dataset, the paper's model sizes and the ``paper`` preset."""
+    values: dict[str, Any] = dict(
+        name="paper", dataset=OFFICIAL_DATASET,
+        families={"segformer": "segformer-b2", "deeplabv3plus": "deeplabv3plus-r50", "fcn8s": "fcn8s-r50"},
+        train_preset="paper", train_overrides={"mixed_precision": "bf16"},
+        mixed_precision="bf16", launcher="accelerate",
+        classifiers={"cnnspot": "cnnspot-r50", "ufd": "ufd-vitl14"},
+        classifier_steps=20_000, classifier_batch_size=64, classifier_lr=1e-4,
+        bootstrap=1000, eval_batch_size=16, qualitative_images=6)
+    values.update(overrides)
+    return BenchmarkConfig(**values)
+
+
+CONFIGS = {"quick": quick_config, "paper": paper_config}
+
+
+def get_config(name: str, **overrides: Any) -> BenchmarkConfig:
+    if name not in CONFIGS:
+        raise ValueError(f"unknown benchmark config {name!r}; expected one of {tuple(CONFIGS)}")
+    return CONFIGS[name](**{k: v for k, v in overrides.items() if v is not None})

@@ -37,6 +37,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--keep-checkpoints", type=int, default=2)
     parser.add_argument("--max-eval-samples", type=int)
     parser.add_argument("--num-workers", type=int, help="data-loader workers per process")
+    parser.add_argument("--threads", type=int, help="torch CPU threads per process (default: torch's)")
     parser.add_argument("--resume", action="store_true", help="continue from OUT/checkpoints' latest step")
     parser.add_argument("--stop-after", type=int, help="stop (with a checkpoint) after N steps; resume later")
     parser.add_argument("--log-with", default="auto", help="Accelerate tracker: auto, none, tensorboard, ...")
@@ -75,7 +76,8 @@ def run(args: argparse.Namespace) -> int:
         optimizer=args.optimizer, warmup_steps=args.warmup_steps, max_steps=args.max_steps,
         grad_accum=args.grad_accum, max_grad_norm=args.max_grad_norm, mixed_precision=args.mixed_precision,
         eval_every=args.eval_every, save_every=args.save_every, keep_checkpoints=args.keep_checkpoints,
-        max_eval_samples=args.max_eval_samples, num_workers=args.num_workers, resume=args.resume,
+        max_eval_samples=args.max_eval_samples, num_workers=args.num_workers, threads=args.threads,
+        resume=args.resume,
         stop_after=args.stop_after, log_with=args.log_with, progress=not args.no_progress)
     try:
         best = train(config)

@@ -36,8 +36,8 @@ class FCN8sForSemanticSegmentation(ResNetSegmentationModel):
     def __init__(self, config: FCN8sConfig):
         super().__init__(config, output_stride=32)
         sizes = config.resnet_config().hidden_sizes
-        self.head = nn.Sequential(ConvNormAct(sizes[3], config.head_channels, 3), nn.Dropout(config.dropout),
-                                  nn.Conv2d(config.head_channels, config.num_labels, 1))
+        self.head = nn.Sequential(ConvNormAct(sizes[3], config.head_channels, 3), nn.Dropout(config.dropout))
+        self.classifier = nn.Conv2d(config.head_channels, config.num_labels, 1)
         self.score16 = nn.Conv2d(sizes[2], config.num_labels, 1)
         self.score8 = nn.Conv2d(sizes[1], config.num_labels, 1)
         self.post_init()
@@ -49,7 +49,7 @@ class FCN8sForSemanticSegmentation(ResNetSegmentationModel):
             nn.init.zeros_(module.bias)
 
     def decode(self, features: tuple[torch.Tensor, ...]) -> torch.Tensor:
-        scores = self.head(features[3])
+        scores = self.classifier(self.head(features[3]))
         for skip, score in ((features[2], self.score16), (features[1], self.score8)):
             scores = F.interpolate(scores, size=skip.shape[-2:], mode="bilinear", align_corners=False)
             scores = scores + score(skip)

@@ -95,7 +95,10 @@ class ResNetSegmentationModel(PreTrainedModel):
         self.backbone = build_resnet(config.resnet_config(), output_stride=output_stride)
 
     def _init_weights(self, module: nn.Module) -> None:
-        if isinstance(module, nn.Conv2d):
+        if module is getattr(self, "classifier", None):  # mmsegmentation's conv_seg init
+            nn.init.normal_(module.weight, std=0.01)
+            nn.init.zeros_(module.bias)
+        elif isinstance(module, nn.Conv2d):
             nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
             if module.bias is not None:
                 nn.init.zeros_(module.bias)

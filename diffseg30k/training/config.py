@@ -66,6 +66,7 @@ class TrainConfig:
     train_split: str = "train"
     eval_split: str | None = "validation"
     num_workers: int | None = None
+    threads: int | None = None
     resume: bool = False
     stop_after: int | None = None
     log_with: str | None = "auto"

@@ -153,4 +153,6 @@ def make_loader(dataset: CropDataset, batch_size: int, seed: int, start: int, st
     return DataLoader(dataset, batch_sampler=sampler, collate_fn=collate_uint8, num_workers=num_workers,
                       worker_init_fn=_worker_init if num_workers else None,
                       persistent_workers=False, prefetch_factor=4 if num_workers else None,
-                      pin_memory=torch.cuda.is_available())
+                      pin_memory=torch.cuda.is_available(),
+                      # Its own generator: iterating must not draw from the global RNG (exact resume).
+                      generator=torch.Generator().manual_seed(seed))

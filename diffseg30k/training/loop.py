@@ -58,6 +58,10 @@ def _poly_schedule(config: TrainConfig):
     return factor
 
 
+def _mean(values: list[float]) -> float | None:
+    return sum(values) / len(values) if values else None
+
+
 def _trackers(log_with: str | None) -> list[str]:
     if log_with in (None, "none"):
         return []
@@ -89,11 +93,15 @@ def train(config: TrainConfig) -> Path:
     spec = get_spec(config.model)
     config = config.resolved(spec.optimizer)
     out = Path(config.out)
-    accelerator = Accelerator(mixed_precision=config.mixed_precision, log_with=_trackers(config.log_with),
+    accelerator = Accelerator(mixed_precision=config.mixed_precision,
+                              log_with=_trackers(config.log_with) or None,
                               project_dir=str(out / "logs"), step_scheduler_with_optimizer=False)
-    if "OMP_NUM_THREADS" not in os.environ and accelerator.device.type == "cpu":
-        torch.set_num_threads(_cpu_threads(accelerator.state.num_processes
-                                           if accelerator.num_processes > 1 else 1))
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    elif accelerator.num_processes > 1 and "OMP_NUM_THREADS" not in os.environ:
+        # Processes sharing a machine must split its cores: oversubscription is catastrophic on CPUs.
+        local = int(os.environ.get("LOCAL_WORLD_SIZE", accelerator.num_processes))
+        torch.set_num_threads(_cpu_threads(local))
     resume_from = ckpt.latest_checkpoint(out) if config.resume else None
     if not config.resume and ckpt.checkpoint_dirs(out):
         raise FileExistsError(f"{out}: already holds checkpoints; pass --resume to continue, "
@@ -113,7 +121,8 @@ def train(config: TrainConfig) -> Path:
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _poly_schedule(config))
     model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
 
-    state: dict[str, Any] = {"best_metric": None, "best_step": None, "last_eval": None}
+    state: dict[str, Any] = {"best_metric": None, "best_step": None, "last_eval": None,
+                             "loss_first": None, "loss_recent": []}
     step = 0
     if resume_from is not None:
         accelerator.load_state(str(resume_from))
@@ -137,7 +146,9 @@ def train(config: TrainConfig) -> Path:
     def export(target: Path, metrics: dict | None) -> None:
         if accelerator.is_main_process:
             ckpt.export_detector(accelerator.unwrap_model(model), target,
-                                 {**summary, "step": step, "eval": metrics and scalar_metrics(metrics)})
+                                 {**summary, "step": step, "loss_first": state["loss_first"],
+                                  "loss_last": _mean(state["loss_recent"]),
+                                  "eval": metrics and scalar_metrics(metrics)})
 
     def run_eval() -> None:
         metrics = evaluate_model(accelerator, accelerator.unwrap_model(model), eval_table, config.task,
@@ -186,6 +197,8 @@ def train(config: TrainConfig) -> Path:
         scheduler.step()
         optimizer.zero_grad(set_to_none=True)
         step += 1
+        state["loss_first"] = state["loss_first"] or mean_loss.item()
+        state["loss_recent"] = (state["loss_recent"] + [mean_loss.item()])[-10:]
         progress.update(1)
         progress.set_postfix(loss=f"{mean_loss.item():.4f}")
         accelerator.log({"train/loss": mean_loss.item(), "train/lr": scheduler.get_last_lr()[0]}, step=step)

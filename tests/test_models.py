@@ -1,0 +1,121 @@
+"""Detector registry: every entry builds, saves and loads (safetensors), and learns."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from diffseg30k.models.registry import available_models, build_model, get_spec, load_model
+
+TINY = ["segformer-tiny", "deeplabv3plus-tiny", "fcn8s-tiny"]
+
+
+def test_registry_lists_every_family():
+    names = available_models()
+    for name in TINY + [f"segformer-b{i}" for i in range(6)] + ["deeplabv3plus-r50", "fcn8s-r50"]:
+        assert name in names
+    with pytest.raises(KeyError, match="available"):
+        get_spec("unet-xl")
+
+
+@pytest.mark.parametrize("name", available_models())
+def test_every_detector_builds_from_config(name):
+    model = build_model(name, task="binary", from_scratch=True, crop_size=64).eval()
+    assert model.config.diffseg_task == "binary" and model.config.num_labels == 2
+    assert model.config.id2label == {0: "background", 1: "edited"}
+    assert model.config.crop_size == 64 and len(model.config.image_mean) == 3
+    with torch.no_grad():
+        logits = model(pixel_values=torch.randn(1, 3, 64, 64)).logits
+    assert logits.shape[:2] == (1, 2) and 64 // logits.shape[-1] in (4, 8)
+
+
+@pytest.mark.parametrize("name", ["segformer-b0", "deeplabv3plus-r50", "fcn8s-r50"])
+def test_full_size_detectors_learn_from_scratch(name):
+    torch.manual_seed(0)
+    model = build_model(name, task="binary", from_scratch=True).train()
+    pixels = torch.randn(2, 3, 64, 64)
+    labels = torch.zeros(2, 64, 64, dtype=torch.long)
+    labels[:, 16:48, 16:48] = 1
+    pixels[:, :, 16:48, 16:48] += 1.5
+    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-4)
+    losses = []
+    for _ in range(3):
+        loss = model(pixel_values=pixels, labels=labels).loss
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+        losses.append(loss.item())
+    assert losses[-1] < losses[0]
+
+
+def test_deeplab_uses_output_stride_16_and_fcn_32():
+    from diffseg30k.models.resnet_backbone import resnet_features
+
+    deeplab = build_model("deeplabv3plus-r50", from_scratch=True).eval()
+    fcn = build_model("fcn8s-r50", from_scratch=True).eval()
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        assert [f.shape[-1] for f in resnet_features(deeplab.backbone, x)] == [16, 8, 4, 4]
+        assert [f.shape[-1] for f in resnet_features(fcn.backbone, x)] == [16, 8, 4, 2]
+    # Dilation keeps ImageNet parameter shapes: the body loads a plain ResNet-50 state dict.
+    from transformers import ResNetModel
+
+    deeplab.backbone.load_state_dict(ResNetModel(deeplab.config.resnet_config()).state_dict())
+
+
+@pytest.mark.parametrize("name", TINY)
+def test_save_load_round_trip_is_identical(name, tmp_path):
+    model = build_model(name, task="semantic", crop_size=48).eval()
+    model.save_pretrained(tmp_path)
+    assert (tmp_path / "model.safetensors").is_file()
+    assert not list(tmp_path.glob("*.bin"))
+    config = json.loads((tmp_path / "config.json").read_text())
+    assert config["diffseg_task"] == "semantic" and config["id2label"]["4"] == "flux"
+    assert config["crop_size"] == 48 and config["diffseg_model"] == name
+    loaded = load_model(tmp_path).eval()
+    assert type(loaded) is type(model)
+    x = torch.randn(2, 3, 45, 61)
+    with torch.no_grad():
+        assert torch.equal(model(pixel_values=x).logits, loaded(pixel_values=x).logits)
+
+
+def test_custom_detectors_are_registered_with_auto_classes(tmp_path):
+    from transformers import AutoConfig, AutoModelForSemanticSegmentation
+
+    build_model("fcn8s-tiny").save_pretrained(tmp_path)
+    config = AutoConfig.from_pretrained(tmp_path)
+    assert config.model_type == "diffseg-fcn8s"
+    model = AutoModelForSemanticSegmentation.from_pretrained(tmp_path, use_safetensors=True)
+    assert type(model).__name__ == "FCN8sForSemanticSegmentation"
+
+
+def test_pretrained_backbones_load_from_local_folders(tmp_path):
+    """The Hub code path (``from_pretrained(..., use_safetensors=True)``) on local folders."""
+    from transformers import ResNetConfig, ResNetModel, SegformerForImageClassification
+
+    from diffseg30k.models.resnet_backbone import RESNET_TINY
+    from diffseg30k.models.segformer import segformer_config
+
+    resnet = ResNetModel(ResNetConfig(**RESNET_TINY))
+    resnet.save_pretrained(tmp_path / "resnet")
+    deeplab = build_model("deeplabv3plus-r50", pretrained=str(tmp_path / "resnet"))
+    for key, value in resnet.state_dict().items():
+        assert torch.equal(deeplab.backbone.state_dict()[key], value)
+
+    encoder = SegformerForImageClassification(segformer_config("b0", {"num_labels": 3}))
+    encoder.save_pretrained(tmp_path / "mit")
+    segformer = build_model("segformer-b0", task="binary", pretrained=str(tmp_path / "mit"))
+    assert segformer.config.num_labels == 2
+    weight = "encoder.patch_embeddings.0.proj.weight"
+    assert torch.equal(segformer.segformer.state_dict()[weight], encoder.segformer.state_dict()[weight])
+
+
+def test_pickled_weights_are_refused(tmp_path):
+    model = build_model("segformer-tiny")
+    model.save_pretrained(tmp_path)
+    torch.save(model.state_dict(), tmp_path / "pytorch_model.bin")
+    (tmp_path / "model.safetensors").unlink()
+    with pytest.raises(OSError):
+        load_model(tmp_path)

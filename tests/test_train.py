@@ -1,0 +1,118 @@
+"""Training: every tiny detector learns; exact resume; faults (NaN, SIGKILL); options; CLI."""
+
+from __future__ import annotations
+
+import json
+
+import datasets
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from diffseg30k.data.synthetic import synthetic_dataset
+from diffseg30k.train import TrainConfig, TrainingDiverged, train
+
+FAST = dict(crop_size=48, batch_size=4, num_workers=0, threads=1, progress=False, log_with="none")
+
+
+@pytest.fixture(scope="module")
+def data() -> datasets.DatasetDict:
+    return datasets.DatasetDict(train=synthetic_dataset(12, (64, 64), seed=1),
+                                validation=synthetic_dataset(4, (70, 54), seed=2))
+
+
+@pytest.mark.parametrize("name", ["segformer-tiny", "deeplabv3plus-tiny", "fcn8s-tiny"])
+def test_every_tiny_detector_trains_and_its_loss_falls(name, data, tmp_path):
+    best = train(TrainConfig(dataset=data, out=tmp_path, model=name, task="semantic", max_steps=60,
+                             lr=3e-3, eval_every=0, save_every=0, **FAST))
+    info = json.loads((best / "diffseg30k.json").read_text())
+    assert info["loss_last"] < 0.8 * info["loss_first"], info
+    assert info["task"] == "semantic" and info["step"] == 60
+    assert 0.0 <= info["eval"]["semantic_miou"] <= 1.0 and "binary_bf1" in info["eval"]
+    assert (best / "model.safetensors").is_file() and (best / "preprocessor_config.json").is_file()
+    assert (tmp_path / "checkpoints" / "step_60" / "trainer_state.json").is_file()
+
+
+def _weights(checkpoint) -> dict[str, torch.Tensor]:
+    return load_file(str(checkpoint / "model.safetensors"))
+
+
+def test_resume_continues_exactly(data, tmp_path):
+    common = dict(dataset=data, model="segformer-tiny", max_steps=6, save_every=3, eval_split=None,
+                  augment="robust", **FAST)
+    train(TrainConfig(out=tmp_path / "straight", **common))
+    train(TrainConfig(out=tmp_path / "stopped", stop_after=3, **common))
+    assert not (tmp_path / "stopped" / "checkpoints" / "step_6").exists()
+    with pytest.raises(FileExistsError, match="--resume"):
+        train(TrainConfig(out=tmp_path / "stopped", **common))
+    train(TrainConfig(out=tmp_path / "stopped", resume=True, **{**common, "num_workers": 2}))
+    straight = _weights(tmp_path / "straight" / "checkpoints" / "step_6")
+    resumed = _weights(tmp_path / "stopped" / "checkpoints" / "step_6")
+    assert straight.keys() == resumed.keys()
+    for key, value in straight.items():
+        assert torch.equal(value, resumed[key]), key
+    state = json.loads((tmp_path / "stopped" / "checkpoints" / "step_6" / "trainer_state.json").read_text())
+    assert state["step"] == 6
+
+
+def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(data, tmp_path):
+    config = TrainConfig(dataset=data, out=tmp_path, model="fcn8s-tiny", max_steps=50, save_every=1,
+                         optimizer="sgd", lr=1e30, eval_split=None, **FAST)
+    with pytest.raises(TrainingDiverged, match="Last good checkpoint"):
+        train(config)
+    checkpoints = sorted((tmp_path / "checkpoints").glob("step_*"))
+    assert checkpoints, "a checkpoint from before the divergence is kept"
+    assert not list((tmp_path / "checkpoints").glob(".*tmp"))
+    for tensor in _weights(checkpoints[-1]).values():
+        assert torch.isfinite(tensor.float()).all()
+
+
+def test_holdout_drops_images_of_held_out_generators(data):
+    from diffseg30k.training.sources import drop_holdout
+
+    kept = drop_holdout(data["train"], ("flux", "sd2"))
+    assert 0 < len(kept) < len(data["train"])
+    assert all(not {"flux", "sd2"} & set(models) for models in kept["models"])
+    with pytest.raises(ValueError, match="unknown generator"):
+        drop_holdout(data["train"], ("dalle",))
+
+
+def test_extra_real_images_are_background_negatives(data, tmp_path):
+    from diffseg30k.data.synthetic import synthetic_pair
+    from diffseg30k.training.data import CropDataset, list_images
+
+    (tmp_path / "real").mkdir()
+    for k in range(3):
+        synthetic_pair(50 + k, (40, 40), edited=False)[0].save(tmp_path / "real" / f"{k}.jpg")
+    extra = list_images(tmp_path / "real")
+    dataset = CropDataset(data["train"], 32, "binary", 2, seed=0, extra_real=extra)
+    assert len(dataset) == len(data["train"]) + 3
+    pixels, labels = dataset[(len(dataset) - 1, 0)]
+    assert pixels.shape == (32, 32, 3) and set(np.unique(labels)) <= {0, 255}
+    best = train(TrainConfig(dataset=data, out=tmp_path / "out", model="fcn8s-tiny", task="binary",
+                             max_steps=2, extra_real=tmp_path / "real", eval_split=None, **FAST))
+    assert json.loads((best / "diffseg30k.json").read_text())["train_images"] == len(dataset)
+
+
+def test_binary_task_collapses_semantic_masks(data):
+    from diffseg30k.training.data import CropDataset
+
+    dataset = CropDataset(data["train"], 64, "binary", 2, seed=0)
+    values = set()
+    for index in range(4):
+        values |= set(np.unique(dataset[(index, index)][1]).tolist())
+    assert values <= {0, 1, 255} and 1 in values
+
+
+def test_stream_sampler_shards_and_resumes_exactly():
+    from diffseg30k.training.data import StreamBatchSampler
+
+    full = list(StreamBatchSampler(10, 2, seed=3, start=0, stop=8, rank=0, world=1))
+    epoch = [i for batch in full[:5] for i, _ in batch]
+    assert sorted(epoch) == list(range(10))
+    tail = list(StreamBatchSampler(10, 2, seed=3, start=5, stop=8))
+    assert tail == full[5:]
+    rank0 = list(StreamBatchSampler(10, 1, seed=3, start=0, stop=5, rank=0, world=2))
+    rank1 = list(StreamBatchSampler(10, 1, seed=3, start=0, stop=5, rank=1, world=2))
+    assert sorted(b[0][0] for b in rank0 + rank1) == list(range(10))

@@ -57,8 +57,9 @@ def space_timesteps(num_timesteps: int, spacing: str | int) -> list[int]:
     return sorted(set(kept))
 
 
-def _gather(values: torch.Tensor, index: int, x: torch.Tensor) -> torch.Tensor:
-    return values[index].to(device=x.device, dtype=torch.float32)
+def _gather(values: torch.Tensor, index: int, x: torch.Tensor) -> float:
+    """One coefficient as a Python float (no host-device copy inside the sampling loop)."""
+    return float(values[index])
 
 
 class GaussianDiffusion:
@@ -124,7 +125,7 @@ class GaussianDiffusion:
         x = noise.to(device=device, dtype=torch.float32) if noise is not None else randn()
         steps = range(self.num_timesteps - 1, -1, -1)
         for index in tqdm(steps, desc="glide", disable=not progress, leave=False):
-            t = self.timestep_map[index].to(device).expand(shape[0])
+            t = torch.full((shape[0],), int(self.timestep_map[index]), dtype=torch.long, device=device)
             with torch.no_grad():
                 output = model(x, t)
             mean, log_variance, _ = self.p_mean_log_variance(output, x, index, denoise, clip)

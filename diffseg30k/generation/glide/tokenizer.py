@@ -100,7 +100,9 @@ _TINY_CORPUS = ("a photo of a dog on the grass", "a red car in the street", "a p
 
 def write_tiny_tokenizer(folder: str | os.PathLike, n_vocab: int = 300) -> Path:
     """Train a byte-level BPE of ``n_vocab`` tokens (256 bytes, merges, ``<|endoftext|>`` last) on
-    a few English phrases with the ``tokenizers`` library and write GPT-2 style files to ``folder``."""
+    a few English phrases with the ``tokenizers`` library and write GPT-2 style files to ``folder``.
+    Beyond what the phrases support (about 400 tokens), the vocabulary is filled with unused entries,
+    so random full-size models (50,257 tokens) can be driven too."""
     from tokenizers import Tokenizer, models, pre_tokenizers, trainers
 
     from diffseg30k.io import atomic_write_text
@@ -114,6 +116,7 @@ def write_tiny_tokenizer(folder: str | os.PathLike, n_vocab: int = 300) -> Path:
     bpe.train_from_iterator(list(_TINY_CORPUS) * 4, trainer=trainer)
     model = json.loads(bpe.to_str())["model"]
     vocab = dict(model["vocab"])
+    vocab.update({f"<|unused{i}|>": i for i in range(len(vocab), n_vocab - 1)})
     vocab[END_OF_TEXT] = len(vocab)
     merges = [m if isinstance(m, str) else " ".join(m) for m in model["merges"]]
     atomic_write_text(folder / "merges.txt", "#version: 0.2\n" + "\n".join(merges) + "\n")

@@ -90,7 +90,7 @@ class GlideInpainter:
         trained in code: the mini profile and the tests."""
         from diffseg30k.io import cache_dir
 
-        folder = Path(tokenizer_folder) if tokenizer_folder else cache_dir("glide", "tiny-tokenizer")
+        folder = Path(tokenizer_folder or cache_dir("glide", f"tiny-tokenizer-{base_config.n_vocab}"))
         if not (folder / "vocab.json").exists():
             write_tiny_tokenizer(folder, base_config.n_vocab)
         models = []

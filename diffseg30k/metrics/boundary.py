@@ -22,17 +22,27 @@ def tolerance_pixels(height: int, width: int, fraction: float) -> int:
     return max(1, int(math.floor(fraction * math.hypot(height, width) + 0.5)))
 
 
-def _window(labels: np.ndarray, op: np.ufunc) -> np.ndarray:
-    """op (minimum/maximum) over each pixel's 3x3 window clipped to the image."""
-    rows = np.empty_like(labels)
-    if labels.shape[1] > 1:
-        op(labels[:, :-1], labels[:, 1:], out=rows[:, :-1])
-        rows[:, -1] = labels[:, -1]
-        op(rows[:, 1:], labels[:, :-1], out=rows[:, 1:])
+def window(labels: np.ndarray, op: np.ufunc, rows: np.ndarray | None = None,
+           out: np.ndarray | None = None) -> np.ndarray:
+    """op (minimum/maximum/bitwise_or) over each pixel's 3x3 window clipped to the image.
+
+    Runs on the flattened image (contiguous 1-D passes are several times faster than strided 2-D
+    ones) and then repairs the first and last column of every row. ``rows``/``out`` are optional
+    scratch arrays of the same shape and dtype.
+    """
+    height, width = labels.shape
+    rows = np.empty_like(labels) if rows is None else rows
+    out = np.empty_like(labels) if out is None else out
+    flat, row_flat = labels.ravel(), rows.ravel()
+    if width > 1:
+        op(flat[:-1], flat[1:], out=row_flat[:-1])
+        row_flat[-1] = flat[-1]
+        op(row_flat[1:], flat[:-1], out=row_flat[1:])
+        op(labels[:, 0], labels[:, 1], out=rows[:, 0])
+        op(labels[:, -1], labels[:, -2], out=rows[:, -1])
     else:
         rows[:] = labels
-    out = np.empty_like(labels)
-    if labels.shape[0] > 1:
+    if height > 1:
         op(rows[:-1], rows[1:], out=out[:-1])
         out[-1] = rows[-1]
         op(out[1:], rows[:-1], out=out[1:])
@@ -41,16 +51,31 @@ def _window(labels: np.ndarray, op: np.ufunc) -> np.ndarray:
     return out
 
 
-def boundary_points(labels: np.ndarray, num_classes: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+class Scratch:
+    """Per-shape scratch images (reused between images to avoid fresh allocations)."""
+
+    def __init__(self, shape: tuple[int, int]) -> None:
+        self.rows = np.empty(shape, np.uint8)
+        self.low = np.empty(shape, np.uint8)
+        self.high = np.empty(shape, np.uint8)
+        self.mask = np.empty(shape, bool)
+        self.in_class = np.empty(shape, bool)
+
+
+def boundary_points(labels: np.ndarray, num_classes: int, scratch: Scratch | None = None
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Boundary pixels of all classes >= 1 of a validated uint8 map.
 
     Returns flat indices, their class ids, and whether each is also a boundary of the binary
     "edited" region (a neighbour is background or ignored).
     """
-    low = _window(labels, np.minimum)
-    high = _window(labels, np.maximum)
-    in_class = (labels - np.uint8(1)) < np.uint8(num_classes - 1)  # 1..K-1 (0 wraps to 255)
-    mask = low != high
+    scratch = Scratch(labels.shape) if scratch is None else scratch
+    low = window(labels, np.minimum, scratch.rows, scratch.low)
+    high = window(labels, np.maximum, scratch.rows, scratch.high)
+    mask, in_class = scratch.mask, scratch.in_class
+    np.subtract(labels, np.uint8(1), out=scratch.rows)  # 0 wraps to 255
+    np.less(scratch.rows, np.uint8(num_classes - 1), out=in_class)  # ids 1..K-1
+    np.not_equal(low, high, out=mask)
     mask &= in_class
     index = np.flatnonzero(mask)
     ids = labels.ravel()[index]
@@ -59,61 +84,112 @@ def boundary_points(labels: np.ndarray, num_classes: int) -> tuple[np.ndarray, n
 
 
 @lru_cache(maxsize=16)
-def _disk_rings(theta: int, padded_width: int) -> tuple[np.ndarray, ...]:
-    """Flat offsets of the disk of radius theta, grouped in rings of growing distance."""
+def _disk_rings(theta: int, padded_width: int, skip_chebyshev: int = -1) -> tuple[np.ndarray, ...]:
+    """Flat offsets of the disk of radius theta, nearest first, in groups of about 24.
+
+    Offsets with Chebyshev distance <= ``skip_chebyshev`` are left out (already settled).
+    """
     dy, dx = np.mgrid[-theta:theta + 1, -theta:theta + 1]
     dist2 = (dy * dy + dx * dx).ravel()
-    flat = (dy * padded_width + dx).ravel()
-    inside = dist2 <= theta * theta
-    dist2, flat = dist2[inside], flat[inside]
-    order = np.argsort(dist2, kind="stable")
-    dist2, flat = dist2[order], flat[order]
-    edges = [0, 1, 2, 5, 10, 18, 32, 50, 72, 98, 128, 162, 200, 242, 288, 338, 392, 450, 512]
-    edges = [e for e in edges if e < theta * theta] + [theta * theta]
-    rings, start = [], 0
-    for edge in edges:
-        stop = int(np.searchsorted(dist2, edge, side="right"))
-        if stop > start:
-            rings.append(flat[start:stop].astype(np.intp))
-        start = stop
-    return tuple(rings)
+    keep = (dist2 <= theta * theta) & (np.maximum(abs(dy), abs(dx)).ravel() > skip_chebyshev)
+    order = np.argsort(dist2[keep], kind="stable")
+    flat = (dy * padded_width + dx).ravel()[keep][order].astype(np.intp)
+    head = [flat[:1]] if skip_chebyshev < 0 else []
+    rest = flat[len(head):]
+    return tuple(head + list(np.array_split(rest, max(1, -(-rest.size // 24))))) if rest.size else tuple(head)
 
 
 class BitPlane:
-    """A zeroed, padded bit-plane image reused across images of one shape."""
+    """Tolerance matching for one image shape and theta, on a reusable zeroed padded bit plane.
+
+    Every class owns one bit (the binary task one more); a point matches when a point of the other
+    set with a common bit lies within Euclidean distance theta.
+    """
 
     def __init__(self, height: int, width: int, theta: int, dtype: type) -> None:
         self.height, self.width, self.theta = height, width, theta
         self.padded_width = width + 2 * theta
         self.plane = np.zeros((height + 2 * theta) * self.padded_width, dtype=dtype)
+        # Sure cells: the 3x3 block of cells around a point has diameter (2*size - 1) * sqrt(2) <= theta,
+        # so a point of the other set anywhere in it matches, and one within Chebyshev distance
+        # `size` is always in it.
+        self.sure_cell = int((theta / math.sqrt(2) + 1) // 2)
         self.rings = _disk_rings(theta, self.padded_width)
+        self.outer_rings = _disk_rings(theta, self.padded_width, self.sure_cell)
+        self.grid_shape = (-(-(height + 2 * theta) // max(self.sure_cell, 1)),
+                           -(-self.padded_width // max(self.sure_cell, 1)))
 
     def padded(self, index: np.ndarray) -> np.ndarray:
         """Flat image indices -> flat indices in the padded plane."""
         theta = self.theta
         return index + (index // self.width) * (2 * theta) + theta * self.padded_width + theta
 
-    def unmatched(self, src: np.ndarray, src_bits: np.ndarray, dst: np.ndarray,
-                  dst_bits: np.ndarray) -> np.ndarray:
-        """Bits of each source point with no destination point of the same bit within theta."""
+    def match(self, a: np.ndarray, a_bits: np.ndarray, b: np.ndarray, b_bits: np.ndarray
+              ) -> tuple[np.ndarray, np.ndarray]:
+        """Unmatched bits of every point of set a (against b) and of set b (against a)."""
+        use_grid = self.sure_cell > 0 and a.size + b.size > 128
+        a_cells = self._cells(a) if use_grid else None
+        b_cells = self._cells(b) if use_grid else None
+        return (self._unmatched(a, a_bits, a_cells, b, b_bits, b_cells),
+                self._unmatched(b, b_bits, b_cells, a, a_bits, a_cells))
+
+    def _cells(self, padded_index: np.ndarray) -> np.ndarray:
+        y, x = np.divmod(padded_index, self.padded_width)
+        y //= self.sure_cell
+        y *= self.grid_shape[1]
+        x //= self.sure_cell
+        y += x
+        return y
+
+    def _sure_grid(self, cells: np.ndarray, bits: np.ndarray) -> np.ndarray:
+        """Per cell, the OR of the bits in it and its 8 neighbouring cells."""
+        grid = np.zeros(self.grid_shape, self.plane.dtype)
+        flat = grid.ravel()
+        flat[cells] = bits  # plain scatter, then OR in the few points a same-cell write overwrote
+        lost = flat[cells] != bits
+        if lost.any():
+            np.bitwise_or.at(flat, cells[lost], bits[lost])
+        return window(grid, np.bitwise_or).ravel()
+
+    def _unmatched(self, src: np.ndarray, src_bits: np.ndarray, src_cells: np.ndarray | None,
+                   dst: np.ndarray, dst_bits: np.ndarray, dst_cells: np.ndarray | None) -> np.ndarray:
+        """Bits of each source point with no destination point of the same bit within theta.
+
+        Bits absent from the destination are settled at once; with cells, points whose block of
+        sure cells holds their bits are matched, and the rest only visit disk offsets beyond
+        Chebyshev distance ``sure_cell`` (nearer ones lie in the block), ring by ring, nearest
+        first, until all their bits are matched.
+        """
+        left = src_bits.copy()
+        if not dst.size or not src.size:
+            return left
+        need = src_bits & np.bitwise_or.reduce(dst_bits)
+        rings = self.rings
+        if src_cells is not None:
+            sure = need & self._sure_grid(dst_cells, dst_bits)[src_cells]
+            left &= ~sure
+            need &= ~sure
+            rings = self.outer_rings
+        todo = np.flatnonzero(need)
+        if todo.size == 0:
+            return left
         plane = self.plane
         plane[dst] = dst_bits
-        left = np.zeros_like(src_bits)
-        todo = np.arange(src.size)
-        pos, need = src, src_bits.copy()
+        pos, need = src[todo], need[todo]
         try:
-            for ring in self.rings:
-                if todo.size == 0:
-                    break
+            for ring in rings:
                 if ring.size == 1:
                     got = plane[pos + ring[0]]
                 else:
                     got = np.bitwise_or.reduce(plane[pos[:, None] + ring], axis=1)
+                got &= need
+                left[todo] &= ~got
                 need &= ~got
                 keep = need != 0
                 if not keep.all():
                     todo, pos, need = todo[keep], pos[keep], need[keep]
-            left[todo] = need
+                    if todo.size == 0:
+                        break
         finally:
             plane[dst] = 0
         return left

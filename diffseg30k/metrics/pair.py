@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from diffseg30k.metrics.boundary import BitPlane, boundary_points, tolerance_pixels
+from diffseg30k.metrics.boundary import BitPlane, Scratch, boundary_points, tolerance_pixels
 from diffseg30k.metrics.inputs import SENTINEL
 
 SEMANTIC, BINARY = 1, 2  # bits of PairStats.tasks
@@ -72,18 +72,19 @@ def joint_histogram(pred: np.ndarray, ref: np.ndarray, num_classes: int) -> np.n
 
 def boundary_f(n_pred: np.ndarray, hit_pred: np.ndarray, n_ref: np.ndarray, hit_ref: np.ndarray,
                in_both: np.ndarray) -> np.ndarray:
-    """F = 2PR/(P+R); 0 when one side has no boundary (or P+R = 0); 1 when neither has one.
+    """F = 2PR/(P+R) = 2 hp hr / (hp nr + hr np); 0 when one side has no boundary (or P+R = 0);
+    1 when neither has one.
 
     "Neither has one" scores 1 only for a class present in both maps (then both regions fill the
     whole image); a class filling the image on one side and absent on the other scores 0.
     """
-    n_pred, n_ref = n_pred.astype(float), n_ref.astype(float)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        precision = hit_pred / n_pred
-        recall = hit_ref / n_ref
-        f = 2 * precision * recall / (precision + recall)
-    f = np.where((n_pred > 0) & (n_ref > 0), np.nan_to_num(f, nan=0.0), 0.0)
-    return np.where((n_pred == 0) & (n_ref == 0) & in_both, 1.0, f)
+    n_pred, hit_pred, n_ref, hit_ref = (np.asarray(a, np.int64) for a in (n_pred, hit_pred, n_ref, hit_ref))
+    numerator = 2 * hit_pred * hit_ref
+    denominator = hit_pred * n_ref + hit_ref * n_pred
+    f = np.zeros(numerator.shape)
+    np.divide(numerator, denominator, out=f, where=denominator > 0)
+    f[(n_pred == 0) & (n_ref == 0) & np.asarray(in_both, bool)] = 1.0
+    return f
 
 
 class PairEvaluator:
@@ -98,14 +99,18 @@ class PairEvaluator:
                               None)
         self._local = threading.local()
 
+    def _cached(self, key: tuple, make):
+        """A per-thread scratch object for one image shape (a few shapes are kept)."""
+        cache = self._local.__dict__.setdefault("cache", {})
+        if key not in cache:
+            if len(cache) > 8:
+                cache.clear()
+            cache[key] = make()
+        return cache[key]
+
     def _plane(self, height: int, width: int, theta: int, dtype: type) -> BitPlane:
-        planes = self._local.__dict__.setdefault("planes", {})
-        key = (height, width, theta, dtype)
-        if key not in planes:
-            if len(planes) > 4:
-                planes.clear()
-            planes[key] = BitPlane(height, width, theta, dtype)
-        return planes[key]
+        return self._cached(("plane", height, width, theta, dtype),
+                            lambda: BitPlane(height, width, theta, dtype))
 
     def __call__(self, pred: np.ndarray, ref: np.ndarray, score: float = float("nan")) -> PairStats:
         k = self.num_classes
@@ -125,8 +130,9 @@ class PairEvaluator:
                          in_pred: np.ndarray) -> tuple[np.ndarray, float]:
         """Per-class F (NaN for absent classes) and the binary F of one image."""
         k = self.num_classes
-        p_index, p_ids, p_bin = boundary_points(pred, k)
-        r_index, r_ids, r_bin = boundary_points(ref, k)
+        scratch = self._cached(("scratch", *ref.shape), lambda: Scratch(ref.shape))
+        p_index, p_ids, p_bin = boundary_points(pred, k, scratch)
+        r_index, r_ids, r_bin = boundary_points(ref, k, scratch)
         if self.bit_dtype is None:  # more classes than bits: one bit plane per class
             p_hit, r_hit = self._match_per_class(ref.shape, theta, (p_index, p_ids, p_bin),
                                                  (r_index, r_ids, r_bin))
@@ -165,8 +171,7 @@ class PairEvaluator:
 
         p_bits, r_bits = bits(p_pts[1], p_pts[2]), bits(r_pts[1], r_pts[2])
         p_pos, r_pos = plane.padded(p_pts[0]), plane.padded(r_pts[0])
-        p_left = plane.unmatched(p_pos, p_bits, r_pos, r_bits)
-        r_left = plane.unmatched(r_pos, r_bits, p_pos, p_bits)
+        p_left, r_left = plane.match(p_pos, p_bits, r_pos, r_bits)
         class_bits = ~binary_bit
         return (((p_left & class_bits) == 0, p_pts[2] & ((p_left & binary_bit) == 0)),
                 ((r_left & class_bits) == 0, r_pts[2] & ((r_left & binary_bit) == 0)))
@@ -182,8 +187,9 @@ class PairEvaluator:
         groups.append((1, p_pts[2], r_pts[2]))
         for slot, p_sel, r_sel in groups:
             p_one, r_one = np.ones(int(p_sel.sum()), np.uint8), np.ones(int(r_sel.sum()), np.uint8)
-            hits[0][slot][p_sel] = plane.unmatched(p_pos[p_sel], p_one, r_pos[r_sel], r_one) == 0
-            hits[1][slot][r_sel] = plane.unmatched(r_pos[r_sel], r_one, p_pos[p_sel], p_one) == 0
+            p_left, r_left = plane.match(p_pos[p_sel], p_one, r_pos[r_sel], r_one)
+            hits[0][slot][p_sel] = p_left == 0
+            hits[1][slot][r_sel] = r_left == 0
         return (hits[0][0], hits[0][1]), (hits[1][0], hits[1][1])
 
 

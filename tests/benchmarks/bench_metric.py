@@ -1,0 +1,179 @@
+"""Throughput of the DiffSeg30k metric against evaluate's ``mean_iou`` and torchmetrics' JaccardIndex.
+
+Realistic pairs (``diffseg30k.metrics.fixtures.realistic_pair``: 1-3 edited regions covering
+1-40 %, predictions a few pixels off at the boundary, false-positive blobs), all keys of both tasks.
+Prints one JSON document. Peers that are not installed / not reachable are reported as skipped.
+
+    python tests/benchmarks/bench_metric.py                      # 512^2 and 1024^2
+    python tests/benchmarks/bench_metric.py --sizes 512 --num 300 --mean-iou path/to/mean_iou
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import resource
+import tempfile
+import time
+import tracemalloc
+from pathlib import Path
+
+import numpy as np
+
+from diffseg30k.metrics import DiffSegMetric
+from diffseg30k.metrics.fixtures import realistic_pair
+
+MODULE = Path(__file__).resolve().parents[2] / "evaluate_metrics" / "diffseg30k"
+BATCH = 16
+
+
+def timed(run, count: int) -> dict:
+    """Best of a few repeats: pairs/s by wall clock and by this process's CPU time."""
+    best_wall, best_cpu = float("inf"), float("inf")
+    for _ in range(3):
+        gc.collect()
+        wall, cpu = time.perf_counter(), time.process_time()
+        result = run()
+        best_wall = min(best_wall, time.perf_counter() - wall)
+        best_cpu = min(best_cpu, time.process_time() - cpu)
+    return {"pairs": count, "pairs_per_s": round(count / best_wall, 1),
+            "pairs_per_cpu_s": round(count / best_cpu, 1), "result": result}
+
+
+def batches(pairs):
+    for start in range(0, len(pairs), BATCH):
+        chunk = pairs[start:start + BATCH]
+        yield [p for p, _ in chunk], [r for _, r in chunk]
+
+
+def ours_update(pairs):
+    metric = DiffSegMetric()
+    for pred, ref in pairs:
+        metric.update(pred, ref)
+    return metric.compute()
+
+
+def ours_evaluate(pairs, cache_dir):
+    import evaluate
+
+    metric = evaluate.load(str(MODULE), cache_dir=cache_dir)
+    for preds, refs in batches(pairs):
+        metric.add_batch(predictions=preds, references=refs)
+    return metric.compute()
+
+
+def peer_mean_iou(pairs, cache_dir, path):
+    import evaluate
+
+    metric = evaluate.load(path, cache_dir=cache_dir)
+    for preds, refs in batches(pairs):
+        metric.add_batch(predictions=preds, references=refs)
+    return metric.compute(num_labels=9, ignore_index=255)
+
+
+def peer_torchmetrics(pairs, threads: int):
+    import torch
+    from torchmetrics.classification import MulticlassJaccardIndex
+
+    torch.set_num_threads(threads)
+    metric = MulticlassJaccardIndex(num_classes=9, ignore_index=255, average="none")
+    for preds, refs in batches(pairs):
+        metric.update(torch.from_numpy(np.stack(preds)).long(), torch.from_numpy(np.stack(refs)).long())
+    return metric.compute()
+
+
+def memory_profile(pairs, repeats: tuple[int, ...]) -> dict:
+    """tracemalloc peak and retained metric state for growing numbers of images."""
+    out = {}
+    for times in repeats:
+        gc.collect()
+        tracemalloc.start()
+        metric = DiffSegMetric()
+        for _ in range(times):
+            for pred, ref in pairs:
+                metric.update(pred, ref)
+        metric.compute()
+        current, peak = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+        out[f"{times * len(pairs)}_images"] = {"peak_mib": round(peak / 2**20, 2),
+                                               "retained_kib": round(current / 2**10, 1)}
+    return out
+
+
+def locate_mean_iou(path: str | None) -> str | None:
+    """A local mean_iou module folder, or the Hub id when it loads (online / cached)."""
+    if path:
+        return path
+    import evaluate
+
+    try:
+        evaluate.load("mean_iou")
+        return "mean_iou"
+    except Exception:  # offline and not cached
+        return None
+
+
+def bench_size(size: int, num: int, mean_iou: str | None, cache_dir: str) -> dict:
+    pairs = [realistic_pair(seed, size, edited=seed % 10 != 0) for seed in range(num)]
+    report: dict = {"image_size": f"{size}x{size}", "pairs": num}
+    ours = timed(lambda: ours_update(pairs), num)
+    report["diffsegmetric_update"] = {k: v for k, v in ours.items() if k != "result"}
+    via_evaluate = timed(lambda: ours_evaluate(pairs, cache_dir), num)
+    report["evaluate_diffseg30k_add_batch"] = {k: v for k, v in via_evaluate.items() if k != "result"}
+    assert json.dumps(via_evaluate["result"]) == json.dumps(ours["result"]), "evaluate module disagrees"
+    iou = np.array(list(ours["result"]["per_class_iou"].values()))
+    peer_pairs = pairs[: max(BATCH, num // 4)]
+    own_small = ours_update(peer_pairs)
+    own_iou = np.array(list(own_small["per_class_iou"].values()))
+    if mean_iou:
+        peer = timed(lambda: peer_mean_iou(peer_pairs, cache_dir, mean_iou), len(peer_pairs))
+        agree = np.allclose(np.nan_to_num(peer["result"]["per_category_iou"]), np.nan_to_num(own_iou))
+        report["peer_evaluate_mean_iou"] = {**{k: v for k, v in peer.items() if k != "result"},
+                                            "keys": "mIoU only", "per_class_iou_agrees": bool(agree)}
+    else:
+        report["peer_evaluate_mean_iou"] = "skipped: mean_iou not cached and Hub offline (pass --mean-iou)"
+    try:
+        import torch
+
+        default_threads = torch.get_num_threads()
+        runs = {threads: timed(lambda t=threads: peer_torchmetrics(peer_pairs, t), len(peer_pairs))
+                for threads in sorted({1, default_threads})}
+        torch.set_num_threads(default_threads)
+        threads, peer = max(runs.items(), key=lambda item: item[1]["pairs_per_s"])
+        agree = np.allclose(np.nan_to_num(peer["result"].numpy()), np.nan_to_num(own_iou), atol=1e-6)
+        report["peer_torchmetrics_jaccard"] = {
+            **{k: v for k, v in peer.items() if k != "result"}, "keys": "IoU only",
+            "torch_threads": threads, "per_class_iou_agrees": bool(agree),
+            "pairs_per_s_by_threads": {t: r["pairs_per_s"] for t, r in runs.items()}}
+    except ImportError:
+        report["peer_torchmetrics_jaccard"] = "skipped: torchmetrics not installed"
+    for name in ("peer_evaluate_mean_iou", "peer_torchmetrics_jaccard"):
+        if isinstance(report[name], dict):
+            report[f"speedup_vs_{name[5:]}"] = round(
+                report["evaluate_diffseg30k_add_batch"]["pairs_per_s"] / report[name]["pairs_per_s"], 1)
+    report["semantic_miou"] = ours["result"]["semantic_miou"]
+    report["mean_iou_all_classes"] = float(np.nanmean(iou))
+    report["memory"] = memory_profile(pairs[:50], (1, 4))
+    return report
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[512, 1024])
+    parser.add_argument("--num", type=int, default=200, help="pairs at 512^2 (scaled down for larger sizes)")
+    parser.add_argument("--mean-iou", default=os.environ.get("MEAN_IOU_MODULE"),
+                        help="folder of evaluate's mean_iou module (else the Hub id, if reachable)")
+    args = parser.parse_args()
+    mean_iou = locate_mean_iou(args.mean_iou)
+    with tempfile.TemporaryDirectory() as cache_dir:
+        results = [bench_size(size, max(32, int(args.num * (512 / size) ** 2)), mean_iou, cache_dir)
+                   for size in args.sizes]
+    print(json.dumps({"cpus": os.cpu_count(), "load_average_1min": round(os.getloadavg()[0], 2),
+                      "max_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+                      "results": results}, indent=2))
+
+
+if __name__ == "__main__":
+    main()

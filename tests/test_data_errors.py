@@ -56,15 +56,27 @@ def test_missing_partner(release, tmp_path):
     assert "00000002.image.png" in message and "missing partner" in message and "00000002.mask.png" in message
 
 
+@pytest.mark.parametrize("verify", ["fast", "full"])
 @pytest.mark.parametrize("damage, problem", [
     (lambda b: b"this is not a png", "not a readable image"),
     (lambda b: b[: len(b) // 2], "truncated"),
-])
-def test_unreadable_and_truncated_png(release, tmp_path, damage, problem):
+    (lambda b: b[:-12], "truncated"),  # IEND missing: every pixel may still decode
+], ids=["garbage", "half", "no-iend"])
+def test_unreadable_and_truncated_png(release, tmp_path, damage, problem, verify):
     path = release / "00000003.image.png"
     path.write_bytes(damage(path.read_bytes()))
-    message = _convert_error(release, tmp_path)
+    message = _convert_error(release, tmp_path, verify=verify)
     assert str(path) in message and problem in message
+
+
+@pytest.mark.parametrize("verify", ["fast", "full"])
+def test_corrupted_pixel_data(release, tmp_path, verify):
+    path = release / "00000002.image.png"
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+    message = _convert_error(release, tmp_path, verify=verify)
+    assert str(path) in message and "CRC mismatch in chunk b'IDAT'" in message
 
 
 def test_size_mismatch(release, tmp_path):
@@ -119,14 +131,15 @@ def test_zip_path_traversal(tmp_path, member):
     assert "absolute path" in message or "path traversal" in message
 
 
-@pytest.mark.parametrize("width, height, problem", [
-    (9000, 9000, "over the limit"),  # over the toolkit's pixel limit
-    (100_000, 100_000, "not a readable image"),  # PIL's own decompression-bomb guard
-])
-def test_decompression_bomb(release, tmp_path, width, height, problem):
-    (release / "00000001.image.png").write_bytes(_png_claiming(width, height))
-    message = _convert_error(release, tmp_path)
-    assert "00000001.image.png" in message and problem in message
+@pytest.mark.parametrize("verify", ["fast", "full"])
+@pytest.mark.parametrize("kind", ["image", "mask"])
+@pytest.mark.parametrize("width, height", [(9000, 9000), (100_000, 100_000)])
+def test_decompression_bomb(release, tmp_path, width, height, kind, verify):
+    """Headers claiming 81 Mpx (over the toolkit's limit) and 10 Gpx (PIL's own guard too)."""
+    (release / f"00000001.{kind}.png").write_bytes(_png_claiming(width, height))
+    message = _convert_error(release, tmp_path, verify=verify)
+    assert f"00000001.{kind}.png" in message
+    assert "over the limit" in message or "decompression bomb" in message
 
 
 def test_empty_sources(tmp_path):

@@ -18,6 +18,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="folder of unedited real images added to train with all-zero masks")
     parser.add_argument("--on-error", choices=("raise", "skip"), default="raise",
                         help="stop at the first bad file (default) or skip bad files and list them")
+    parser.add_argument("--verify", choices=("fast", "full"), default="fast",
+                        help="fast: check RGB PNG images by structure and CRC without decoding pixels "
+                             "(default); full: decode every image")
     parser.add_argument("--shard-size", default="500MB", help="target parquet shard size (default 500MB)")
     parser.add_argument("--workers", type=int, default=None, help="decoding threads (default: up to 4)")
     parser.add_argument("--id2label", metavar="JSON", help="label mapping overriding the default one")
@@ -35,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
         label_set = load_label_set(args.id2label) if args.id2label else None
         summary = convert(args.sources, args.out, extra_real=args.extra_real, on_error=args.on_error,
                           shard_size=args.shard_size, overwrite=args.overwrite, workers=args.workers,
-                          label_set=label_set, progress=not args.quiet)
+                          label_set=label_set, progress=not args.quiet, verify=args.verify)
     except (ReleaseError, FileExistsError, ValueError) as err:
         raise CommandError(str(err)) from err
     print(summary.to_text())

@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from diffseg30k import io as safe_io
 from diffseg30k.io import ImageError, open_image
 from diffseg30k.labels import IGNORE_INDEX, LabelSet
 
@@ -237,7 +238,10 @@ def _read_file(path: Path) -> bytes:
 
 
 class _ParquetReader:
-    """Row access into one parquet file, one row group cached at a time (memory: one row group)."""
+    """Row access into parquet files; one row group cached for all files together (bounded memory)."""
+
+    _cache: tuple[tuple[str, int], dict[str, list[Any]]] | None = None
+    _lock = threading.Lock()
 
     def __init__(self, path: Path):
         import pyarrow.parquet as pq
@@ -247,15 +251,16 @@ class _ParquetReader:
             self.file = pq.ParquetFile(path)
         except Exception as err:  # pyarrow raises several unrelated types for corrupt files
             raise ReleaseError(str(path), f"not a readable parquet file ({err})") from err
-        self.lock = threading.Lock()
-        self.cached: tuple[int, dict[str, list[Any]]] | None = None
 
     def row(self, group: int, index: int) -> dict[str, Any]:
-        with self.lock:
-            if self.cached is None or self.cached[0] != group:
+        key = (str(self.path), group)
+        with _ParquetReader._lock:
+            cache = _ParquetReader._cache
+            if cache is None or cache[0] != key:
+                _ParquetReader._cache = None  # free the previous row group before reading the next
                 table = self.file.read_row_group(group, columns=["image", "mask"])
-                self.cached = (group, table.to_pydict())
-            return {k: v[index] for k, v in self.cached[1].items()}
+                cache = _ParquetReader._cache = (key, table.to_pydict())
+            return {k: v[index] for k, v in cache[1].items()}
 
 
 def _cell_bytes(value: Any, label: str) -> bytes:
@@ -281,7 +286,7 @@ def _scan_parquet(path: Path, result: ScanResult, split: str | None = None) -> N
     image_type = reader.file.schema_arrow.field("image").type
     with_path = pa.types.is_struct(image_type) and image_type.get_field_index("path") >= 0
     for group in range(reader.file.num_row_groups):
-        columns = meta_columns + (["image"] if with_path and "id" not in names else [])
+        columns = meta_columns + (["image.path"] if with_path and "id" not in names else [])
         rows = reader.file.read_row_group(group, columns=columns).to_pylist() if columns else \
             [{}] * reader.file.metadata.row_group(group).num_rows
         for index, row in enumerate(rows):
@@ -523,27 +528,79 @@ def zero_mask_png(size: tuple[int, int]) -> bytes:
     return _ZERO_MASKS[size]
 
 
-def decode_pair(entry: PairEntry, decoder: MaskDecoder) -> DecodedPair:
-    """Read and validate one pair; raise :class:`ReleaseError` naming the file on any problem."""
-    image_bytes, mask_bytes = entry.read()
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+VERIFY_MODES = ("fast", "full")
+
+
+def check_png(data: bytes, label: str) -> tuple[int, int, bool] | None:
+    """Check a PNG's structure without inflating its pixels: (width, height, is 8-bit RGB).
+
+    Checks the header size against the pixel limit, every chunk's length and CRC-32, at least one IDAT
+    and a final IEND: a truncated or corrupted file fails with :class:`ReleaseError`. Returns None for
+    data that is not a PNG (the caller decodes it).
+    """
+    if not data.startswith(_PNG_SIGNATURE) or len(data) < 33 or data[12:16] != b"IHDR":
+        return None
+    width, height = int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+    if width * height > safe_io.MAX_PIXELS:
+        raise ReleaseError(label, f"image is {width}x{height} = {width * height} pixels, over the limit of "
+                           f"{safe_io.MAX_PIXELS} (set DIFFSEG30K_MAX_PIXELS to raise it)")
+    if width == 0 or height == 0:
+        raise ReleaseError(label, "image has zero size")
+    view, pos, seen_idat = memoryview(data), len(_PNG_SIGNATURE), False
+    while True:
+        if pos + 12 > len(data):
+            raise ReleaseError(label, f"truncated PNG: file ends at byte {len(data)} before the IEND chunk")
+        length = int.from_bytes(data[pos:pos + 4], "big")
+        kind = bytes(data[pos + 4:pos + 8])
+        end = pos + 12 + length
+        if end > len(data):
+            raise ReleaseError(label, f"truncated PNG: chunk {kind!r} at byte {pos} runs past the end of "
+                               f"the file ({len(data)} bytes)")
+        if zlib.crc32(view[pos + 4:end - 4]) != int.from_bytes(data[end - 4:end], "big"):
+            raise ReleaseError(label, f"corrupt PNG: CRC mismatch in chunk {kind!r} at byte {pos}")
+        seen_idat |= kind == b"IDAT"
+        if kind == b"IEND":
+            break
+        pos = end
+    if not seen_idat:
+        raise ReleaseError(label, "corrupt PNG: no image data (IDAT) chunk")
+    return width, height, data[24] == 8 and data[25] == 2  # bit depth 8, colour type 2 (RGB)
+
+
+def _checked_image(data: bytes, label: str, verify: str) -> tuple[bytes, str, tuple[int, int]]:
+    """(RGB image bytes, file extension, size): bytes kept unless the image must become RGB."""
+    png = check_png(data, label)
+    if verify == "fast" and png is not None and png[2]:
+        return data, "png", png[:2]
     try:
-        image = open_image(image_bytes, name=entry.image_name)
+        image = open_image(data, name=label)
     except ImageError as err:
-        raise ReleaseError(entry.image_name, str(err).removeprefix(f"{entry.image_name}: ")) from err
+        raise ReleaseError(label, str(err).removeprefix(f"{label}: ")) from err
     if image.mode != "RGB" or image.format not in ("PNG", "JPEG", "WEBP"):
-        image_bytes = _png(image.convert("RGB"))
-        image_path = f"{entry.id}.image.png"
-    else:
-        image_path = f"{entry.id}.image.{image.format.lower().replace('jpeg', 'jpg')}"
+        return _png(image.convert("RGB")), "png", image.size
+    return data, image.format.lower().replace("jpeg", "jpg"), image.size
+
+
+def decode_pair(entry: PairEntry, decoder: MaskDecoder, verify: str = "fast") -> DecodedPair:
+    """Read and validate one pair; raise :class:`ReleaseError` naming the file on any problem.
+
+    ``verify="fast"`` checks 8-bit RGB PNG images structurally (header size, every chunk's CRC, no
+    truncation) without decoding their pixels; ``"full"`` decodes every image. Masks are always decoded.
+    """
+    image_bytes, mask_bytes = entry.read()
+    image_bytes, extension, size = _checked_image(image_bytes, entry.image_name, verify)
+    image_path = f"{entry.id}.image.{extension}"
     if not mask_bytes:  # an extra real image: all background
-        return DecodedPair(entry.id, image_bytes, image_path, zero_mask_png(image.size), [], 0.0, image.size)
+        return DecodedPair(entry.id, image_bytes, image_path, zero_mask_png(size), [], 0.0, size)
+    check_png(mask_bytes, entry.mask_name)
     try:
         mask_image = open_image(mask_bytes, name=entry.mask_name)
     except ImageError as err:
         raise ReleaseError(entry.mask_name, str(err).removeprefix(f"{entry.mask_name}: ")) from err
-    if mask_image.size != image.size:
+    if mask_image.size != size:
         raise ReleaseError(entry.mask_name, f"mask size {mask_image.size[0]}x{mask_image.size[1]} does not "
-                           f"match image size {image.size[0]}x{image.size[1]} ({entry.image_name})")
+                           f"match image size {size[0]}x{size[1]} ({entry.image_name})")
     mask, counts, keep = decoder.decode(mask_image, entry.mask_name)
     if not keep:
         mask_bytes = _png(mask, compress_level=6)
@@ -552,4 +609,4 @@ def decode_pair(entry: PairEntry, decoder: MaskDecoder) -> DecodedPair:
     valid_pixels = int(counts.sum() - counts[IGNORE_INDEX])
     edited = int(counts[1:IGNORE_INDEX].sum())
     fraction = edited / valid_pixels if valid_pixels else 0.0
-    return DecodedPair(entry.id, image_bytes, image_path, mask_bytes, models, fraction, image.size)
+    return DecodedPair(entry.id, image_bytes, image_path, mask_bytes, models, fraction, size)

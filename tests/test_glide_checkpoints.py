@@ -177,6 +177,9 @@ def test_url_sources_are_downloaded_verified_and_converted(tmp_path):
     path, digest = _save(tmp_path, TINY_UPSAMPLE_INPAINT, name="upsample_inpaint.pt")
     model = load_unet(path.as_uri(), TINY_UPSAMPLE_INPAINT, sha256=digest, progress=False)
     assert model.config.super_res and model.input_conv.in_channels == 10
+    assert not list((cache_dir("glide", "downloads")).glob("upsample_inpaint*"))  # download removed
+    path.unlink()
+    assert load_unet(path.as_uri(), TINY_UPSAMPLE_INPAINT, sha256=digest).config.super_res  # from cache
 
 
 @pytest.mark.parametrize("change", ["extra", "missing", "shape"])

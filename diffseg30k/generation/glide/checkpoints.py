@@ -17,6 +17,7 @@ import tempfile
 import urllib.parse
 import urllib.request
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -151,26 +152,33 @@ def _record_sha256(source: str, digest: str) -> None:
     atomic_write_text(path, json.dumps(records, indent=1, sort_keys=True))
 
 
+@contextlib.contextmanager
+def _write_then_move(target: Path) -> Iterator[str]:
+    """A temporary file next to ``target``, moved onto it only when the block succeeds."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".partial")
+    os.close(fd)
+    try:
+        yield tmp
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
 def download(url: str, dest: Path, progress: bool = True) -> Path:
     """Download ``url`` to ``dest`` through a temporary file (skipped when ``dest`` exists)."""
     from tqdm.auto import tqdm
 
     if dest.exists():
         return dest
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".partial")
-    try:
-        with urllib.request.urlopen(url) as response, os.fdopen(fd, "wb") as fh:  # noqa: S310 (http/file only)
-            total = int(response.headers.get("Content-Length") or 0) or None
-            with tqdm(total=total, unit="B", unit_scale=True, desc=dest.name, disable=not progress) as bar:
-                while block := response.read(1 << 20):
-                    fh.write(block)
-                    bar.update(len(block))
-        os.replace(tmp, dest)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    with _write_then_move(dest) as tmp, urllib.request.urlopen(url) as response, open(tmp, "wb") as fh:  # noqa: S310
+        total = int(response.headers.get("Content-Length") or 0) or None
+        with tqdm(total=total, unit="B", unit_scale=True, desc=dest.name, disable=not progress) as bar:
+            while block := response.read(1 << 20):
+                fh.write(block)
+                bar.update(len(block))
     return dest
 
 
@@ -213,16 +221,11 @@ def convert_checkpoint(source: str | os.PathLike, config: GlideConfig, sha256: s
     if not isinstance(original, dict) or not all(isinstance(v, torch.Tensor) for v in original.values()):
         raise CheckpointError(f"{path}: expected a state dict of tensors")
     converted = convert_state_dict(original, config, str(path))
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".partial")
-    os.close(fd)
-    try:
+    with _write_then_move(target) as tmp:
         save_file(converted, tmp, metadata={"source": source, "sha256": digest,
                                             "config": json.dumps(config.to_dict())})
-        os.replace(tmp, target)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    if _is_url(source):
+        path.unlink()  # the download is no longer needed: later loads read the converted file
     return target
 
 

@@ -23,12 +23,11 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageOps
 
-from diffseg30k.hub import label_colors
+from diffseg30k.hub import CHECKPOINT_ENV, label_colors
 from diffseg30k.io import MAX_PIXELS, ImageError, cache_dir, open_image
 from diffseg30k.labels import GENERATOR_BY_NAME
 
 LOG = logging.getLogger(__name__)
-CHECKPOINT_ENV = "DIFFSEG_CHECKPOINT"
 #: Pixel limit of the demo: 16 MP unless DIFFSEG30K_MAX_PIXELS says otherwise (probabilities cost
 #: 4 bytes x classes x pixels, so this bounds a request's memory).
 DEMO_MAX_PIXELS = MAX_PIXELS if "DIFFSEG30K_MAX_PIXELS" in os.environ else min(MAX_PIXELS, 4096 * 4096)

@@ -31,6 +31,8 @@ DEFAULT_LICENSE = "apache-2.0"
 DETECTOR_FILE = "diffseg30k.json"
 REPO_TYPES = ("model", "dataset", "space")
 CONNECT_TIMEOUT_S = 10.0
+#: Environment variable naming the demo's detector (Hub id or folder); `push space` sets it on the Space.
+CHECKPOINT_ENV = "DIFFSEG_CHECKPOINT"
 #: Files of a checkpoint folder that may be uploaded (weights: safetensors only).
 MODEL_FILE_SUFFIXES = (".safetensors", ".json", ".txt", ".md")
 BASE_TAGS = ["diffseg30k", "aigc-detection", "image-forensics", "semantic-segmentation",
@@ -327,7 +329,7 @@ def stage_space_repo(out: str | os.PathLike, checkpoint: str | None = None, over
     a Hub id is linked in the card's ``models`` list (set the Space variable DIFFSEG_CHECKPOINT to it).
     """
     if not (spaces_dir / "app.py").is_file():
-        raise HubError(f"{spaces_dir}: no app.py")
+        raise HubError(f"{spaces_dir}: no app.py (`push space` runs from a source checkout of the toolkit)")
     package = Path(__file__).resolve().parent
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc", ".*", "checkpoint")
     with atomic_dir(out, overwrite=overwrite) as tmp:
@@ -457,7 +459,7 @@ def publish(repo_type: str, repo_id: str, source: str | os.PathLike | None = Non
             folder = stage_space_repo(out, checkpoint, overwrite)
         plan = PushPlan(folder, repo_files(folder), skipped)
         if not dry_run:
-            variables = ({"DIFFSEG_CHECKPOINT": checkpoint} if repo_type == "space" and checkpoint
+            variables = ({CHECKPOINT_ENV: checkpoint} if repo_type == "space" and checkpoint
                          and not Path(checkpoint).is_dir() else None)
             plan.url = push_folder(folder, repo_id, repo_type, token, private, revision,
                                    space_variables=variables)

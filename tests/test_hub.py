@@ -247,3 +247,18 @@ def test_space_folder_bundles_package_and_checkpoint(checkpoint, tmp_path):
                            cwd=bundled, capture_output=True, text=True, timeout=120)
     assert probe.returncode == 0, probe.stderr
     assert Path(probe.stdout.strip()).is_relative_to(bundled)
+
+
+def test_space_requirements_cover_the_package_dependencies():
+    import re
+
+    tomllib = pytest.importorskip("tomllib")
+    root = Path(__file__).resolve().parent.parent
+    project = tomllib.loads((root / "pyproject.toml").read_text())["project"]
+    needed = project["dependencies"] + project["optional-dependencies"]["demo"]
+    names = {re.split(r"[<>=\[ ]", spec)[0].lower().replace("_", "-") for spec in needed} - {"gradio"}
+    requirements = (root / "spaces" / "requirements.txt").read_text()
+    listed = {re.split(r"[<>=\[ ]", line)[0].lower().replace("_", "-")
+              for line in requirements.splitlines() if line.strip() and not line.startswith("#")}
+    assert names <= listed, names - listed
+

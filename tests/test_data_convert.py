@@ -96,10 +96,13 @@ def _generation_output(root: Path, num: int = 10) -> Path:
         image.save(root / f"{k:08d}.image.png")
         encode_mask(mask, "L").save(root / f"{k:08d}.mask.png")
         generators = [GENERATOR_NAMES[i - 1] for i in np.unique(mask) if i > 0]
-        turns = [{"generator": g, "edit_type": "addition", "prompt": f"add a cat {k}",
-                  "mask_area": 0.1, "seed": k * 10 + t, "quality_score": 4} for t, g in enumerate(generators)]
-        lines.append(json.dumps({"id": f"{k:08d}", "base": "real" if k % 2 else "ai",
-                                 "base_source": f"coco/{k}.jpg", "turns": turns}))
+        # The row format of diffseg30k.generation.pipeline (extra fields included).
+        turns = [{"generator": g, "edit_type": "addition", "prompt": f"add a cat {k}", "removal_prompt": "",
+                  "object": "cat", "mask_area": 0.1, "seed": k * 10 + t, "quality": 4, "quality_reason": "ok"}
+                 for t, g in enumerate(generators)]
+        lines.append(json.dumps({"id": f"{k:08d}", "base": "real" if k % 2 else "ai", "base_generator": None,
+                                 "base_source": f"coco/{k}.jpg", "caption": None, "models": generators,
+                                 "turns": turns}))
     (root / "metadata.jsonl").write_text("\n".join(lines) + "\n")
     return root
 
@@ -116,6 +119,13 @@ def test_generation_output_metadata_and_8_2_fallback(tmp_path):
     assert [t["generator"] for t in row["turns"]] == row["models"]
     assert row["turns"][0]["prompt"] == "add a cat 3" and row["turns"][0]["quality"] == 4.0
     assert row["turns"][0]["seed"] == 30
+    assert json.loads(row["metadata"])["turns"][0]["object"] == "cat"
+
+    # A converted folder's parquet is itself a valid source: metadata survives a second conversion.
+    convert([tmp_path / "out" / "data"], tmp_path / "again", progress=False)
+    again = datasets.load_dataset(str(tmp_path / "again"))
+    assert sorted(again["validation"]["id"]) == ["00000005", "00000010"]
+    assert next(r for r in again["train"] if r["id"] == "00000003") == row
 
 
 def test_parquet_export_source(tmp_path):

@@ -65,6 +65,7 @@ under the Flickr terms of use, https://cocodataset.org/#termsofuse) without addi
 _META_ROWS = """| `base` | string | "real" (COCO photo) or "ai" (generated from a COCO caption) base image |
 | `base_source` | string | where the base image came from |
 | `turns` | list of struct | each edit: generator, edit_type, prompt, mask_area, seed, quality |
+| `metadata` | string | the source's full metadata row as JSON text |
 """
 
 

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from diffseg30k.data.release import (
+    METADATA_COLUMNS,
     SPLITS,
     TURN_FIELDS,
     VERIFY_MODES,
@@ -57,7 +58,8 @@ def features(with_metadata: bool) -> Any:
         turn_types = {"generator": Value("string"), "edit_type": Value("string"), "prompt": Value("string"),
                       "mask_area": Value("float32"), "seed": Value("int64"), "quality": Value("float32")}
         assert tuple(turn_types) == TURN_FIELDS
-        columns.update(base=Value("string"), base_source=Value("string"), turns=List(turn_types))
+        columns.update(base=Value("string"), base_source=Value("string"), turns=List(turn_types),
+                       metadata=Value("string"))
     return Features(columns)
 
 
@@ -250,7 +252,7 @@ def _row(entry: PairEntry, pair: DecodedPair, with_metadata: bool) -> dict[str, 
     }
     if with_metadata:
         meta = entry.metadata or {}
-        row.update(base=meta.get("base"), base_source=meta.get("base_source"), turns=meta.get("turns"))
+        row.update({name: meta.get(name) for name in METADATA_COLUMNS})
     return row
 
 

@@ -37,6 +37,7 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
 _PAIR_RE = re.compile(r"^(?P<id>[^/]+)\.(?P<kind>image|mask)\.(?P<ext>png|jpe?g|webp)$", re.IGNORECASE)
 #: Largest archive member read into memory (a guard against zip bombs; images are size-checked too).
 MAX_MEMBER_BYTES = int(os.environ.get("DIFFSEG30K_MAX_MEMBER_BYTES", 1 << 30))
+METADATA_COLUMNS = ("base", "base_source", "turns", "metadata")
 TURN_FIELDS = ("generator", "edit_type", "prompt", "mask_area", "seed", "quality")
 _TURN_ALIASES = {"quality_score": "quality", "score": "quality", "model": "generator", "type": "edit_type",
                  "area": "mask_area"}
@@ -282,7 +283,7 @@ def _scan_parquet(path: Path, result: ScanResult, split: str | None = None) -> N
                                             f"(columns: {', '.join(names)})"))
         return
     split = split if split is not None else split_from_name(path.name)
-    meta_columns = [c for c in ("id", "base", "base_source", "turns") if c in names]
+    meta_columns = [c for c in ("id", *METADATA_COLUMNS) if c in names]
     image_type = reader.file.schema_arrow.field("image").type
     with_path = pa.types.is_struct(image_type) and image_type.get_field_index("path") >= 0
     for group in range(reader.file.num_row_groups):
@@ -298,7 +299,7 @@ def _scan_parquet(path: Path, result: ScanResult, split: str | None = None) -> N
                 sample_id = match["id"] if match else PurePosixPath(name).stem
             if sample_id is None:
                 sample_id = f"{path.stem}-{group:05d}-{index:06d}"
-            meta = {k: row[k] for k in ("base", "base_source", "turns") if row.get(k) is not None}
+            meta = {k: row[k] for k in METADATA_COLUMNS if row.get(k) is not None}
             result.entries.append(PairEntry(
                 str(sample_id), split, f"{label} image", f"{label} mask",
                 lambda g=group, i=index, lab=label: _parquet_pair(reader, g, i, lab),
@@ -328,6 +329,7 @@ def parse_metadata(text: str, label: str, result: ScanResult) -> dict[str, dict[
             sample_id = row["id"]
             sample_id = f"{sample_id:08d}" if isinstance(sample_id, int) else str(sample_id)
             rows[sample_id] = normalise_metadata(row, where)
+            rows[sample_id]["metadata"] = json.dumps(row, sort_keys=True, ensure_ascii=False)
         except (ValueError, ReleaseError) as err:
             if not isinstance(err, ReleaseError):
                 err = ReleaseError(where, f"bad metadata line ({err})")
@@ -336,8 +338,11 @@ def parse_metadata(text: str, label: str, result: ScanResult) -> dict[str, dict[
 
 
 def normalise_metadata(row: dict[str, Any], label: str) -> dict[str, Any]:
-    """Keep the known metadata fields in the dataset's schema: base, base_source, turns."""
+    """Keep the known metadata fields in the dataset's schema: base, base_source, turns (and the full
+    source row as JSON text in ``metadata`` when it comes as text, e.g. from a converted parquet)."""
     out: dict[str, Any] = {}
+    if isinstance(row.get("metadata"), str):
+        out["metadata"] = row["metadata"]
     base = row.get("base", row.get("base_type"))
     if base is None and "is_real" in row:
         base = "real" if row["is_real"] else "ai"

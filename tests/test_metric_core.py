@@ -135,6 +135,15 @@ def test_matches_plain_reference_on_realistic_maps(size):
     assert 0 < want["image_ap"] < 1 or want["image_ap"] == 1  # unedited images take part
 
 
+@pytest.mark.parametrize("size, fraction", [(512, 0.0075), (300, 0.03)])
+def test_matches_plain_reference_where_the_coarse_cell_grid_is_used(size, fraction):
+    pairs = [realistic_pair(i, size, edited=i != 1) for i in range(4)]
+    got = run(pairs, boundary_tolerance=fraction)
+    want = plain.metrics(pairs, fraction=fraction)
+    for key in SCALARS:
+        assert same(got[key], want[key]), key
+
+
 def test_caller_scores_and_bigger_images():
     pairs = [realistic_pair(i, 200, edited=i % 3 != 0) for i in range(12)]
     scores = np.random.default_rng(0).random(12)
@@ -155,6 +164,28 @@ def test_boundary_tolerance_option_matches_reference():
     pairs = [realistic_pair(i, 64) for i in range(8)]
     got, want = run(pairs, boundary_tolerance=0.03), plain.metrics(pairs, fraction=0.03)
     assert same(got["semantic_bf1"], want["semantic_bf1"]) and same(got["binary_bf1"], want["binary_bf1"])
+
+
+@pytest.mark.parametrize("theta", [1, 2, 3, 5, 8, 11])
+def test_tolerance_matching_equals_brute_force(theta):
+    from diffseg30k.metrics.boundary import BitPlane
+
+    rng = np.random.default_rng(theta)
+    height, width = 70, 90
+    plane = BitPlane(height, width, theta, np.uint16)
+    for _ in range(5):
+        a = rng.choice(height * width, size=int(rng.integers(1, 400)), replace=False)
+        b = rng.choice(height * width, size=int(rng.integers(1, 400)), replace=False)
+        a_bits = (1 << rng.integers(0, 3, a.size)).astype(np.uint16)
+        b_bits = (1 << rng.integers(0, 3, b.size)).astype(np.uint16)
+        a_left, b_left = plane.match(plane.padded(a), a_bits, plane.padded(b), b_bits)
+        ay, ax = np.divmod(a, width)
+        by, bx = np.divmod(b, width)
+        near = (ay[:, None] - by[None]) ** 2 + (ax[:, None] - bx[None]) ** 2 <= theta * theta
+        shared = (a_bits[:, None] & b_bits[None]) != 0
+        hit = near & shared
+        assert np.array_equal(a_left == 0, hit.any(axis=1))
+        assert np.array_equal(b_left == 0, hit.any(axis=0))
 
 
 def test_average_precision_equals_sklearn():

@@ -236,3 +236,58 @@ def test_paper_profile_loads_checkpoints_and_tokenizer_from_local_files(tmp_path
     with pytest.raises(CheckpointError, match="sha256"):
         create_editor("glide", profile="paper", base_checkpoint=str(base), base_sha256="f" * 64,
                       base_config="tiny-base-inpaint").load()
+
+
+def _reference_inputs(cfg: GlideConfig):
+    g = torch.Generator().manual_seed(123)
+    s = cfg.image_size
+    x = torch.randn(2, 3, s, s, generator=g)
+    image = torch.rand(2, 3, s, s, generator=g) * 2 - 1
+    known = (torch.rand(2, 1, s, s, generator=g) > 0.5).float()
+    tokens = torch.randint(0, cfg.n_vocab, (2, cfg.text_ctx), generator=g)
+    mask = torch.arange(cfg.text_ctx)[None] < torch.tensor([[5], [0]])
+    low = torch.rand(2, 3, s // 4, s // 4, generator=g) * 2 - 1
+    return x, torch.tensor([10, 40]), image, known, tokens, mask, low
+
+
+#: Outputs of openai/glide-text2im (commit 69b5307) for ``original_state_dict(cfg, seed=0)`` and
+#: ``_reference_inputs(cfg)``: out[0, :, 3, 5], out[1, :, 7, 2] and mean |out| (its GroupNorm set to
+#: the tiny configs' 8 groups).
+REFERENCE_OUTPUTS = {
+    False: ([0.01642, -0.073305, 0.045205, -0.05823, -0.033219, -0.037027],
+            [0.016068, -0.099357, 0.044702, -0.034633, -0.027773, -0.040146], 0.040194),
+    True: ([0.051093, 0.044765, 0.026795, 0.106208, -0.053273, 0.078409],
+           [0.100287, 0.039033, -0.006096, 0.092947, -0.045338, 0.085703], 0.064545),
+}
+
+
+@pytest.mark.parametrize("cfg", [TINY_BASE_INPAINT, TINY_UPSAMPLE_INPAINT], ids=["base", "upsampler"])
+def test_converted_weights_reproduce_the_original_implementation(tmp_path, cfg):
+    path, digest = _save(tmp_path, cfg)
+    model = load_unet(path, cfg, sha256=digest)
+    x, t, image, known, tokens, mask, low = _reference_inputs(cfg)
+    with torch.no_grad():
+        out = model(x, t, image, known, tokens, mask, low_res=low if cfg.super_res else None)
+    first, second, mean_abs = REFERENCE_OUTPUTS[cfg.super_res]
+    assert out[0, :, 3, 5].tolist() == pytest.approx(first, abs=2e-5)
+    assert out[1, :, 7, 2].tolist() == pytest.approx(second, abs=2e-5)
+    assert out.abs().mean().item() == pytest.approx(mean_abs, abs=2e-6)
+
+
+def test_respaced_schedules_match_the_original_implementation():
+    from diffseg30k.generation.glide import GaussianDiffusion
+    from diffseg30k.generation.glide.diffusion import beta_schedule
+
+    # glide-text2im SpacedDiffusion: betas[0], betas[-1], sum, timestep_map[:3], posterior log-var[1]
+    reference = {("linear", "fast27"): (9.999999999998899e-05, 0.9721254110239479, 4.754871879309956,
+                                        [0, 22, 44], -9.224006664764183),
+                 ("squaredcos_cap_v2", "100"): (4.128422482196914e-05, 0.9999899991985922, 7.873191357093428,
+                                                [0, 10, 20], -10.15394511055059)}
+    for (schedule, spacing), (first, last, total, steps, log_var) in reference.items():
+        diffusion = GaussianDiffusion(beta_schedule(schedule, 1000), spacing)
+        betas = diffusion.tables["betas"]
+        assert betas[0].item() == pytest.approx(first, rel=1e-12)
+        assert betas[-1].item() == pytest.approx(last, rel=1e-12)
+        assert betas.sum().item() == pytest.approx(total, rel=1e-12)
+        assert diffusion.timestep_map[:3].tolist() == steps
+        assert diffusion.tables["posterior_log_variance"][1].item() == pytest.approx(log_var, rel=1e-12)

@@ -416,7 +416,8 @@ class GenerationRun:
                           "removal_prompt": prompt["removal_prompt"], "object": regions["labels"][turn],
                           "quality": quality["score"], "quality_reason": quality["reason"]})
         labels = np.asarray(store.load_image(f"turn{last}.label.png"))
-        row = {"id": plan.id, "base": plan.base, "base_source": plan.source if plan.base == "real" else None,
+        source = plan.source if plan.base == "real" else f"{plan.base_editor}: {plan.source}"
+        row = {"id": plan.id, "base": plan.base, "base_source": source,
                "base_generator": plan.base_editor, "caption": plan.source if plan.base == "ai" else None,
                "base_seed": plan.base_seed, "size": [int(labels.shape[1]), int(labels.shape[0])],
                "models": sorted({t["generator"] for t in turns}, key=lambda n: GENERATOR_BY_NAME[n].id),

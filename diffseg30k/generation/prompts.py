@@ -51,6 +51,7 @@ def request_text(object_name: str, edit_type: str) -> str:
             '{"edit_type": "' + edit_type + '", "prompt": "...", "new_object": "..."}')
 
 
+_REFUSAL = re.compile(r"\b(sorry|i cannot|i can't|i can not|unable to|as an ai)\b", re.IGNORECASE)
 _FENCE = re.compile(r"```(?:json)?\s*(.*?)```", re.DOTALL | re.IGNORECASE)
 _KEY_LINE = re.compile(r"^\s*[\"'*-]*\s*(edit[_ ]?type|prompt|edit prompt|inpainting prompt|new[_ ]object)"
                        r"\s*[\"'*]*\s*[:=]\s*(.+?)\s*,?\s*$", re.IGNORECASE | re.MULTILINE)
@@ -90,7 +91,7 @@ def parse_edit_answer(answer: str, edit_type: str, object_name: str = "") -> Edi
     if not prompt and not fields:  # a bare sentence: take its first non-empty line
         line = next((ln for ln in answer.splitlines() if ln.strip()), "")
         prompt = _clean(line) if not line.strip().startswith("{") else ""
-    parsed = bool(prompt) and len(prompt) <= 300
+    parsed = bool(prompt) and len(prompt) <= 300 and not _REFUSAL.search(prompt)
     if not parsed:
         return template_instruction(object_name or "object", edit_type, parsed=False)
     removal = DEFAULT_REMOVAL_PROMPT if edit_type == "addition" else None

@@ -106,8 +106,8 @@ def parse_object_list(answer: str, limit: int = 8) -> list[str]:
     names: list[str] = []
     for line in text.splitlines():
         for part in re.split(r"[,;]|\band\b", _BULLET.sub("", line)):
+            part = re.sub(r"\(.*?\)", " ", part)
             name = _ARTICLE.sub("", part.strip(" \t\"'[]{}()`*.").lower()).strip()
-            name = re.sub(r"\s*\(.*?\)\s*", " ", name).strip()
             if name and len(name.split()) <= 4 and not any(c.isdigit() for c in name) and name not in names:
                 names.append(name)
     return names[:limit]

@@ -17,7 +17,7 @@ class SD2Editor(DiffusersEditor):
         from diffusers import DDIMScheduler
 
         return self.pipeline_class(
-            vae=tiny.vae(seed, levels=2), text_encoder=tiny.clip_text_model(seed + 1),
+            vae=tiny.vae(seed, levels=3), text_encoder=tiny.clip_text_model(seed + 1),
             tokenizer=tiny.clip_tokenizer(),
             unet=tiny.unet(seed + 2, in_channels=9, cross_attention_dim=tiny.TEXT_HIDDEN),
             scheduler=DDIMScheduler(beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.012,

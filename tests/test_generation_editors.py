@@ -11,8 +11,14 @@ from PIL import Image
 
 from diffseg30k.generation.composite import apply_label, composite
 from diffseg30k.generation.editors.base import EditRequest
-from diffseg30k.generation.editors.registry import (EDITORS, create_editor, get_editor_class, installed_generators,
-                                                    is_variant, label_of)
+from diffseg30k.generation.editors.registry import (
+    EDITORS,
+    create_editor,
+    get_editor_class,
+    installed_generators,
+    is_variant,
+    label_of,
+)
 from diffseg30k.labels import GENERATOR_BY_NAME, GENERATOR_NAMES
 
 DIFFUSERS_CLASSES = {

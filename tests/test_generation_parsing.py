@@ -12,8 +12,13 @@ from PIL import Image
 from diffseg30k.generation.composite import apply_label, composite, fit_square, mask_area
 from diffseg30k.generation.pipeline import GenerationConfig, plans_for
 from diffseg30k.generation.prompts import DEFAULT_REMOVAL_PROMPT, parse_edit_answer, request_text
-from diffseg30k.generation.quality import (EXEMPLAR_ANSWERS, QUESTION, StatisticsQualityScorer,
-                                           VLMQualityScorer, parse_quality_answer)
+from diffseg30k.generation.quality import (
+    EXEMPLAR_ANSWERS,
+    QUESTION,
+    StatisticsQualityScorer,
+    VLMQualityScorer,
+    parse_quality_answer,
+)
 from diffseg30k.generation.regions import Region, choose_regions, deduplicate, parse_object_list
 
 

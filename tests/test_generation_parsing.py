@@ -128,7 +128,8 @@ def test_deduplicate_drops_masks_overlapping_more_than_70_percent():
 
 def test_choose_regions_respects_count_and_area_limits():
     tiny, huge = _box(0, 0, 2), np.ones((40, 40), dtype=bool)
-    regions = [Region(_box(0, 0, 10), "a"), Region(_box(20, 20, 12), "b"), Region(tiny, "c"), Region(huge, "d")]
+    regions = [Region(_box(0, 0, 10), "a"), Region(_box(20, 20, 12), "b"), Region(tiny, "c"),
+               Region(huge, "d")]
     chosen = choose_regions(regions, 3, np.random.default_rng(0))
     assert sorted(r.label for r in chosen) == ["a", "b"]
     assert choose_regions([Region(tiny, "c")], 2, np.random.default_rng(0)) == []
@@ -136,8 +137,8 @@ def test_choose_regions_respects_count_and_area_limits():
 
 # ------------------------------------------------------------------------------ plans
 def test_plans_follow_the_paper_balance(tmp_path: Path):
-    plans = plans_for(GenerationConfig(out=tmp_path, profile="mini", num_images=3000, seed=7,
-                                       editors=("sd2", "kolors", "sd35", "flux", "sdxl", "hunyuan", "kandinsky")))
+    editors = ("sd2", "kolors", "sd35", "flux", "sdxl", "hunyuan", "kandinsky")
+    plans = plans_for(GenerationConfig(out=tmp_path, profile="mini", num_images=3000, seed=7, editors=editors))
     turns = Counter(len(p.editors) for p in plans)
     assert abs(turns[1] / 3000 - 0.1) < 0.03 and abs(turns[2] / 3000 - 0.4) < 0.04
     assert abs(turns[3] / 3000 - 0.5) < 0.04

@@ -138,7 +138,7 @@ def test_choose_regions_respects_count_and_area_limits():
 # ------------------------------------------------------------------------------ plans
 def test_plans_follow_the_paper_balance(tmp_path: Path):
     editors = ("sd2", "kolors", "sd35", "flux", "sdxl", "hunyuan", "kandinsky")
-    plans = plans_for(GenerationConfig(out=tmp_path, profile="mini", num_images=3000, seed=7, editors=editors))
+    plans = plans_for(GenerationConfig(out=tmp_path, num_images=3000, seed=7, editors=editors))
     turns = Counter(len(p.editors) for p in plans)
     assert abs(turns[1] / 3000 - 0.1) < 0.03 and abs(turns[2] / 3000 - 0.4) < 0.04
     assert abs(turns[3] / 3000 - 0.5) < 0.04

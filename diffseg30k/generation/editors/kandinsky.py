@@ -29,7 +29,7 @@ class KandinskyEditor(DiffusersEditor):
             num_attention_heads=4, num_hidden_layers=2, num_channels=3))
         tiny.seeded(seed + 5)
         movq = VQModel(block_out_channels=[32, 32, 64], in_channels=3,
-                       down_block_types=["DownEncoderBlock2D", "DownEncoderBlock2D", "AttnDownEncoderBlock2D"],
+                       down_block_types=["DownEncoderBlock2D"] * 2 + ["AttnDownEncoderBlock2D"],
                        up_block_types=["AttnUpDecoderBlock2D", "UpDecoderBlock2D", "UpDecoderBlock2D"],
                        out_channels=3, latent_channels=4, layers_per_block=1, norm_num_groups=8,
                        norm_type="spatial", num_vq_embeddings=12, vq_embed_dim=4)

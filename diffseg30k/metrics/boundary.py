@@ -62,24 +62,52 @@ class Scratch:
         self.in_class = np.empty(shape, bool)
 
 
-def boundary_points(labels: np.ndarray, num_classes: int, scratch: Scratch | None = None
-                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def row_extent(labels: np.ndarray) -> tuple[int, int] | None:
+    """First and last row holding a non-zero label (None for an all-zero map); rows outside are
+    pure background, so the confusion and boundary passes can skip them."""
+    height, width = labels.shape
+    flat = labels.reshape(-1)
+    if width % 8 == 0:  # test 8 pixels per word
+        flat, width = flat.view(np.uint64), width // 8
+    nonzero = flat != 0
+    first = int(np.argmax(nonzero))
+    if not nonzero[first]:
+        return None
+    last = nonzero.size - 1 - int(np.argmax(nonzero[::-1]))
+    return first // width, last // width
+
+
+def boundary_points(labels: np.ndarray, num_classes: int, scratch: Scratch | None = None,
+                    extent: tuple[int, int] | None = (0, -1)) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Boundary pixels of all classes >= 1 of a validated uint8 map.
 
     Returns flat indices, their class ids, and whether each is also a boundary of the binary
-    "edited" region (a neighbour is background or ignored).
+    "edited" region (a neighbour is background or ignored). ``extent`` (from :func:`row_extent`)
+    limits the work to the rows holding labels (plus one row of context each side).
     """
+    height, width = labels.shape
+    if extent is None:
+        empty = np.empty(0, np.intp)
+        return empty, np.empty(0, np.uint8), np.empty(0, bool)
+    top, bottom = max(extent[0] - 1, 0), height if extent[1] < 0 else min(extent[1] + 2, height)
+    crop = labels[top:bottom]
+    size = crop.size
     scratch = Scratch(labels.shape) if scratch is None else scratch
-    low = window(labels, np.minimum, scratch.rows, scratch.low)
-    high = window(labels, np.maximum, scratch.rows, scratch.high)
-    mask, in_class = scratch.mask, scratch.in_class
-    np.subtract(labels, np.uint8(1), out=scratch.rows)  # 0 wraps to 255
-    np.less(scratch.rows, np.uint8(num_classes - 1), out=in_class)  # ids 1..K-1
-    np.not_equal(low, high, out=mask)
+    rows, low, high = (b.reshape(-1)[:size].reshape(crop.shape)
+                       for b in (scratch.rows, scratch.low, scratch.high))
+    mask, in_class = scratch.mask.reshape(-1)[:size], scratch.in_class.reshape(-1)[:size]
+    window(crop, np.minimum, rows, low)
+    window(crop, np.maximum, rows, high)
+    flat_rows = rows.reshape(-1)
+    np.subtract(crop.reshape(-1), np.uint8(1), out=flat_rows)  # 0 wraps to 255
+    np.less(flat_rows, np.uint8(num_classes - 1), out=in_class)  # ids 1..K-1
+    np.not_equal(low.reshape(-1), high.reshape(-1), out=mask)
     mask &= in_class
     index = np.flatnonzero(mask)
-    ids = labels.ravel()[index]
-    to_binary = (low.ravel()[index] == 0) | (high.ravel()[index] == SENTINEL)
+    ids = crop.reshape(-1)[index]
+    to_binary = (low.reshape(-1)[index] == 0) | (high.reshape(-1)[index] == SENTINEL)
+    if top:
+        index += top * width
     return index, ids, to_binary
 
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from diffseg30k.metrics.boundary import BitPlane, Scratch, boundary_points, tolerance_pixels
+from diffseg30k.metrics.boundary import BitPlane, Scratch, boundary_points, row_extent, tolerance_pixels
 from diffseg30k.metrics.inputs import SENTINEL
 
 SEMANTIC, BINARY = 1, 2  # bits of PairStats.tasks
@@ -114,25 +114,33 @@ class PairEvaluator:
 
     def __call__(self, pred: np.ndarray, ref: np.ndarray, score: float = float("nan")) -> PairStats:
         k = self.num_classes
-        joint = joint_histogram(pred, ref, k)
         height, width = ref.shape
+        extents = row_extent(pred), row_extent(ref)
+        known = [e for e in extents if e is not None]
+        if known:  # rows outside every label are background in both maps
+            top, bottom = min(e[0] for e in known), max(e[1] for e in known) + 1
+            joint = joint_histogram(pred[top:bottom], ref[top:bottom], k)
+            joint[0, 0] += (height - (bottom - top)) * width
+        else:
+            joint = np.zeros((k + 1, k + 1), np.int64)
+            joint[0, 0] = height * width
         in_ref = joint[:k, :].sum(axis=1)[1:] > 0  # classes 1..K-1
         in_pred = joint[:, :k].sum(axis=0)[1:] > 0
         semantic_f = np.full(k - 1, np.nan)
         binary_f = float("nan")
         if in_ref.any() or in_pred.any():
             theta = tolerance_pixels(height, width, self.boundary_tolerance)
-            semantic_f, binary_f = self._boundary_scores(pred, ref, theta, in_ref, in_pred)
+            semantic_f, binary_f = self._boundary_scores(pred, ref, theta, in_ref, in_pred, extents)
         return PairStats(confusion=joint, semantic_f=semantic_f, binary_f=binary_f, height=height,
                          width=width, tasks=self.tasks, score=score)
 
     def _boundary_scores(self, pred: np.ndarray, ref: np.ndarray, theta: int, in_ref: np.ndarray,
-                         in_pred: np.ndarray) -> tuple[np.ndarray, float]:
+                         in_pred: np.ndarray, extents: tuple) -> tuple[np.ndarray, float]:
         """Per-class F (NaN for absent classes) and the binary F of one image."""
         k = self.num_classes
         scratch = self._cached(("scratch", *ref.shape), lambda: Scratch(ref.shape))
-        p_index, p_ids, p_bin = boundary_points(pred, k, scratch)
-        r_index, r_ids, r_bin = boundary_points(ref, k, scratch)
+        p_index, p_ids, p_bin = boundary_points(pred, k, scratch, extents[0])
+        r_index, r_ids, r_bin = boundary_points(ref, k, scratch, extents[1])
         if self.bit_dtype is None:  # more classes than bits: one bit plane per class
             p_hit, r_hit = self._match_per_class(ref.shape, theta, (p_index, p_ids, p_bin),
                                                  (r_index, r_ids, r_bin))

@@ -39,19 +39,25 @@ class GlideEditor(Editor):
         from diffseg30k.generation.glide.tokenizer import DEFAULT_TOKENIZER_REPO
 
         opts = self.options
-        names = {"base_steps": "steps", "upsample_steps": "upsample_steps",
-                 "guidance_scale": "guidance_scale"}
-        sampling = {key: opts[name] for key, name in names.items() if name in opts}
+
+        def text(key: str, default: str | None = None) -> str | None:  # CLI values may arrive parsed
+            value = opts.get(key, default)
+            return None if value is None else str(value)
+
+        sampling: dict = {key: str(opts[name]) for key, name in (("base_steps", "steps"),
+                                                                 ("upsample_steps", "upsample_steps"))
+                          if name in opts}
+        if "guidance_scale" in opts:
+            sampling["guidance_scale"] = float(opts["guidance_scale"])
         if self.profile == "mini":
             self.pipeline = GlideInpainter.tiny(int(opts.get("tiny_seed", 0)), self.device, **sampling)
             return
         sampling.setdefault("guidance_scale", self.guidance_scale)
         self.pipeline = GlideInpainter.from_pretrained(
-            opts.get("base_checkpoint"), opts.get("upsample_checkpoint"),
-            opts.get("tokenizer", DEFAULT_TOKENIZER_REPO), opts.get("base_sha256"),
-            opts.get("upsample_sha256"), device=self.device, dtype=self.torch_dtype(),
-            base_config=opts.get("base_config", "base-inpaint"),
-            upsample_config=opts.get("upsample_config", "upsample-inpaint"), **sampling)
+            text("base_checkpoint"), text("upsample_checkpoint"), text("tokenizer", DEFAULT_TOKENIZER_REPO),
+            text("base_sha256"), text("upsample_sha256"), device=self.device, dtype=self.torch_dtype(),
+            base_config=text("base_config", "base-inpaint"),
+            upsample_config=text("upsample_config", "upsample-inpaint"), **sampling)
 
     def inpaint(self, request: EditRequest) -> Image.Image:
         self.load()

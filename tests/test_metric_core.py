@@ -227,6 +227,21 @@ def test_split_and_merge_is_identical_in_any_order():
     assert json.dumps(DiffSegMetric().merge(b).merge(a).compute()) == json.dumps(whole)
 
 
+def test_pickled_shards_merge_like_accelerate_gather_object():
+    import pickle
+
+    pairs = [realistic_pair(i, 40) for i in range(6)]
+    shards = []
+    for rank in range(2):
+        shard = DiffSegMetric()
+        for p, r in pairs[rank::2]:
+            shard.update(p, r)
+        shards.append(pickle.loads(pickle.dumps(shard)))  # what gather_object transports
+    merged = shards[0].merge(shards[1])
+    assert json.dumps(merged.compute()) == json.dumps(run(pairs))
+    merged.update(*pairs[0])  # a revived metric keeps working
+
+
 def test_reset_and_spec():
     metric = DiffSegMetric(task="semantic", boundary_tolerance=0.01)
     pred, ref = realistic_pair(0, 32)

@@ -99,6 +99,13 @@ class PairEvaluator:
                               None)
         self._local = threading.local()
 
+    def __getstate__(self) -> dict:  # picklable (e.g. accelerate's gather_object): drop scratch
+        return {k: v for k, v in self.__dict__.items() if k != "_local"}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._local = threading.local()
+
     def _cached(self, key: tuple, make):
         """A per-thread scratch object for one image shape (a few shapes are kept)."""
         cache = self._local.__dict__.setdefault("cache", {})

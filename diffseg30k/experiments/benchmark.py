@@ -610,6 +610,10 @@ def run_benchmark(config: BenchmarkConfig, out_dir: str | Path, steps: Sequence[
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    if config.torch_threads:
+        import torch
+
+        torch.set_num_threads(config.torch_threads)
     plan = build_plan(config, out_dir, log=log)
     selected = [s for s in steps if s != "report"] if steps else None
     failure: StepFailed | None = None

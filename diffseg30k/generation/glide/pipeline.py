@@ -95,8 +95,9 @@ class GlideInpainter:
             write_tiny_tokenizer(folder, base_config.n_vocab)
         models = []
         for offset, config in enumerate((base_config, upsample_config)):
-            torch.manual_seed(seed + offset)
-            models.append(GlideUNet(config).to(device).eval().requires_grad_(False))
+            with torch.random.fork_rng(devices=[]):  # seeded weights, global RNG left untouched
+                torch.manual_seed(seed + offset)
+                models.append(GlideUNet(config).to(device).eval().requires_grad_(False))
         kwargs.setdefault("guidance_scale", 3.0)
         return cls(*models, GlideTokenizer.from_folder(folder), **kwargs)
 

@@ -85,8 +85,8 @@ def test_names_are_parsed_and_expanded():
     assert get_distortion("Baseline").name == "none"
 
 
-@pytest.mark.parametrize("name,message", [("jpeg0", "quality"), ("jpeg101", "quality"), ("sharpen", "unknown"),
-                                          ("crop5", "crop percent")])
+@pytest.mark.parametrize("name,message", [("jpeg0", "quality"), ("jpeg101", "quality"),
+                                          ("sharpen", "unknown"), ("crop5", "crop percent")])
 def test_bad_names_are_rejected_clearly(name, message):
     with pytest.raises(ValueError, match=message):
         get_distortion(name)

@@ -32,7 +32,8 @@ def _records(n: int = 6, noisy: bool = True) -> list[PredictionRecord]:
             flip = rng.random(ref.shape) < 0.05
             pred[flip] = rng.integers(0, 9, flip.sum())
         meta = {"turns": int(len(np.unique(ref)) - 1), "base": "real" if k % 2 else "ai",
-                "edited_fraction": float((ref > 0).mean()), "edit_types": ["removal"] if k % 2 else ["addition"]}
+                "edited_fraction": float((ref > 0).mean()),
+                "edit_types": ["removal"] if k % 2 else ["addition"]}
         records.append(PredictionRecord(f"{k:08d}", pred, ref, float((pred > 0).mean()), meta))
     return records
 
@@ -163,8 +164,9 @@ def test_classifiers_round_trip_and_train(tmp_path):
     a = cnnspot_augment(image, np.random.default_rng(5))
     b = cnnspot_augment(image, np.random.default_rng(5))
     assert a.tobytes() == b.tobytes()
+    features = table.select_columns(["image", "edited_fraction"]).features
     positives_only = datasets.Dataset.from_dict({"image": [image], "edited_fraction": [0.2]},
-                                                features=table.select_columns(["image", "edited_fraction"]).features)
+                                                features=features)
     with pytest.raises(ValueError, match="edited and unedited"):
         train_classifier(positives_only, tmp_path / "x", ClassifierTrainConfig(steps=1, progress=False))
     with pytest.raises(ValueError, match="unknown classifier"):

@@ -38,12 +38,11 @@ def _describe(role: str, index: int) -> str:
     return f"pair {index}: {role}"
 
 
-def check_label_map(value: Any, role: str, index: int, num_classes: int, ignore_index: int,
-                    allow_ignore: bool) -> np.ndarray:
+def check_label_map(value: Any, role: str, index: int, num_classes: int, ignore_index: int) -> np.ndarray:
     """Validate one map and return it as uint8 with ignored pixels set to 255.
 
-    ``allow_ignore`` is True for references; for predictions the caller checks that ignored pixels
-    only sit where the reference is ignored (see :func:`check_pair`).
+    Predictions may hold ignore_index too; :func:`check_pair` then checks that those pixels sit
+    where the reference is ignored.
     """
     where = _describe(role, index)
     mode = getattr(value, "mode", None)
@@ -72,22 +71,19 @@ def check_label_map(value: Any, role: str, index: int, num_classes: int, ignore_
         if high >= num_classes and high != SENTINEL:
             raise LabelMapError(f"{where} contains label {high} >= num_classes {num_classes}")
         if high == SENTINEL:
-            _check_values(array, where, num_classes, ignore_index, allow_ignore)
+            _check_values(array, where, num_classes, ignore_index)
         return np.ascontiguousarray(array)
     low, high = int(array.min()), int(array.max())
     if low >= 0 and high < num_classes:
         return array.astype(np.uint8)
-    ignored = _check_values(array, where, num_classes, ignore_index, allow_ignore)
+    ignored = _check_values(array, where, num_classes, ignore_index)
     out = np.where(ignored, SENTINEL, array).astype(np.uint8)
     return out
 
 
-def _check_values(array: np.ndarray, where: str, num_classes: int, ignore_index: int,
-                  allow_ignore: bool) -> np.ndarray:
+def _check_values(array: np.ndarray, where: str, num_classes: int, ignore_index: int) -> np.ndarray:
     """Raise on ids outside ``0..num_classes-1`` other than ignore_index; return the ignore mask."""
     ignored = array == ignore_index
-    if ignored.any() and not allow_ignore:
-        raise LabelMapError(f"{where} contains ignore_index {ignore_index}")
     bad = ~ignored & ((array < 0) | (array >= num_classes))
     if bad.any():
         value = int(array[bad].flat[0])
@@ -101,12 +97,12 @@ def check_pair(prediction: Any, reference: Any, index: int, num_classes: int,
                ignore_index: int) -> tuple[np.ndarray, np.ndarray]:
     """Validate a (prediction, reference) pair; predictions may hold ignore_index only where the
     reference is ignored too."""
-    ref = check_label_map(reference, "reference", index, num_classes, ignore_index, allow_ignore=True)
-    pred = check_label_map(prediction, "prediction", index, num_classes, ignore_index, allow_ignore=True)
+    ref = check_label_map(reference, "reference", index, num_classes, ignore_index)
+    pred = check_label_map(prediction, "prediction", index, num_classes, ignore_index)
     if pred.shape != ref.shape:
         raise LabelMapError(f"pair {index}: prediction shape {pred.shape} differs from reference shape "
                             f"{ref.shape}")
-    if num_classes < SENTINEL and int(pred.max()) == SENTINEL:
+    if int(pred.max()) == SENTINEL:
         stray = (pred == SENTINEL) & (ref != SENTINEL)
         if stray.any():
             raise LabelMapError(f"pair {index}: prediction contains ignore_index {ignore_index} at "

@@ -182,6 +182,6 @@ class GroundedSAMProposer:
         masks = self.segmenter_processor.image_processor.post_process_masks(
             predicted.pred_masks.cpu(), sam_inputs["original_sizes"].cpu(),
             sam_inputs["reshaped_input_sizes"].cpu())[0][:, 0].numpy().astype(bool)
-        labels = detections.get("text_labels", detections.get("labels"))
+        labels = detections["text_labels"] if "text_labels" in detections else detections["labels"]
         return [Region(mask, _match_name(str(label), names), float(score))
                 for mask, label, score in zip(masks, labels, detections["scores"].tolist()) if mask.any()]

@@ -18,6 +18,13 @@ from PIL import Image
 from diffseg30k.generation.editors.base import Editor, EditRequest
 
 
+def _dtype_keyword() -> str:
+    """``dtype`` on diffusers versions that renamed ``torch_dtype`` (it warns), else ``torch_dtype``."""
+    from diffusers.utils import deprecation_utils
+
+    return "dtype" if hasattr(deprecation_utils, "_TORCH_DTYPE_DEPRECATION_MESSAGE") else "torch_dtype"
+
+
 class DiffusersEditor(Editor):
     """An adapter around one diffusers pipeline class (named, so diffusers is imported lazily)."""
 
@@ -57,8 +64,8 @@ class DiffusersEditor(Editor):
             pipe = self.build_tiny(int(self.options.get("tiny_seed", 0)))
         else:
             pipe = self.pipeline_class.from_pretrained(
-                self.repo_id, revision=self.revision, torch_dtype=self.torch_dtype(),
-                use_safetensors=True, **self.pretrained_kwargs())
+                self.repo_id, revision=self.revision, use_safetensors=True,
+                **{_dtype_keyword(): self.torch_dtype()}, **self.pretrained_kwargs())
         self.after_load(pipe)
         pipe.set_progress_bar_config(disable=True)
         self.pipeline = pipe.to(self.device)

@@ -1,0 +1,172 @@
+"""The generation orchestration (mini profile): release layout, exact labels, resume, failures, CLI."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from diffseg30k.generation import pipeline as gp
+from diffseg30k.generation.mini import build_mini_release, read_metadata
+from diffseg30k.labels import GENERATOR_BY_NAME
+
+EDITORS = ("sd2", "sdxl", "flux")
+ARGS = dict(profile="mini", num_images=6, seed=3, size=64, editors=EDITORS, progress=False)
+
+
+def _digest(root: Path) -> dict[str, str]:
+    """sha256 of every output file (images, masks, metadata, failures)."""
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(root.iterdir()) if p.is_file()}
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory) -> Path:
+    return gp.generate(gp.GenerationConfig(out=tmp_path_factory.mktemp("ref") / "out", **ARGS))
+
+
+def test_release_layout_metadata_and_exact_labels(reference: Path):
+    rows = read_metadata(reference)
+    assert [r["id"] for r in rows] == sorted(r["id"] for r in rows) and len(rows) >= 4
+    images = sorted(p.name for p in reference.glob("*.image.png"))
+    assert images == [f"{r['id']}.image.png" for r in rows]
+    for row in rows:
+        image = Image.open(reference / f"{row['id']}.image.png")
+        mask = np.asarray(Image.open(reference / f"{row['id']}.mask.png"))
+        assert image.mode == "RGB" and image.size == (64, 64) and mask.shape == (64, 64)
+        ids = {GENERATOR_BY_NAME[t["generator"]].id for t in row["turns"]}
+        assert set(np.unique(mask)) <= {0} | ids
+        assert GENERATOR_BY_NAME[row["turns"][-1]["generator"]].id in np.unique(mask)  # last turn on top
+        assert row["edited_fraction"] == pytest.approx(float((mask > 0).mean()), abs=1e-6)
+        assert max(t["mask_area"] for t in row["turns"]) <= row["edited_fraction"] + 1e-6
+        assert row["base"] in ("real", "ai") and (row["base_generator"] is None) == (row["base"] == "real")
+        assert len({t["generator"] for t in row["turns"]}) == len(row["turns"]) <= 3
+        for turn in row["turns"]:
+            assert turn["editor"] in EDITORS and turn["edit_type"] in ("attribute", "addition", "removal")
+            assert turn["prompt"] and turn["quality"] >= 3 and isinstance(turn["seed"], int)
+    assert not list((reference / ".work").glob("*/*.png"))  # finished samples keep only JSON records
+    assert json.loads((reference / "generation.json").read_text())["seed"] == 3
+
+
+def test_the_data_converter_reads_the_output(reference: Path):
+    from diffseg30k.data.release import scan_sources
+
+    scanned = scan_sources([reference])
+    assert not scanned.problems
+    entries = {e.id: e for e in scanned.entries}
+    rows = read_metadata(reference)
+    assert sorted(entries) == [r["id"] for r in rows]
+    for row in rows:
+        meta = entries[row["id"]].metadata
+        assert meta["base"] == row["base"] and meta["base_source"] == row["base_source"]
+        assert [t["generator"] for t in meta["turns"]] == [t["generator"] for t in row["turns"]]
+
+
+def test_rerun_with_same_arguments_changes_nothing(reference: Path):
+    before = _digest(reference)
+    gp.generate(gp.GenerationConfig(out=reference, **ARGS))
+    assert _digest(reference) == before
+
+
+def test_other_arguments_do_not_mix_into_an_existing_output(reference: Path):
+    with pytest.raises(ValueError, match=r"other arguments \(seed\)"):
+        gp.generate(gp.GenerationConfig(out=reference, **{**ARGS, "seed": 4}))
+
+
+def test_injected_interruption_then_resume_is_byte_identical(reference: Path, tmp_path: Path, monkeypatch):
+    out, calls = tmp_path / "out", {"n": 0}
+    original = gp.GenerationRun.edit
+
+    def flaky_edit(self, store, turn):
+        calls["n"] += 1
+        if calls["n"] == 4:
+            raise KeyboardInterrupt
+        return original(self, store, turn)
+
+    monkeypatch.setattr(gp.GenerationRun, "edit", flaky_edit)
+    with pytest.raises(KeyboardInterrupt):
+        gp.generate(gp.GenerationConfig(out=out, **ARGS))
+    assert not (out / "metadata.jsonl").exists()
+    monkeypatch.setattr(gp.GenerationRun, "edit", original)
+    gp.generate(gp.GenerationConfig(out=out, **ARGS))
+    assert _digest(out) == _digest(reference)
+
+
+def test_sigkill_then_resume_is_byte_identical(reference: Path, tmp_path: Path):
+    out = tmp_path / "out"
+    code = ("import torch; from diffseg30k.generation.pipeline import GenerationConfig, generate; "
+            f"generate(GenerationConfig(out={str(out)!r}, **{ARGS!r}))")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    child = subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL)
+    deadline = time.time() + 240
+    while time.time() < deadline and child.poll() is None and not list(out.glob(".work/*/turn0.edit.json")):
+        time.sleep(0.05)
+    killed = child.poll() is None
+    child.send_signal(signal.SIGKILL)
+    child.wait()
+    assert killed, "the child finished before it could be killed"
+    assert not (out / "metadata.jsonl").exists()
+    gp.generate(gp.GenerationConfig(out=out, **ARGS))
+    assert _digest(out) == _digest(reference)
+    assert not [p for p in out.rglob("*.tmp")]
+
+
+def test_bad_sources_are_logged_and_skipped(tmp_path: Path, caplog):
+    source = tmp_path / "photos"
+    source.mkdir()
+    photo = np.random.default_rng(0).integers(0, 255, (90, 120, 3), dtype=np.uint8)
+    Image.fromarray(photo).save(source / "b_good.png")
+    Image.new("RGB", (10, 12)).save(source / "c_small.png")
+    (source / "a_corrupt.png").write_bytes(b"\x89PNG\r\n\x1a\n not really a png")
+    out = tmp_path / "out"
+    with caplog.at_level("WARNING", logger="diffseg30k.generation"):
+        gp.generate(gp.GenerationConfig(out=out, profile="mini", num_images=3, size=64, editors=("sd2",),
+                                        source=source, real_fraction=1.0, progress=False))
+    failures = [json.loads(line) for line in (out / "failures.jsonl").read_text().splitlines()]
+    reasons = {Path(f["source"]).name: f["reason"] for f in failures}
+    assert set(reasons) == {"a_corrupt.png", "c_small.png"}
+    assert "not a readable image" in reasons["a_corrupt.png"] and "too small" in reasons["c_small.png"]
+    assert [r["base_source"] for r in read_metadata(out)] == [str(source / "b_good.png")]
+    assert "a_corrupt.png" in caplog.text and "c_small.png" in caplog.text
+
+
+def test_cli_generate_records_the_lora_variant_as_sdxl(tmp_path: Path, capsys):
+    from diffseg30k.cli import main
+
+    out = tmp_path / "cli"
+    argv = ["generate", "--num-images", "3", "--size", "64", "--editors", "sdxl-lora,sd2", "--seed", "1",
+            "--out", str(out), "--no-progress"]
+    assert main(argv) == 0
+    assert "samples in" in capsys.readouterr().out
+    turns = [t for r in read_metadata(out) for t in r["turns"]]
+    assert {t["editor"] for t in turns} <= {"sdxl-lora", "sd2"}
+    assert all(t["generator"] == "sdxl" for t in turns if t["editor"] == "sdxl-lora")
+    assert main(["generate", "--editors", "dalle", "--out", str(tmp_path / "x")]) == 2
+    assert main(["generate", "--editor-option", "oops", "--out", str(tmp_path / "y")]) == 2
+
+
+def test_mini_release_is_cached(monkeypatch):
+    first = build_mini_release(num=2, seed=5, size=64, editors=["sd2"])
+    stamp = (first / "metadata.jsonl").stat().st_mtime_ns
+    monkeypatch.setattr(gp, "generate", lambda *a, **k: pytest.fail("regenerated a complete release"))
+    assert build_mini_release(num=2, seed=5, size=64, editors=["sd2"]) == first
+    assert (first / "metadata.jsonl").stat().st_mtime_ns == stamp
+
+
+@pytest.mark.skipif(importlib.util.find_spec("diffseg30k.generation.editors.glide") is None,
+                    reason="the GLIDE adapter is not installed")
+def test_glide_runs_in_the_pipeline_like_any_editor(tmp_path: Path):
+    out = gp.generate(gp.GenerationConfig(out=tmp_path / "g", profile="mini", num_images=4, seed=2, size=64,
+                                          editors=("glide", "sd2"), real_fraction=1.0, progress=False))
+    turns = [t for r in read_metadata(out) for t in r["turns"]]
+    assert any(t["generator"] == "glide" for t in turns)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import html
 import logging
 import os
+import shutil
 import tempfile
 import threading
 from dataclasses import dataclass, field
@@ -25,7 +26,7 @@ from PIL import Image, ImageOps
 
 from diffseg30k.hub import CHECKPOINT_ENV, label_colors
 from diffseg30k.io import MAX_PIXELS, ImageError, cache_dir, open_image
-from diffseg30k.labels import GENERATOR_BY_NAME
+from diffseg30k.labels import GENERATOR_BY_NAME, palette
 
 LOG = logging.getLogger(__name__)
 #: Pixel limit of the demo: 16 MP unless DIFFSEG30K_MAX_PIXELS says otherwise (probabilities cost
@@ -93,10 +94,11 @@ def overlay(image: np.ndarray, label_map: np.ndarray, colors: dict[int, tuple[in
     lut = np.zeros((256, 3), np.float32)
     for label_id, rgb in colors.items():
         lut[label_id] = rgb
-    out = image.astype(np.float32)
-    edited = label_map > 0
-    out[edited] = (1 - alpha) * out[edited] + alpha * lut[label_map[edited]]
-    return out.round().astype(np.uint8)
+    out = image.copy()
+    edited = label_map > 0  # blend only those pixels: no full-size float copy of a large image
+    blended = (1 - alpha) * image[edited].astype(np.float32) + alpha * lut[label_map[edited]]
+    out[edited] = np.rint(blended).astype(np.uint8)
+    return out
 
 
 def legend_html(id2label: dict[int, str], colors: dict[int, tuple[int, int, int]]) -> str:
@@ -142,8 +144,9 @@ def verdict_markdown(result, notes: list[str], threshold: float) -> str:
     return text
 
 
-class MaskStore:
-    """Writes downloadable mask PNGs into one folder, keeping only the newest ``keep`` (bounded disk)."""
+class OutputStore:
+    """Per-request folders of output PNGs, keeping only the newest ``keep`` (bounded disk). Writing the
+    PNGs here (fast zlib level) spares gradio re-encoding the overlays at its slower default."""
 
     def __init__(self, folder: Path, keep: int = 64):
         self.folder, self.keep = folder, keep
@@ -151,23 +154,27 @@ class MaskStore:
         self._lock = threading.Lock()
         self._count = 0
 
-    def save(self, label_map: np.ndarray, colors: dict[int, tuple[int, int, int]], stem: str) -> str:
-        """A palette PNG whose pixel values are the label ids (and whose colours are the palette)."""
-        from diffseg30k.labels import palette
-
+    def new_slot(self) -> Path:
+        """A fresh folder for one request; the oldest beyond ``keep`` are removed."""
         with self._lock:
             self._count += 1
             slot = self.folder / f"{self._count:06d}"
             for old in sorted(self.folder.iterdir())[:-self.keep]:
-                for file in old.iterdir():
-                    file.unlink(missing_ok=True)
-                old.rmdir()
-        slot.mkdir()
-        path = slot / f"{stem}_diffseg30k_mask.png"
-        mask = Image.fromarray(label_map.astype(np.uint8), "P")
-        mask.putpalette(palette(colors))
-        mask.save(path)
+                shutil.rmtree(old, ignore_errors=True)
+            slot.mkdir()
+        return slot
+
+    @staticmethod
+    def save_png(image: Image.Image, path: Path) -> str:
+        image.save(path, "PNG", compress_level=1)
         return str(path)
+
+
+def mask_image(label_map: np.ndarray, colors: dict[int, tuple[int, int, int]]) -> Image.Image:
+    """A palette image whose pixel values are the label ids and whose colours are the label colours."""
+    mask = Image.fromarray(label_map.astype(np.uint8), "P")
+    mask.putpalette(palette(colors))
+    return mask
 
 
 # ----------------------------------------------------------------------------------------- the model
@@ -196,7 +203,7 @@ class DemoService:
 
     def __init__(self, detector=None, checkpoint: str | None = None, load_error: str | None = None):
         self.detector, self.checkpoint, self.load_error = detector, checkpoint, load_error
-        self.masks = MaskStore(Path(tempfile.mkdtemp(prefix="diffseg30k-masks-")))
+        self.outputs = OutputStore(Path(tempfile.mkdtemp(prefix="diffseg30k-demo-")))
 
     @property
     def colors(self) -> dict[int, tuple[int, int, int]]:
@@ -228,9 +235,14 @@ class DemoService:
         result = self.detector(pixels)
         label_map = result.label_map
         binary_colors = label_colors({0: "background", 1: "edited"}, "binary")
-        semantic = overlay(pixels, label_map, self.colors)
-        binary = overlay(pixels, (label_map > 0).astype(np.uint8), binary_colors)
-        mask_path = self.masks.save(label_map, self.colors, Path(name).stem or "image")
+        slot, stem = self.outputs.new_slot(), Path(name).stem or "image"
+        semantic = self.outputs.save_png(Image.fromarray(overlay(pixels, label_map, self.colors)),
+                                         slot / "semantic_overlay.png")
+        edited = (label_map > 0).astype(np.uint8)
+        binary = self.outputs.save_png(Image.fromarray(overlay(pixels, edited, binary_colors)),
+                                       slot / "binary_overlay.png")
+        mask_path = self.outputs.save_png(mask_image(label_map, self.colors),
+                                          slot / f"{stem}_diffseg30k_mask.png")
         details = {**result.to_dict(), "checkpoint": self.checkpoint, "input_notes": normalized.notes}
         verdict = verdict_markdown(result, normalized.notes, self.detector.area_threshold)
         return semantic, binary, generator_rows(result.generators), verdict, mask_path, details
@@ -309,9 +321,9 @@ def build_app(checkpoint: str | None = None, revision: str | None = None, detect
                 verdict = gr.Markdown(label="Verdict", elem_id="verdict")
             with gr.Column(scale=2):
                 with gr.Row():
-                    semantic = gr.Image(label="Generator attribution (semantic overlay)", type="numpy",
-                                        format="png", elem_id="semantic-overlay", interactive=False)
-                    binary = gr.Image(label="Edited pixels (binary overlay)", type="numpy", format="png",
+                    semantic = gr.Image(label="Generator attribution (semantic overlay)", type="filepath",
+                                        elem_id="semantic-overlay", interactive=False)
+                    binary = gr.Image(label="Edited pixels (binary overlay)", type="filepath",
                                       elem_id="binary-overlay", interactive=False)
                 if detector is not None:
                     gr.HTML(legend_html(detector.id2label, service.colors), elem_id="legend")

@@ -196,6 +196,13 @@ def test_cli_convert(tmp_path, capsys):
     assert "already exists" in capsys.readouterr().err
     assert main(["convert", str(tmp_path / "nothing"), "--out", str(tmp_path / "o2")]) == 2
     assert "no such file or folder" in capsys.readouterr().err
+    labels = tmp_path / "id2label.json"
+    labels.write_text(json.dumps({str(i): f"class{i}" for i in range(9)}))
+    argv = [str(source), "--out", str(tmp_path / "o3"), "--verify", "full", "--workers", "1",
+            "--shard-size", "1KB", "--id2label", str(labels), "--overwrite", "--quiet"]
+    assert main(["convert", *argv]) == 0
+    assert json.loads((tmp_path / "o3" / "id2label.json").read_text())["3"] == "class3"
+    assert datasets.load_dataset(str(tmp_path / "o3"), split="train")[0]["models"][0].startswith("class")
 
 
 def _dataset_script():

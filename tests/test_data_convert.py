@@ -222,3 +222,24 @@ def test_dataset_script_builds_and_its_card_template_is_current(tmp_path):
     assert datasets.load_dataset(str(tmp_path / "out"), split="validation").num_rows == 3
     build.main(["--card-template", str(tmp_path / "card.md")])
     assert (tmp_path / "card.md").read_text() == template.read_text()
+
+
+def test_palette_masks_by_index_or_by_colour(tmp_path):
+    """P masks: the index is the label (label or display palette) unless the colours carry the labels."""
+    folder = tmp_path / "src" / "test_copy"
+    folder.mkdir(parents=True)
+    truths = {}
+    for k in range(1, 4):
+        image, mask = synthetic_pair(k, SIZE)
+        image.save(folder / f"{k:08d}.image.png")
+        truths[f"{k:08d}"] = mask
+    quantised = encode_mask(truths["00000001"], "RGB").quantize(colors=16, method=Image.Quantize.MAXCOVERAGE)
+    assert not np.array_equal(np.asarray(quantised), truths["00000001"])  # indices are not the labels
+    quantised.save(folder / "00000001.mask.png")
+    display = Image.fromarray(truths["00000002"], "P")
+    display.putpalette([v for i in range(256) for v in (i * 7 % 256, i, 255 - i)])
+    display.save(folder / "00000002.mask.png")
+    encode_mask(truths["00000003"], "P").save(folder / "00000003.mask.png")
+    convert([folder], tmp_path / "out", progress=False)
+    for row in datasets.load_dataset(str(tmp_path / "out"), split="test"):
+        np.testing.assert_array_equal(np.asarray(row["mask"]), truths[row["id"]])

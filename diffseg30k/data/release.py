@@ -494,12 +494,13 @@ class MaskDecoder:
         raw = image.getpalette() or []
         pal = np.zeros((256, 3), np.uint8)
         pal.reshape(-1)[:len(raw)] = raw[:768]
-        # A palette that agrees with the label colours (or is just a display palette): index = id.
-        if np.array_equal(pal[used], self.palette[used]) or self.valid[used].all():
-            self._check_values(counts, label)
-            return indices
-        # Otherwise the colours carry the labels (e.g. an RGB mask quantised to P).
-        return self._from_colours(pal[indices], label)
+        if not np.array_equal(pal[used], self.palette[used]):
+            keys = (pal[used, 0].astype(np.int64) << 16) | (pal[used, 1].astype(np.int64) << 8) | pal[used, 2]
+            if np.isin(keys, self.colour_keys).all():  # the colours carry the labels (a quantised RGB mask)
+                return self._from_colours(pal[indices], label)
+        # The palette is the label palette, or only a display palette: the index is the label.
+        self._check_values(counts, label)
+        return indices
 
     def _from_colours(self, rgb: np.ndarray, label: str) -> np.ndarray:
         keys = (rgb[..., 0].astype(np.int64) << 16) | (rgb[..., 1].astype(np.int64) << 8) | rgb[..., 2]

@@ -124,7 +124,8 @@ def _disk_rings(theta: int, padded_width: int, skip_chebyshev: int = -1) -> tupl
     flat = (dy * padded_width + dx).ravel()[keep][order].astype(np.intp)
     head = [flat[:1]] if skip_chebyshev < 0 else []
     rest = flat[len(head):]
-    return tuple(head + list(np.array_split(rest, max(1, -(-rest.size // 24))))) if rest.size else tuple(head)
+    groups = min(max(1, -(-rest.size // 24)), 6)  # few Python-level steps even for a wide disk
+    return tuple(head + list(np.array_split(rest, groups))) if rest.size else tuple(head)
 
 
 class BitPlane:
@@ -144,8 +145,6 @@ class BitPlane:
         self.sure_cell = int((theta / math.sqrt(2) + 1) // 2)
         self.rings = _disk_rings(theta, self.padded_width)
         self.outer_rings = _disk_rings(theta, self.padded_width, self.sure_cell)
-        self.grid_shape = (-(-(height + 2 * theta) // max(self.sure_cell, 1)),
-                           -(-self.padded_width // max(self.sure_cell, 1)))
 
     def padded(self, index: np.ndarray) -> np.ndarray:
         """Flat image indices -> flat indices in the padded plane."""
@@ -156,22 +155,26 @@ class BitPlane:
               ) -> tuple[np.ndarray, np.ndarray]:
         """Unmatched bits of every point of set a (against b) and of set b (against a)."""
         use_grid = self.sure_cell > 0 and a.size + b.size > 128
-        a_cells = self._cells(a) if use_grid else None
-        b_cells = self._cells(b) if use_grid else None
+        a_cells = (self._cells(a, self.sure_cell), self._cells(a, self.theta)) if use_grid else None
+        b_cells = (self._cells(b, self.sure_cell), self._cells(b, self.theta)) if use_grid else None
         return (self._unmatched(a, a_bits, a_cells, b, b_bits, b_cells),
                 self._unmatched(b, b_bits, b_cells, a, a_bits, a_cells))
 
-    def _cells(self, padded_index: np.ndarray) -> np.ndarray:
+    def _grid_shape(self, size: int) -> tuple[int, int]:
+        return -(-(self.plane.size // self.padded_width) // size), -(-self.padded_width // size)
+
+    def _cells(self, padded_index: np.ndarray, size: int) -> np.ndarray:
+        """Flat cell index of each padded-plane position in a grid of size x size cells."""
         y, x = np.divmod(padded_index, self.padded_width)
-        y //= self.sure_cell
-        y *= self.grid_shape[1]
-        x //= self.sure_cell
+        y //= size
+        y *= self._grid_shape(size)[1]
+        x //= size
         y += x
         return y
 
-    def _sure_grid(self, cells: np.ndarray, bits: np.ndarray) -> np.ndarray:
-        """Per cell, the OR of the bits in it and its 8 neighbouring cells."""
-        grid = np.zeros(self.grid_shape, self.plane.dtype)
+    def _block_or(self, cells: np.ndarray, bits: np.ndarray, size: int) -> np.ndarray:
+        """Per cell of a size x size grid, the OR of the bits in it and its 8 neighbouring cells."""
+        grid = np.zeros(self._grid_shape(size), self.plane.dtype)
         flat = grid.ravel()
         flat[cells] = bits  # plain scatter, then OR in the few points a same-cell write overwrote
         lost = flat[cells] != bits
@@ -179,14 +182,15 @@ class BitPlane:
             np.bitwise_or.at(flat, cells[lost], bits[lost])
         return window(grid, np.bitwise_or).ravel()
 
-    def _unmatched(self, src: np.ndarray, src_bits: np.ndarray, src_cells: np.ndarray | None,
-                   dst: np.ndarray, dst_bits: np.ndarray, dst_cells: np.ndarray | None) -> np.ndarray:
+    def _unmatched(self, src: np.ndarray, src_bits: np.ndarray, src_cells: tuple | None,
+                   dst: np.ndarray, dst_bits: np.ndarray, dst_cells: tuple | None) -> np.ndarray:
         """Bits of each source point with no destination point of the same bit within theta.
 
-        Bits absent from the destination are settled at once; with cells, points whose block of
-        sure cells holds their bits are matched, and the rest only visit disk offsets beyond
-        Chebyshev distance ``sure_cell`` (nearer ones lie in the block), ring by ring, nearest
-        first, until all their bits are matched.
+        Bits absent from the destination are settled at once. With cells, points whose 3x3 block
+        of sure cells holds their bits are matched, points whose 3x3 block of theta-sized cells
+        lacks them cannot match, and the rest visit only the disk offsets beyond Chebyshev
+        distance ``sure_cell`` (nearer ones lie in the sure block), nearest first, until all their
+        bits are matched.
         """
         left = src_bits.copy()
         if not dst.size or not src.size:
@@ -194,9 +198,10 @@ class BitPlane:
         need = src_bits & np.bitwise_or.reduce(dst_bits)
         rings = self.rings
         if src_cells is not None:
-            sure = need & self._sure_grid(dst_cells, dst_bits)[src_cells]
+            sure = need & self._block_or(dst_cells[0], dst_bits, self.sure_cell)[src_cells[0]]
             left &= ~sure
             need &= ~sure
+            need &= self._block_or(dst_cells[1], dst_bits, self.theta)[src_cells[1]]
             rings = self.outer_rings
         todo = np.flatnonzero(need)
         if todo.size == 0:

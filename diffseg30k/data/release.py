@@ -203,7 +203,7 @@ def _scan_folder(path: Path, result: ScanResult) -> None:
     names: dict[str, Path] = {}
     metadata: dict[str, dict[str, Any]] = {}
     for root, dirs, files in os.walk(path):
-        dirs.sort()
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))  # e.g. generation's .work/ records
         for file in sorted(files):
             full = Path(root) / file
             rel = full.relative_to(path).as_posix()

@@ -36,6 +36,7 @@ MAX_FILE_SIZE = os.environ.get("DIFFSEG_DEMO_MAX_FILE_SIZE", "50mb")
 QUEUE_SIZE = int(os.environ.get("DIFFSEG_DEMO_QUEUE_SIZE", "16"))
 CONCURRENCY = int(os.environ.get("DIFFSEG_DEMO_CONCURRENCY", "1"))
 OVERLAY_ALPHA = 0.55
+IMAGE_HEIGHT = 340
 TABLE_HEADERS = ["generator", "model", "edited area (%)", "mean confidence"]
 
 
@@ -315,21 +316,22 @@ def build_app(checkpoint: str | None = None, revision: str | None = None, detect
         with gr.Row():
             with gr.Column(scale=1):
                 upload = gr.Image(type="filepath", label="Image", sources=["upload", "clipboard"],
-                                  elem_id="input-image")
+                                  elem_id="input-image", height=IMAGE_HEIGHT)
                 run = gr.Button("Detect edits", variant="primary", elem_id="detect")
                 gr.Examples(example_images(examples_dir), inputs=upload, label="Examples")
                 verdict = gr.Markdown(label="Verdict", elem_id="verdict")
             with gr.Column(scale=2):
                 with gr.Row():
                     semantic = gr.Image(label="Generator attribution (semantic overlay)", type="filepath",
-                                        elem_id="semantic-overlay", interactive=False)
+                                        elem_id="semantic-overlay", interactive=False, height=IMAGE_HEIGHT)
                     binary = gr.Image(label="Edited pixels (binary overlay)", type="filepath",
-                                      elem_id="binary-overlay", interactive=False)
+                                      elem_id="binary-overlay", interactive=False, height=IMAGE_HEIGHT)
                 if detector is not None:
                     gr.HTML(legend_html(detector.id2label, service.colors), elem_id="legend")
                 table = gr.Dataframe(headers=TABLE_HEADERS, label="Generators found", interactive=False)
                 mask = gr.File(label="Label map (PNG, pixel value = label id)", elem_id="mask-file")
-                details = gr.JSON(label="Details")
+                with gr.Accordion("Details (JSON)", open=False):
+                    details = gr.JSON(label="Details")
         run.click(service.analyse, inputs=upload, outputs=[semantic, binary, table, verdict, mask, details],
                   api_name="predict", preprocess=False, concurrency_limit=CONCURRENCY)
     app.queue(max_size=QUEUE_SIZE, default_concurrency_limit=CONCURRENCY)

@@ -262,3 +262,25 @@ def test_space_requirements_cover_the_package_dependencies():
               for line in requirements.splitlines() if line.strip() and not line.startswith("#")}
     assert names <= listed, names - listed
 
+
+
+def test_binary_toolkit_architecture_card(tmp_path):
+    """A binary DeepLabV3+ (a diffseg30k architecture, not stock transformers): library_name and labels."""
+    from diffseg30k.detector import Detector
+    from diffseg30k.models.registry import build_model
+    from diffseg30k.training.checkpoints import export_detector
+
+    checkpoint = export_detector(build_model("deeplabv3plus-tiny", task="binary"), tmp_path / "ckpt",
+                                 {"training": {"dataset": str(tmp_path / "local-data")},
+                                  "eval": {"binary_miou": 0.5, "image_ap": 0.75, "num_images": 3.0}})
+    plan = publish("model", REPO, checkpoint, out=tmp_path / "out", dry_run=True)
+    meta = front_matter(plan.folder / "README.md")
+    text = (plan.folder / "README.md").read_text()
+    assert meta["library_name"] == "diffseg30k" and "binary-task" in meta["tags"]
+    assert meta["datasets"] == [DATASET_ID]
+    results = meta["model-index"][0]["results"]
+    assert {r["dataset"]["name"] for r in results} == {"DiffSeg30k-format local folder local-data"}
+    assert sorted(m["name"] for r in results for m in r["metrics"]) == ["binary mIoU", "image AP"]
+    assert "| 1 | edited | edited by any diffusion model | `(220, 20, 60)` |" in text
+    assert "the local folder `local-data`, 3 images" in text
+    assert Detector.from_pretrained(plan.folder, device="cpu").task == "binary"

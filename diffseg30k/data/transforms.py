@@ -75,7 +75,7 @@ def train_crop(image: Image.Image, mask: Image.Image | np.ndarray, size: int, rn
     image = image.crop(box)
     mask_image = mask_image.crop(box)
     if scale != 1.0:
-        target = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
+        target = tuple(min(size, max(1, round(side * scale))) for side in image.size)
         image = image.resize(target, Image.BILINEAR)
         mask_image = mask_image.resize(target, Image.NEAREST)
     if augment is not None:

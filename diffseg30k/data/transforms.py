@@ -10,12 +10,12 @@ resizing them to ``c``, at a fraction of the cost on 1024-pixel images.
 
 from __future__ import annotations
 
-import io
 from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image, ImageFilter
 
+from diffseg30k.data.distortions import jpeg  # one JPEG round trip for training and evaluation
 from diffseg30k.labels import IGNORE_INDEX
 
 AUGMENTATIONS = ("none", "robust")
@@ -29,14 +29,6 @@ class RobustAugment:
     scale: tuple[float, float] = (0.25, 2.0)
     jpeg_quality: tuple[int, int] = (50, 100)
     blur_sigma: tuple[float, float] = (0.1, 2.0)
-
-
-def jpeg(image: Image.Image, quality: int) -> Image.Image:
-    """Re-encode ``image`` as JPEG at ``quality`` (the paper's compression distortion)."""
-    buf = io.BytesIO()
-    image.save(buf, format="JPEG", quality=int(quality))
-    buf.seek(0)
-    return Image.open(buf).convert("RGB")
 
 
 def _crop_box(width: int, height: int, size: int, rng: np.random.Generator) -> tuple[int, int, int, int]:

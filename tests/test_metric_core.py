@@ -160,6 +160,15 @@ def test_large_label_sets_use_wider_bit_planes_or_per_class_matching(num_classes
         assert same(got[key], want[key]), key
 
 
+@pytest.mark.parametrize("num_classes", [9, 70])
+@pytest.mark.parametrize("task", ["semantic", "binary"])
+def test_single_task_paths_match_reference(task, num_classes):
+    pairs = [realistic_pair(i, 64, num_classes=num_classes) for i in range(8)]
+    got, want = run(pairs, task=task, num_classes=num_classes), plain.metrics(pairs, num_classes=num_classes)
+    keys = [k for k in SCALARS if k.startswith(task)]
+    assert len(keys) == 3 and all(same(got[k], want[k]) for k in keys)
+
+
 def test_boundary_tolerance_option_matches_reference():
     pairs = [realistic_pair(i, 64) for i in range(8)]
     got, want = run(pairs, boundary_tolerance=0.03), plain.metrics(pairs, fraction=0.03)

@@ -148,6 +148,9 @@ class PairEvaluator:
         scratch = self._cached(("scratch", *ref.shape), lambda: Scratch(ref.shape))
         p_index, p_ids, p_bin = boundary_points(pred, k, scratch, extents[0])
         r_index, r_ids, r_bin = boundary_points(ref, k, scratch, extents[1])
+        if not self.tasks & SEMANTIC:  # binary only: class boundaries inside the edited region drop out
+            p_index, p_ids, p_bin = p_index[p_bin], p_ids[p_bin], p_bin[p_bin]
+            r_index, r_ids, r_bin = r_index[r_bin], r_ids[r_bin], r_bin[r_bin]
         if self.bit_dtype is None:  # more classes than bits: one bit plane per class
             p_hit, r_hit = self._match_per_class(ref.shape, theta, (p_index, p_ids, p_bin),
                                                  (r_index, r_ids, r_bin))
@@ -198,8 +201,11 @@ class PairEvaluator:
         p_pos, r_pos = plane.padded(p_pts[0]), plane.padded(r_pts[0])
         hits = [np.zeros(p_pos.size, bool), np.zeros(p_pos.size, bool)], \
             [np.zeros(r_pos.size, bool), np.zeros(r_pos.size, bool)]
-        groups = [(0, p_pts[1] == c, r_pts[1] == c) for c in np.union1d(p_pts[1], r_pts[1])]
-        groups.append((1, p_pts[2], r_pts[2]))
+        groups = []
+        if self.tasks & SEMANTIC:
+            groups += [(0, p_pts[1] == c, r_pts[1] == c) for c in np.union1d(p_pts[1], r_pts[1])]
+        if self.tasks & BINARY:
+            groups.append((1, p_pts[2], r_pts[2]))
         for slot, p_sel, r_sel in groups:
             p_one, r_one = np.ones(int(p_sel.sum()), np.uint8), np.ones(int(r_sel.sum()), np.uint8)
             p_left, r_left = plane.match(p_pos[p_sel], p_one, r_pos[r_sel], r_one)

@@ -25,10 +25,9 @@ from diffseg30k.demo import (  # noqa: E402
     build_app,
     launch_kwargs,
     normalize_image,
+    resolve_checkpoint,
 )
 from diffseg30k.labels import BINARY_COLORS, COLORS  # noqa: E402
-
-ROOT = Path(__file__).resolve().parent.parent
 
 
 def free_port() -> int:
@@ -189,13 +188,28 @@ def test_page_without_detector_explains_configuration(monkeypatch, tmp_path, cap
     assert "cannot load the detector" in capsys.readouterr().err
 
 
-def test_space_app_honours_env_checkpoint_host_and_port(checkpoint, tmp_path):
-    """spaces/app.py as the Space runs it: checkpoint from DIFFSEG_CHECKPOINT, bind from GRADIO_SERVER_*."""
+def test_checkpoint_resolution_order(monkeypatch, tmp_path):
+    monkeypatch.delenv("DIFFSEG_CHECKPOINT", raising=False)
+    assert resolve_checkpoint(None, tmp_path) is None
+    (tmp_path / "checkpoint").mkdir()
+    (tmp_path / "checkpoint" / "config.json").write_text("{}")
+    assert resolve_checkpoint(None, tmp_path) == str(tmp_path / "checkpoint")
+    monkeypatch.setenv("DIFFSEG_CHECKPOINT", "someone/model")
+    assert resolve_checkpoint(None, tmp_path) == "someone/model"
+    assert resolve_checkpoint("other/model", tmp_path) == "other/model"
+
+
+def test_staged_space_runs_with_bundled_checkpoint_and_env_host_port(checkpoint, tmp_path):
+    """The Space as `push space --checkpoint DIR` stages it: app.py + package copy + checkpoint/,
+    started the way Spaces start it (GRADIO_SERVER_NAME/PORT from the environment)."""
+    space = tmp_path / "space"
+    assert main(["push", "space", "--repo-id", "someone/demo", "--checkpoint", str(checkpoint), "--dry-run",
+                 "--out", str(space)]) == 0
     port = free_port()
-    env = {**os.environ, "DIFFSEG_CHECKPOINT": str(checkpoint), "GRADIO_SERVER_NAME": "127.0.0.1",
-           "GRADIO_SERVER_PORT": str(port)}
+    env = {key: value for key, value in os.environ.items() if key != "DIFFSEG_CHECKPOINT"}
+    env.update(GRADIO_SERVER_NAME="127.0.0.1", GRADIO_SERVER_PORT=str(port))
     log = open(tmp_path / "app.log", "w")  # noqa: SIM115
-    proc = subprocess.Popen([sys.executable, str(ROOT / "spaces" / "app.py")], env=env, stdout=log,
+    proc = subprocess.Popen([sys.executable, "app.py"], cwd=space, env=env, stdout=log,
                             stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + 180
@@ -208,7 +222,7 @@ def test_space_app_honours_env_checkpoint_host_and_port(checkpoint, tmp_path):
         app_client = Client(f"http://127.0.0.1:{port}/", verbose=False)
         path = save(tmp_path / "in.png", synthetic_pair(9, (32, 24))[0], "PNG")
         details = app_client.predict(handle_file(str(path)), api_name="/predict")[5]
-        assert details["checkpoint"] == str(checkpoint) and details["width"] == 32
+        assert details["checkpoint"] == str(space / "checkpoint") and details["width"] == 32
     finally:
         proc.terminate()
         proc.wait(timeout=30)

@@ -71,6 +71,15 @@ def test_binary_keeps_ignore_and_survives_user_transforms(tmp_path):
     np.testing.assert_array_equal(seen, out)
 
 
+def test_binary_mapping_in_parallel_processes_matches(tmp_path, release, monkeypatch):
+    semantic = diffseg30k.load_benchmark(release, split="train", progress=False)
+    monkeypatch.setattr(load_module, "PARALLEL_BINARY_ROWS", 2)
+    monkeypatch.setattr(load_module.os, "cpu_count", lambda: 2)
+    binary = load_module.map_task(semantic, "binary")
+    assert binary.cache_files and len({f["filename"] for f in binary.cache_files}) > 2  # one per process
+    _check_binary(binary, semantic)
+
+
 def test_raw_sources_are_converted_once_and_cached(tmp_path, release, monkeypatch):
     first = diffseg30k.load_benchmark(release, task="semantic", progress=False)
     zipped = diffseg30k.load_benchmark(release / "val.zip", split="validation", progress=False)

@@ -27,6 +27,8 @@ CONVERTER_VERSION = "1"
 _REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 # Binary task lookup table for PIL's Image.point: 0 stays 0, every label id becomes 1, 255 stays 255.
 BINARY_LUT = [0] + [1] * (IGNORE_INDEX - 1) + [IGNORE_INDEX]
+#: From this many rows on, the one-time binary pass over the masks runs in several processes.
+PARALLEL_BINARY_ROWS = 4096
 
 
 def is_converted_folder(path: Path) -> bool:
@@ -142,7 +144,8 @@ def map_task(dataset: Any, task: str) -> Any:
     if isinstance(dataset, datasets.IterableDataset):
         return dataset.map(_binary_example, features=dataset.features)
     masks = dataset.select_columns(["mask"]).cast_column("mask", datasets.Image(decode=False))
-    masks = masks.map(_binary_batch, input_columns="mask", batched=True, batch_size=64,
+    workers = min(os.cpu_count() or 1, 8) if len(masks) >= PARALLEL_BINARY_ROWS else None
+    masks = masks.map(_binary_batch, input_columns="mask", batched=True, batch_size=64, num_proc=workers,
                       desc="binary masks").cast_column("mask", datasets.Image())
     joined = datasets.concatenate_datasets([dataset.remove_columns("mask"), masks], axis=1)
     return joined.select_columns(dataset.column_names)

@@ -108,6 +108,11 @@ def test_raw_folder_and_parquet_sources(tmp_path):
     shutil.copy(parquet, exported)
     from_parquet = diffseg30k.load_benchmark(exported, split="validation", progress=False)
     assert from_parquet["id"] == from_folder["id"]
+    _check_binary(from_folder, from_parquet)
+    _check_binary(diffseg30k.load_benchmark(exported, task="binary", split="validation"), from_parquet)
+    zipped = write_synthetic_release(tmp_path / "z", num=4, size=SIZE, mask_mode="P", split="test", as_zip=True)
+    _check_binary(diffseg30k.load_benchmark(zipped, task="binary", split="test"),
+                  diffseg30k.load_benchmark(zipped, task="semantic", split="test"))
 
 
 def _hub_cache_snapshot(repo_id: str, files: dict[str, Path]) -> Path:

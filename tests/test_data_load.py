@@ -110,7 +110,8 @@ def test_raw_folder_and_parquet_sources(tmp_path):
     assert from_parquet["id"] == from_folder["id"]
     _check_binary(from_folder, from_parquet)
     _check_binary(diffseg30k.load_benchmark(exported, task="binary", split="validation"), from_parquet)
-    zipped = write_synthetic_release(tmp_path / "z", num=4, size=SIZE, mask_mode="P", split="test", as_zip=True)
+    zipped = write_synthetic_release(tmp_path / "z", num=4, size=SIZE, mask_mode="P", split="test",
+                                     as_zip=True)
     _check_binary(diffseg30k.load_benchmark(zipped, task="binary", split="test"),
                   diffseg30k.load_benchmark(zipped, task="semantic", split="test"))
 

@@ -140,6 +140,9 @@ def _decoded(entries: list[PairEntry], decoder: MaskDecoder, workers: int, windo
             return decode_pair(entry, decoder, verify)
         except ReleaseError as err:
             return err
+        except Exception as err:  # anything else a decoder raises: still named, still skippable
+            return ReleaseError(f"{entry.image_name} / {entry.mask_name}",
+                                f"cannot be read ({type(err).__name__}: {err})")
 
     if workers <= 1:
         for entry in entries:

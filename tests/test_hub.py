@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import http.server
+import io
 import json
 import os
 import shutil
@@ -60,11 +62,12 @@ def dry_run(checkpoint, tmp_path_factory) -> tuple[Path, str]:
     shutil.copytree(checkpoint, extra)
     (extra / "optimizer.pt").write_bytes(b"pickled optimizer state")
     (extra / "pytorch_model.bin").write_bytes(b"pickled weights")
-    proc = subprocess.run([sys.executable, "-m", "diffseg30k", "push", "model", str(extra), "--repo-id", REPO,
-                           "--dry-run", "--out", str(out), "--revision", "v1"],
-                          capture_output=True, text=True, timeout=240)
-    assert proc.returncode == 0, proc.stderr
-    return out, proc.stdout
+    stdout = io.StringIO()
+    with contextlib.redirect_stdout(stdout):
+        code = main(["push", "model", str(extra), "--repo-id", REPO, "--dry-run", "--out", str(out),
+                     "--revision", "v1"])
+    assert code == 0
+    return out, stdout.getvalue()
 
 
 def front_matter(readme: Path) -> dict:

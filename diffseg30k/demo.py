@@ -12,6 +12,7 @@ bundles). Without one the page still opens and says how to configure it.
 from __future__ import annotations
 
 import html
+import io
 import logging
 import os
 import shutil
@@ -25,7 +26,7 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from diffseg30k.hub import CHECKPOINT_ENV, label_colors
-from diffseg30k.io import MAX_PIXELS, ImageError, cache_dir, open_image
+from diffseg30k.io import MAX_PIXELS, ImageError, atomic_write_bytes, cache_dir, open_image
 from diffseg30k.labels import GENERATOR_BY_NAME, palette
 
 LOG = logging.getLogger(__name__)
@@ -220,8 +221,8 @@ class DemoService:
                            "id or a checkpoint folder, or run `diffseg30k demo --checkpoint ...`.")
         if not upload:
             raise gr.Error("Upload an image first (or pick an example).")
-        path, name = _upload_path(upload)
         try:
+            path, name = _upload_path(upload)
             normalized = normalize_image(path, name=name)
         except ImageError as err:
             raise gr.Error(str(err)) from err
@@ -269,18 +270,24 @@ def example_images(folder: Path | None = None) -> list[str]:
     paths = []
     edited = folder / "synthetic_edit.png"
     if not edited.exists():
-        synthetic_pair(seed=7, size=(256, 256))[0].save(edited)
+        _write_image(synthetic_pair(seed=7, size=(256, 256))[0], edited, "PNG")
     paths.append(edited)
     try:
         from skimage import data as skdata
 
         photo = folder / "astronaut.jpg"
         if not photo.exists():
-            Image.fromarray(skdata.astronaut()).resize((256, 256), Image.BICUBIC).save(photo, quality=92)
+            _write_image(Image.fromarray(skdata.astronaut()).resize((256, 256), Image.BICUBIC), photo, "JPEG")
         paths.append(photo)
     except ImportError:
         pass
     return [str(p) for p in paths]
+
+
+def _write_image(image: Image.Image, path: Path, fmt: str) -> None:
+    buffer = io.BytesIO()
+    image.save(buffer, fmt)
+    atomic_write_bytes(path, buffer.getvalue())
 
 
 CSS = """

@@ -37,6 +37,7 @@ CHECKPOINT_ENV = "DIFFSEG_CHECKPOINT"
 MODEL_FILE_SUFFIXES = (".safetensors", ".json", ".txt", ".md")
 BASE_TAGS = ["diffseg30k", "aigc-detection", "image-forensics", "semantic-segmentation",
              "diffusion-edit-localization"]
+DATASET_PLACEHOLDER = "path/to/dataset"  # the repository name `diffseg30k convert` writes into its card
 SPACES_DIR = Path(__file__).resolve().parent.parent / "spaces"
 
 #: metric key suffix -> (model-index metric type, readable name)
@@ -306,8 +307,10 @@ def _check_safetensors(paths: list[Path]) -> None:
             raise HubError(f"{path}: not a readable safetensors file ({err})") from err
 
 
-def stage_dataset_repo(folder: str | os.PathLike, out: str | os.PathLike, overwrite: bool = False) -> Path:
-    """Copy a converted dataset folder (``README.md`` card, ``id2label.json``, ``data/*.parquet``)."""
+def stage_dataset_repo(folder: str | os.PathLike, out: str | os.PathLike, overwrite: bool = False,
+                       repo_id: str | None = None) -> Path:
+    """Copy a converted dataset folder (``README.md`` card, ``id2label.json``, ``data/*.parquet``); the
+    card's placeholder repository name (``"path/to/dataset"``) becomes ``repo_id``."""
     source = Path(folder)
     missing = [name for name in ("README.md", "data") if not (source / name).exists()]
     if not source.is_dir() or missing:
@@ -318,6 +321,9 @@ def stage_dataset_repo(folder: str | os.PathLike, out: str | os.PathLike, overwr
         raise HubError(f"{source / 'data'}: no parquet shards")
     with atomic_dir(out, overwrite=overwrite) as tmp:
         shutil.copytree(source, tmp, dirs_exist_ok=True, ignore=shutil.ignore_patterns(".*", "__pycache__"))
+        card = tmp / "README.md"
+        if repo_id:
+            card.write_text(card.read_text().replace(f'"{DATASET_PLACEHOLDER}"', f'"{repo_id}"'))
     return Path(out)
 
 
@@ -454,7 +460,7 @@ def publish(repo_type: str, repo_id: str, source: str | os.PathLike | None = Non
             folder, skipped = stage_model_repo(_required(source, "checkpoint"), out, repo_id, license,
                                                overwrite, dataset_id)
         elif repo_type == "dataset":
-            folder = stage_dataset_repo(_required(source, "dataset folder"), out, overwrite)
+            folder = stage_dataset_repo(_required(source, "dataset folder"), out, overwrite, repo_id)
         else:
             folder = stage_space_repo(out, checkpoint, overwrite)
         plan = PushPlan(folder, repo_files(folder), skipped)

@@ -227,7 +227,10 @@ def test_push_dataset_dry_run_copies_the_converted_folder(tmp_path, capsys):
     source = sorted(p.relative_to(converted).as_posix() for p in converted.rglob("*") if p.is_file())
     assert source == sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
     for rel in source:
-        assert f"{sha256_file(converted / rel)}  {rel}" in stdout
+        assert f"{sha256_file(out / rel)}  {rel}" in stdout
+        if rel != "README.md":
+            assert sha256_file(out / rel) == sha256_file(converted / rel)
+    assert 'load_dataset("someone/ds")' in (out / "README.md").read_text()
     assert main(["push", "dataset", str(tmp_path / "raw"), "--repo-id", "someone/ds", "--dry-run"]) == 2
     assert "not a converted dataset folder" in capsys.readouterr().err
 

@@ -166,6 +166,12 @@ def test_bad_metadata_line(tmp_path, release):
     assert "base must be 'real' or 'ai'" in _convert_error(release, tmp_path)
 
 
+def test_metadata_row_without_pair(tmp_path, release):
+    (release / "metadata.jsonl").write_text('{"id": "00000001", "base": "real"}\n{"id": "00000042"}\n')
+    message = _convert_error(release, tmp_path)
+    assert f"{release / 'metadata.jsonl'}:2" in message and "'00000042' but no 00000042.image.png" in message
+
+
 def test_label_set_override_limits_values(release, tmp_path):
     labels = LabelSet(id2label={0: "background", 1: "sd2"}, colors={0: (0, 0, 0), 1: (220, 20, 60)})
     message = _convert_error(release, tmp_path, label_set=labels)

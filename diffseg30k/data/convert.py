@@ -174,9 +174,9 @@ class _ShardWriter:
         self.batch_bytes = self.shard_written = 0
         self.count = 0
 
-    def add(self, row: dict[str, Any], nbytes: int) -> None:
+    def add(self, row: dict[str, Any]) -> None:
         self.rows.append(row)
-        self.batch_bytes += nbytes
+        self.batch_bytes += len(row["image"]["bytes"]) + len(row["mask"]["bytes"])
         self.count += 1
         if len(self.rows) >= self.rows_per_group or self.batch_bytes >= ROW_GROUP_BYTES:
             self.flush()
@@ -282,6 +282,8 @@ def convert(sources: str | os.PathLike | Iterable[str | os.PathLike], out: str |
     sources = [sources] if isinstance(sources, str | os.PathLike) else list(sources)
     if not sources:
         raise ValueError("no source given")
+    if Path(out).exists() and not overwrite:
+        raise FileExistsError(f"{out}: already exists (pass overwrite to replace it)")
     label_set = label_set or LabelSet()
     shard_bytes = parse_size(shard_size)
     summary = ConversionSummary(Path(out))
@@ -308,22 +310,22 @@ def convert(sources: str | os.PathLike | Iterable[str | os.PathLike], out: str |
     with atomic_dir(out, overwrite=overwrite) as tmp:
         data = tmp / "data"
         data.mkdir()
-        bar = tqdm(total=len(entries), unit="pair", desc="convert", disable=not progress)
-        for split in order:
-            writer = _ShardWriter(data, split, feats, shard_bytes, rows_per_group)
-            todo = [e for e in entries if e.split == split]
-            for entry, result in _decoded(todo, decoder, workers, max(4 * workers, rows_per_group), verify):
-                bar.update()
-                if isinstance(result, ReleaseError):
-                    _handle([result], on_error, summary.skipped)
-                    continue
-                writer.add(_row(entry, result, with_metadata), len(result.image_bytes) + len(result.mask_png))
-            paths = writer.finish()
-            if writer.count:
-                summary.splits[split] = writer.count
-                split_bytes[split] = sum(p.stat().st_size for p in paths)
-                summary.shards += len(paths)
-        bar.close()
+        with tqdm(total=len(entries), unit="pair", desc="convert", disable=not progress) as bar:
+            for split in order:
+                writer = _ShardWriter(data, split, feats, shard_bytes, rows_per_group)
+                todo = [e for e in entries if e.split == split]
+                window = max(4 * workers, rows_per_group)
+                for entry, result in _decoded(todo, decoder, workers, window, verify):
+                    bar.update()
+                    if isinstance(result, ReleaseError):
+                        _handle([result], on_error, summary.skipped)
+                        continue
+                    writer.add(_row(entry, result, with_metadata))
+                paths = writer.finish()
+                if writer.count:
+                    summary.splits[split] = writer.count
+                    split_bytes[split] = sum(p.stat().st_size for p in paths)
+                    summary.shards += len(paths)
         if not summary.splits:
             raise ReleaseError(", ".join(map(str, sources)), "no pair could be converted (see the skipped "
                                "files)")

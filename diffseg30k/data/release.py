@@ -181,12 +181,13 @@ def _scan_zip(path: Path, result: ScanResult) -> None:
         if not info.is_dir():
             names[info.filename] = info
     metadata = _zip_metadata(reader, names, result)
-    for sample_id, split, image_info, mask_info, image_name, mask_name in _pairs_from_names(
-            names, lambda n: f"{path}:{n}", split_from_name(path.name), result):
+    pairs = _pairs_from_names(names, lambda n: f"{path}:{n}", split_from_name(path.name), result)
+    for sample_id, split, image_info, mask_info, image_name, mask_name in pairs:
         result.entries.append(PairEntry(
             sample_id, split, image_name, mask_name,
             lambda a=image_info, b=mask_info: (reader.read(a), reader.read(b)),
             metadata.get(sample_id), str(path)))
+    _unpaired_metadata(metadata, pairs, result)
 
 
 def _zip_metadata(reader: _ZipReader, names: dict[str, zipfile.ZipInfo],
@@ -216,12 +217,22 @@ def _scan_folder(path: Path, result: ScanResult) -> None:
                     full.relative_to(path).parent.parts) or split_from_name(path.name))
             else:
                 names[rel] = full
-    for sample_id, split, image_path, mask_path, image_name, mask_name in _pairs_from_names(
-            names, lambda n: str(path / n), split_from_name(path.name), result):
+    pairs = _pairs_from_names(names, lambda n: str(path / n), split_from_name(path.name), result)
+    for sample_id, split, image_path, mask_path, image_name, mask_name in pairs:
         result.entries.append(PairEntry(
             sample_id, split, image_name, mask_name,
             lambda a=image_path, b=mask_path: (_read_file(a), _read_file(b)),
             metadata.get(sample_id), str(path)))
+    _unpaired_metadata(metadata, pairs, result)
+
+
+def _unpaired_metadata(metadata: dict[str, dict[str, Any]], pairs: list[tuple], result: ScanResult) -> None:
+    """A metadata row whose sample has no pair means files are missing: never a silent drop."""
+    paired = {pair[0] for pair in pairs}
+    for sample_id, row in metadata.items():
+        if sample_id not in paired:
+            result.problems.append(ReleaseError(row["where"], f"metadata for id {sample_id!r} but no "
+                                                f"{sample_id}.image.png / {sample_id}.mask.png pair"))
 
 
 def _read_file(path: Path) -> bytes:
@@ -330,6 +341,7 @@ def parse_metadata(text: str, label: str, result: ScanResult) -> dict[str, dict[
             sample_id = f"{sample_id:08d}" if isinstance(sample_id, int) else str(sample_id)
             rows[sample_id] = normalise_metadata(row, where)
             rows[sample_id]["metadata"] = json.dumps(row, sort_keys=True, ensure_ascii=False)
+            rows[sample_id]["where"] = where  # for error messages; not a column
         except (ValueError, ReleaseError) as err:
             if not isinstance(err, ReleaseError):
                 err = ReleaseError(where, f"bad metadata line ({err})")

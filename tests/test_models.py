@@ -3,13 +3,24 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 import torch
+from safetensors.torch import save_file
 
 from diffseg30k.models.registry import available_models, build_model, get_spec, load_model
 
 TINY = ["segformer-tiny", "deeplabv3plus-tiny", "fcn8s-tiny"]
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """One torch thread: on a shared 2-core machine oversubscribed threads stall for seconds."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 def test_registry_lists_every_family():
@@ -35,8 +46,8 @@ def test_every_detector_builds_from_config(name):
 def test_full_size_detectors_learn_from_scratch(name):
     torch.manual_seed(0)
     model = build_model(name, task="binary", from_scratch=True).train()
-    pixels = torch.randn(2, 3, 64, 64)
-    labels = torch.zeros(2, 64, 64, dtype=torch.long)
+    pixels = torch.randn(1, 3, 64, 64)
+    labels = torch.zeros(1, 64, 64, dtype=torch.long)
     labels[:, 16:48, 16:48] = 1
     pixels[:, :, 16:48, 16:48] += 1.5
     optimizer = torch.optim.AdamW(model.parameters(), lr=3e-4)
@@ -104,12 +115,32 @@ def test_pretrained_backbones_load_from_local_folders(tmp_path):
     for key, value in resnet.state_dict().items():
         assert torch.equal(deeplab.backbone.state_dict()[key], value)
 
+    # nvidia/mit-bX store the pre-5.x key names; transformers renames them while loading.
     encoder = SegformerForImageClassification(segformer_config("b0", {"num_labels": 3}))
     encoder.save_pretrained(tmp_path / "mit")
+    save_file({_legacy_segformer_key(k): v.contiguous() for k, v in encoder.state_dict().items()},
+              str(tmp_path / "mit" / "model.safetensors"), metadata={"format": "pt"})
     segformer = build_model("segformer-b0", task="binary", pretrained=str(tmp_path / "mit"))
     assert segformer.config.num_labels == 2
-    weight = "encoder.patch_embeddings.0.proj.weight"
-    assert torch.equal(segformer.segformer.state_dict()[weight], encoder.segformer.state_dict()[weight])
+    for key, value in encoder.segformer.state_dict().items():
+        assert torch.equal(segformer.segformer.state_dict()[key], value), key
+
+
+_LEGACY = [(r"stages\.(\d+)\.patch_embeddings\.", r"encoder.patch_embeddings.\1."),
+           (r"stages\.(\d+)\.blocks\.", r"encoder.block.\1."),
+           (r"stages\.(\d+)\.layer_norm", r"encoder.layer_norm.\1"),
+           (r"attention\.sequence_reduction\.sequence_reduction", "attention.self.sr"),
+           (r"attention\.sequence_reduction\.layer_norm", "attention.self.layer_norm"),
+           (r"attention\.q_proj", "attention.self.query"), (r"attention\.k_proj", "attention.self.key"),
+           (r"attention\.v_proj", "attention.self.value"), (r"attention\.o_proj", "attention.output.dense"),
+           (r"mlp\.fc1", "mlp.dense1"), (r"mlp\.fc2", "mlp.dense2"),
+           (r"layernorm_before", "layer_norm_1"), (r"layernorm_after", "layer_norm_2")]
+
+
+def _legacy_segformer_key(key: str) -> str:
+    for pattern, replacement in _LEGACY:
+        key = re.sub(pattern, replacement, key)
+    return key
 
 
 def test_pickled_weights_are_refused(tmp_path):

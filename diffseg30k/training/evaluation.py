@@ -1,7 +1,7 @@
 """Evaluation during training: full-resolution predictions scored with ``DiffSegMetric``.
 
-Each process scores a strided shard of the evaluation table; the metrics are merged on the main
-process. Images of equal size are batched together.
+Each process scores a strided shard of the evaluation table; the per-image ``PairStats`` are
+gathered and added up on the main process. Images of equal size are batched together.
 """
 
 from __future__ import annotations
@@ -46,20 +46,21 @@ def evaluate_model(accelerator, model, table, task: str, num_labels: int,
     indices = list(range(accelerator.process_index, len(table), accelerator.num_processes))
     was_training = model.training
     model.eval()
+    stats = []
     for group in _batches(table, indices, batch_size):
         pixels = torch.from_numpy(np.stack([g[0] for g in group])).to(accelerator.device)
         with accelerator.autocast():
             maps = predict_label_maps(model, normalize_batch(pixels, mean, std)).cpu().numpy()
         for prediction, (_, reference) in zip(maps, group):
-            metric.update(prediction, map_for_task(reference, task))
+            stats.append(metric.pair_stats(prediction, map_for_task(reference, task)))
     model.train(was_training)
-    metrics = gather_object([metric])
+    if accelerator.num_processes > 1:
+        stats = gather_object(stats)
     if not accelerator.is_main_process:
         return None
-    merged = metrics[0]
-    for other in metrics[1:]:
-        merged.merge(other)
-    return merged.compute()
+    for item in stats:
+        metric.add_stats(item)
+    return metric.compute()
 
 
 def scalar_metrics(metrics: dict[str, Any]) -> dict[str, float]:

@@ -58,6 +58,14 @@ def _poly_schedule(config: TrainConfig):
     return factor
 
 
+def _has_accelerator() -> bool:
+    """CUDA/XPU/MPS present? Without one, ``cpu=True`` lets torchrun-launched processes form a
+    gloo process group (Accelerate's MULTI_CPU) instead of training as independent copies."""
+    xpu = getattr(torch, "xpu", None)
+    return bool(torch.cuda.is_available() or (xpu is not None and xpu.is_available())
+                or torch.backends.mps.is_available())
+
+
 def _mean(values: list[float]) -> float | None:
     return sum(values) / len(values) if values else None
 
@@ -93,7 +101,7 @@ def train(config: TrainConfig) -> Path:
     spec = get_spec(config.model)
     config = config.resolved(spec.optimizer)
     out = Path(config.out)
-    accelerator = Accelerator(mixed_precision=config.mixed_precision,
+    accelerator = Accelerator(cpu=not _has_accelerator(), mixed_precision=config.mixed_precision,
                               log_with=_trackers(config.log_with) or None,
                               project_dir=str(out / "logs"), step_scheduler_with_optimizer=False)
     if config.threads:
@@ -132,6 +140,9 @@ def train(config: TrainConfig) -> Path:
     if accelerator.is_main_process and not resume_from:
         out.mkdir(parents=True, exist_ok=True)
     accelerator.init_trackers("diffseg30k", config=config.to_log_dict())
+    accelerator.print(f"training {config.model} ({config.task}) on {accelerator.num_processes} "
+                      f"process(es), {accelerator.device}, {len(dataset)} training images, "
+                      f"{torch.get_num_threads()} threads")
 
     best_key = f"{config.task}_miou"
     num_workers = config.num_workers if config.num_workers is not None else min(2, _cpu_threads(1))
@@ -207,8 +218,8 @@ def train(config: TrainConfig) -> Path:
         if config.save_every and step % config.save_every == 0:
             save()
             last_saved = step
-    if step >= config.max_steps and eval_table is not None and not (
-            config.eval_every and state["last_eval"] and state["last_eval"]["step"] == step):
+    evaluated_now = bool(config.eval_every) and step % config.eval_every == 0  # same answer on every rank
+    if step >= config.max_steps and eval_table is not None and not evaluated_now:
         run_eval()
     if last_saved != step:
         save()

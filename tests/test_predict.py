@@ -1,0 +1,55 @@
+"""`diffseg30k predict`: an overlay PNG with legend, a label-map PNG and a JSON per image."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from diffseg30k.cli import main
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    from diffseg30k.models.registry import build_model
+    from diffseg30k.training.checkpoints import export_detector
+
+    path = tmp_path_factory.mktemp("ckpt") / "best"
+    return export_detector(build_model("fcn8s-tiny", task="semantic"), path, {"step": 0})
+
+
+def test_predict_writes_overlay_mask_and_json(checkpoint, tmp_path, capsys):
+    from diffseg30k.data.synthetic import synthetic_pair
+
+    images = tmp_path / "in"
+    images.mkdir()
+    synthetic_pair(1, (61, 43))[0].save(images / "photo.png")
+    synthetic_pair(2, (30, 30))[0].convert("L").save(images / "grey.jpg")
+    (images / "sub").mkdir()
+    synthetic_pair(3, (20, 24))[0].save(images / "sub" / "photo.png")  # same stem: kept apart
+    out = tmp_path / "out"
+    argv = ["predict", str(images / "photo.png"), str(images / "grey.jpg"), str(images / "sub" / "photo.png"),
+            "--checkpoint", str(checkpoint), "--out", str(out), "--device", "cpu"]
+    assert main(argv) == 0
+    assert "photo.png" in capsys.readouterr().out
+    for stem, (width, height) in (("photo", (61, 43)), ("grey", (30, 30)), ("photo-1", (20, 24))):
+        record = json.loads((out / f"{stem}.json").read_text())
+        assert record["width"] == width and record["height"] == height
+        assert set(record) >= {"image", "checkpoint", "edited_fraction", "is_edited", "generators"}
+        overlay = Image.open(out / f"{stem}.overlay.png")
+        assert overlay.width >= width and overlay.height > height  # legend strip below the image
+        mask = np.asarray(Image.open(out / f"{stem}.mask.png"))
+        assert mask.shape == (height, width) and mask.max() < 9
+        assert record["edited_fraction"] == pytest.approx(float((mask > 0).mean()), abs=1e-5)
+
+
+def test_predict_errors_name_the_problem(checkpoint, tmp_path, capsys):
+    (tmp_path / "bad.png").write_bytes(b"nope")
+    assert main(["predict", str(tmp_path / "bad.png"), "--checkpoint", str(checkpoint),
+                 "--out", str(tmp_path / "o")]) == 2
+    assert "bad.png" in capsys.readouterr().err
+    assert main(["predict", str(tmp_path / "bad.png"), "--checkpoint", str(tmp_path / "nothing"),
+                 "--out", str(tmp_path / "o")]) == 2
+    assert "--checkpoint" in capsys.readouterr().err

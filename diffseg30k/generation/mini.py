@@ -7,6 +7,7 @@ by random crops and flips; AI bases come from the tiny generators prompted with 
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -67,10 +68,15 @@ def build_mini_release(num: int = 200, seed: int = 0, size: int = MINI_SIZE, edi
     editors = list(editors or installed_generators())
     key = f"n{num}-s{seed}-px{size}-{'+'.join(editors)}"
     out = cache_dir("mini") / key
-    if (out / "metadata.jsonl").exists() and (out / "generation.json").exists():
+    config = GenerationConfig(out=out, profile="mini", num_images=num, seed=seed, size=size,
+                              editors=tuple(editors), progress=progress)
+    recorded = out / "generation.json"
+    if recorded.exists() and json.loads(recorded.read_text(encoding="utf-8")) != config.fingerprint():
+        shutil.rmtree(out)  # built by another toolkit version: rebuild rather than mix
+        out.mkdir(parents=True)
+    if (out / "metadata.jsonl").exists() and recorded.exists():
         return out
-    generate(GenerationConfig(out=out, profile="mini", num_images=num, seed=seed, size=size,
-                              editors=tuple(editors), progress=progress))
+    generate(config)
     return out
 
 

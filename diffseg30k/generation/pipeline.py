@@ -43,6 +43,9 @@ LOG = logging.getLogger("diffseg30k.generation")
 PROFILES = ("mini", "paper")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
 TURN_WEIGHTS = (1, 4, 5)
+#: Bumped when the same arguments would produce other bytes (part of ``generation.json``).
+PIPELINE_VERSION = 2
+STEPS_PER_SAMPLE = 3 + 3 * 3  # base, regions, finalize + (prompt, edit, quality) per turn: progress units
 DEFAULT_VLM = "Qwen/Qwen2.5-VL-7B-Instruct"
 DEFAULT_DETECTOR = "IDEA-Research/grounding-dino-base"
 DEFAULT_SEGMENTER = "facebook/sam-vit-huge"
@@ -100,6 +103,7 @@ class GenerationConfig:
                 "segmenter")
         data = {k: getattr(self, k) for k in keys}
         data["source"] = str(self.source) if self.source else None
+        data["pipeline_version"] = PIPELINE_VERSION
         return json.loads(json.dumps(data, default=list))
 
 
@@ -119,8 +123,13 @@ class SamplePlan:
     seeds: list[int]
 
 
-def plan_sample(config: GenerationConfig, index: int, sources: list[str], captions: list[str]) -> SamplePlan:
-    """Draw sample ``index``'s decisions from ``(seed, index)`` alone."""
+def plan_sample(config: GenerationConfig, index: int, sources: list[str], captions: list[str],
+                real_rank: int | None = None) -> SamplePlan:
+    """Draw sample ``index``'s decisions from ``(seed, index)`` alone.
+
+    A real base takes ``sources[real_rank % len(sources)]`` (``real_rank``: how many real samples come
+    before it; :func:`plans_for` counts them), so every photo is used once before any is reused.
+    """
     rng = np.random.default_rng([config.seed, index])
     weights = np.asarray(config.turn_weights, dtype=np.float64)
     num_turns = int(rng.choice(len(weights), p=weights / weights.sum())) + 1
@@ -134,7 +143,8 @@ def plan_sample(config: GenerationConfig, index: int, sources: list[str], captio
         editors.append(pool[int(rng.integers(len(pool)))])
     generators = [e for e in config.editors if not is_variant(e)] or list(config.editors)
     base_editor = None if real else generators[int(rng.integers(len(generators)))]
-    source = sources[index % len(sources)] if real else captions[int(rng.integers(len(captions)))]
+    rank = index if real_rank is None else real_rank
+    source = sources[rank % len(sources)] if real else captions[int(rng.integers(len(captions)))]
     seeds = [int(s) for s in rng.integers(0, 2**31 - 1, size=2 + len(editors))]
     return SamplePlan(index=index, id=f"{config.first_id + index:08d}", base="real" if real else "ai",
                       source=source, base_editor=base_editor, base_seed=seeds[0], region_seed=seeds[1],
@@ -345,6 +355,8 @@ class GenerationRun:
     # -- stage: one turn ------------------------------------------------------------------------
     def stage_turn(self, turn: int) -> None:
         live = [s for s in self.stores if not s.stopped and s.has("regions.json") and turn < s.num_turns()]
+        for _ in range(3 * (len(self.stores) - len(live))):  # steps these samples will never take
+            self._tick(f"turn {turn + 1}")
         self._each(f"turn {turn + 1} prompts", live, lambda s: s.has(f"turn{turn}.prompt.json"),
                    lambda s: self.prompt(s, turn))
         groups = defaultdict(list)
@@ -496,11 +508,8 @@ def generate(config: GenerationConfig | None = None, **kwargs: Any) -> Path:
     if not state.is_main_process:
         _check_fingerprint(config)
     _quiet_libraries()
-    sources = list_sources(config)
-    captions = list(config.captions or _default_captions())
-    indices = range(state.process_index, config.num_images, state.num_processes)
-    plans = [plan_sample(config, i, sources, captions) for i in indices]
-    total = len(plans) * (3 + 3 * 3 + 1)
+    plans = plans_for(config)[state.process_index::state.num_processes]
+    total = len(plans) * STEPS_PER_SAMPLE
     threads = config.threads or (1 if config.profile == "mini" else None)
     with _torch_threads(threads), tqdm(total=total, desc=f"generate[{state.process_index}]", unit="step",
               disable=not config.progress, dynamic_ncols=True) as bar:
@@ -549,9 +558,17 @@ def _quiet_libraries() -> None:
 
 
 def plans_for(config: GenerationConfig) -> list[SamplePlan]:
-    """Every sample's plan (for inspection and statistics)."""
+    """Every sample's plan, real photos assigned in order (cheap: no model is touched)."""
     sources, captions = list_sources(config), list(config.captions or _default_captions())
-    return [plan_sample(config, i, sources, captions) for i in range(config.num_images)]
+    plans, real_rank = [], 0
+    for index in range(config.num_images):
+        plan = plan_sample(config, index, sources, captions, real_rank)
+        real_rank += plan.base == "real"
+        plans.append(plan)
+    if real_rank > len(sources) > 0:
+        LOG.info("%d real bases from %d source photos: photos are reused (with other regions and edits)",
+                 real_rank, len(sources))
+    return plans
 
 
 __all__ = ["GenerationConfig", "SamplePlan", "generate", "plan_sample", "plans_for", "assemble"]

@@ -33,6 +33,7 @@ def test_compute_offline_matches_library(pairs):
     from PIL import Image
 
     metric = evaluate.load(str(MODULE))
+    assert metric.name == "diffseg30k"
     preds = [torch.from_numpy(p) if i % 2 else Image.fromarray(p, "L") for i, (p, _) in enumerate(pairs)]
     out = metric.compute(predictions=preds, references=[r.tolist() for _, r in pairs])
     assert json.dumps(out) == direct(pairs)

@@ -62,8 +62,8 @@ _COMPUTE_OPTIONS = ("task", "area_threshold")
 
 
 @evaluate.utils.file_utils.add_start_docstrings(_DESCRIPTION, _KWARGS_DESCRIPTION)
-class DiffSeg30k(evaluate.Metric):
-    """evaluate module of the DiffSeg30k benchmark metric."""
+class Diffseg30k(evaluate.Metric):
+    """evaluate module of the DiffSeg30k benchmark metric (module name "diffseg30k")."""
 
     def __init__(self, task: str = "both", num_classes: int | None = None, ignore_index: int = 255,
                  area_threshold: float = 0.01, boundary_tolerance: float = 0.0075,

@@ -243,3 +243,19 @@ def test_palette_masks_by_index_or_by_colour(tmp_path):
     convert([folder], tmp_path / "out", progress=False)
     for row in datasets.load_dataset(str(tmp_path / "out"), split="test"):
         np.testing.assert_array_equal(np.asarray(row["mask"]), truths[row["id"]])
+
+
+def test_zip_with_windows_separators_and_junk(tmp_path):
+    archive = tmp_path / "val.zip"
+    image, mask = synthetic_pair(1, SIZE)
+    with zipfile.ZipFile(archive, "w") as handle:
+        for name, pil in (("image", image), ("mask", encode_mask(mask, "L"))):
+            buffer = io.BytesIO()
+            pil.save(buffer, format="PNG")
+            handle.writestr(f"val_copy\\00000001.{name}.png", buffer.getvalue())
+        handle.writestr("__MACOSX/val_copy/._00000001.image.png", b"junk")
+        handle.writestr("val_copy/notes.txt", b"ignored")
+    convert([archive], tmp_path / "out", progress=False)
+    row = datasets.load_dataset(str(tmp_path / "out"), split="validation")[0]
+    assert row["id"] == "00000001"
+    np.testing.assert_array_equal(np.asarray(row["mask"]), mask)

@@ -79,8 +79,8 @@ def _hub_files(repo_id: str, revision: str | None) -> tuple[list[str], str | Non
         try:
             local = snapshot_download(repo_id, repo_type="dataset", revision=revision, local_files_only=True)
         except LocalEntryNotFoundError as err:
-            raise ValueError(f"{repo_id}: the Hub is not reachable and the repository is not in the local "
-                             "Hub cache") from err
+            raise ValueError(f"{repo_id}: no such local path; as a Hub dataset repo id: the Hub is not "
+                             "reachable and the repository is not in the local Hub cache") from err
         files = [p.relative_to(local).as_posix() for p in Path(local).rglob("*") if p.is_file()]
         return files, local
 

@@ -179,7 +179,7 @@ def _scan_zip(path: Path, result: ScanResult) -> None:
             result.problems.append(ReleaseError(f"{path}:{info.filename}", reason))
             continue
         if not info.is_dir():
-            names[info.filename] = info
+            names[info.filename.replace("\\", "/")] = info  # archives made on Windows may use backslashes
     metadata = _zip_metadata(reader, names, result)
     pairs = _pairs_from_names(names, lambda n: f"{path}:{n}", split_from_name(path.name), result)
     for sample_id, split, image_info, mask_info, image_name, mask_name in pairs:

@@ -64,6 +64,19 @@ def test_steps_run_alone_pull_missing_requirements_and_configs_invalidate(tmp_pa
         _toy_plan(tmp_path, calls, fail=set()).run(["zz"], progress=False)
 
 
+def test_work_folders_of_other_settings_are_never_resumed(tmp_path):
+    from diffseg30k.experiments.benchmark import prepare_folder
+
+    folder = tmp_path / "ck"
+    prepare_folder(folder, {"steps": 3})
+    (folder / "partial.bin").write_bytes(b"x")
+    prepare_folder(folder, {"steps": 3})
+    assert (folder / "partial.bin").exists()
+    prepare_folder(folder, {"steps": 4})
+    assert not (folder / "partial.bin").exists()
+    assert json.loads((folder / "benchmark-settings.json").read_text()) == {"steps": 4}
+
+
 # --------------------------------------------------------------------------------- paper config
 def test_paper_plan_is_wired_like_the_quick_one(tmp_path):
     paper, quick = paper_config(), quick_config()

@@ -46,13 +46,14 @@ def build_config(args: argparse.Namespace):
     return config.with_all_pairs() if args.all_pairs else config
 
 
-def command_line(args: argparse.Namespace) -> str:
-    """The command that reproduces this run (options that differ from their defaults)."""
-    parts = ["diffseg30k", "benchmark"]
+def command_line(args: argparse.Namespace, defaults: dict | None = None) -> str:
+    """The command that reproduces a run: the subcommand and the options that differ from defaults."""
+    parts = ["diffseg30k", args.command]
+    defaults = {"config": "quick", **(defaults or {})}
     for key, value in sorted(vars(args).items()):
         if key.startswith("_") or key in ("command", "no_progress") or value in (None, False, ""):
             continue
-        if key == "config" and value == "quick":
+        if defaults.get(key) == value:
             continue
         flag = "--" + key.replace("_", "-")
         parts += [flag] if value is True else [flag, str(value)]

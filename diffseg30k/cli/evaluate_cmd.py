@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 
 HELP = "score a detector on a dataset split (distortions, breakdowns, bootstrap CIs, saved predictions)"
 
@@ -58,7 +57,11 @@ def run(args: argparse.Namespace) -> int:
         if not args.checkpoint or not args.dataset:
             raise CommandError("give --checkpoint and --dataset (or --from-predictions DIR)")
         scores, meta = _evaluate(args, by, report)
-    payload = {"command": " ".join(["diffseg30k", "evaluate", *sys.argv[2:]]), **meta, "scores": scores}
+    from diffseg30k.cli.benchmark_cmd import command_line
+
+    command = command_line(args, {"split": "validation", "by": "turns,edit_type,base,area", "bootstrap": 1000,
+                                  "seed": 0, "batch_size": 8})
+    payload = {"command": command, **meta, "scores": scores}
     atomic_write_text(report / "evaluation.json", json.dumps(payload, indent=2, default=str) + "\n")
     atomic_write_text(report / "evaluation.md", render_evaluation(scores, meta))
     print(render_evaluation(scores, meta))

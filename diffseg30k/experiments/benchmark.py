@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import os
 import shlex
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterable, Sequence
@@ -120,8 +121,16 @@ def step_data(ctx: PlanContext) -> dict[str, Any]:
     for needed in ("train", "validation"):
         if needed not in splits:
             raise StepFailed(f"dataset {source}: no {needed!r} split (found {sorted(splits)})")
+    revision = cfg.revision
+    if cfg.dataset is not None and not Path(cfg.dataset).exists() and not os.environ.get("HF_HUB_OFFLINE"):
+        try:  # the exact Hub commit the numbers come from
+            from huggingface_hub import HfApi
+
+            revision = HfApi().dataset_info(cfg.dataset, revision=cfg.revision).sha
+        except Exception as err:  # noqa: BLE001 - recorded, never fatal
+            ctx.log(f"  could not resolve the dataset revision: {err}")
     conversion = Path(path) / "conversion.json"
-    return {"source": source, "origin": origin, "path": str(path), "revision": cfg.revision,
+    return {"source": source, "origin": origin, "path": str(path), "revision": revision,
             "fingerprint": _dataset_fingerprint(Path(path)), "splits": splits,
             "conversion": json.loads(conversion.read_text()) if conversion.is_file() else None}
 
@@ -197,6 +206,23 @@ def _gpu_count() -> int:
         return 1
 
 
+def prepare_folder(folder: Path, settings: dict[str, Any]) -> None:
+    """Make ``folder`` hold work of ``settings`` only: a folder made under other settings (or of
+    unknown origin) is removed, never resumed; the settings are recorded before any work starts."""
+    path = folder / "benchmark-settings.json"
+    wanted = json.loads(json.dumps(settings, default=str))
+    if folder.exists():
+        try:
+            same = json.loads(path.read_text()) == wanted
+        except (OSError, ValueError):
+            same = False
+        if same:
+            return
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True)
+    path.write_text(json.dumps(wanted, indent=2))
+
+
 def train_detector(ctx: PlanContext, family: str, task: str, holdout: Sequence[str] = (),
                    augment: str | None = None) -> dict[str, Any]:
     """Train (or reuse) one detector; its key names family, task and setting."""
@@ -204,11 +230,17 @@ def train_detector(ctx: PlanContext, family: str, task: str, holdout: Sequence[s
     setting = (["holdout", *holdout] if holdout else []) + ([augment] if augment else [])
     key = "-".join([family, task, *setting])
     folder = ctx.out_dir / "checkpoints" / key
+    model = cfg.families[family]
+    dataset = ctx.result("data")["path"]
+    settings = {"model": model, "task": task, "holdout": list(holdout), "augment": augment,
+                "preset": cfg.train_preset, "overrides": cfg.train_overrides,
+                "from_scratch": cfg.from_scratch,
+                "seed": cfg.seed, "extra_real": cfg.extra_real, "mixed_precision": cfg.mixed_precision,
+                "dataset_fingerprint": ctx.result("data")["fingerprint"]}
+    prepare_folder(folder, settings)
     marker = folder / "benchmark-done.json"
     if marker.is_file():
         return json.loads(marker.read_text())
-    model = cfg.families[family]
-    dataset = ctx.result("data")["path"]
     ctx.log(f"  training {key} ({model})")
     if cfg.launcher == "accelerate":
         command = train_command(cfg, dataset, model, task, folder, holdout, augment)
@@ -243,6 +275,18 @@ def _device(cfg: BenchmarkConfig) -> str:
         return "cpu"
 
 
+def _current_set(path: Path, checkpoint_sha256: str | None, dataset_fingerprint: str) -> bool:
+    """A saved prediction set made by this checkpoint on this dataset."""
+    from diffseg30k.experiments.predictions import read_meta
+
+    try:
+        meta = read_meta(path)
+    except (FileNotFoundError, ValueError):
+        return False
+    return (meta.get("checkpoint_sha256") == checkpoint_sha256
+            and meta.get("dataset_fingerprint") == dataset_fingerprint)
+
+
 def predict_checkpoint(ctx: PlanContext, checkpoint: dict[str, Any], distortions: Sequence[str],
                        table: Any = None, name: str | None = None) -> dict[str, Path]:
     """Prediction sets of a checkpoint under each distortion (reused when already saved)."""
@@ -252,13 +296,14 @@ def predict_checkpoint(ctx: PlanContext, checkpoint: dict[str, Any], distortions
     cfg: BenchmarkConfig = ctx.config
     root = ctx.out_dir / "predictions" / (name or checkpoint["key"])
     chosen = parse_distortions(list(distortions), include_baseline=False)
-    missing = [d for d in chosen if not (root / d.name / "meta.json").is_file()]
+    fingerprint = ctx.result("data")["fingerprint"]
+    missing = [d for d in chosen if not _current_set(root / d.name, checkpoint.get("sha256"), fingerprint)]
     if missing:
         table = eval_table(ctx) if table is None else table
         detector = Detector.from_pretrained(checkpoint["path"], device=_device(cfg))
         meta = {"task": checkpoint["task"], "checkpoint": checkpoint["key"],
                 "checkpoint_sha256": checkpoint.get("sha256"), "id2label": detector.id2label,
-                "dataset_fingerprint": ctx.result("data")["fingerprint"], "split": "validation"}
+                "dataset_fingerprint": fingerprint, "split": "validation"}
         predict_dataset(detector_predictor(detector, cfg.eval_batch_size), table, missing, root, meta,
                         batch_size=cfg.eval_batch_size, total=len(table),
                         desc=f"predict {name or checkpoint['key']}")
@@ -373,16 +418,22 @@ def train_classifier_cached(ctx: PlanContext, kind: str, holdout: Sequence[str] 
     name = cfg.classifiers[kind]
     key = "-".join([kind, *(["holdout", *holdout] if holdout else [])])
     folder = ctx.out_dir / "checkpoints" / key
-    if not (folder / "model.safetensors").is_file():
+    fingerprint = ctx.result("data")["fingerprint"]
+    prepare_folder(folder, {"model": name, "holdout": list(holdout), "steps": cfg.classifier_steps,
+                            "batch_size": cfg.classifier_batch_size, "lr": cfg.classifier_lr,
+                            "seed": cfg.seed, "from_scratch": cfg.from_scratch,
+                            "precision": cfg.mixed_precision, "dataset_fingerprint": fingerprint})
+    weights = folder / "model"
+    if not (weights / "model.safetensors").is_file():
         table = split_table(ctx, "train")
         if holdout:
             held = set(holdout)
             table = table.filter(lambda row: not held & set(row["models"] or []), desc="hold-out train")
         ctx.log(f"  training {key} ({name})")
-        train_classifier(table, folder, ClassifierTrainConfig(
+        train_classifier(table, weights, ClassifierTrainConfig(
             name=name, steps=cfg.classifier_steps, batch_size=cfg.classifier_batch_size, lr=cfg.classifier_lr,
             seed=cfg.seed, from_scratch=cfg.from_scratch, mixed_precision=cfg.mixed_precision))
-    return {**_checkpoint_info(key, folder), "model": name, "family": kind, "holdout": list(holdout)}
+    return {**_checkpoint_info(key, weights), "model": name, "family": kind, "holdout": list(holdout)}
 
 
 def classifier_row(ctx: PlanContext, table_name: str, ckpt: dict[str, Any], table: Any,
@@ -484,7 +535,7 @@ def step_tab7(ctx: PlanContext) -> dict[str, Any]:
     if "models" not in table.column_names:
         return {"rows": [], "note": "the dataset has no per-image generator metadata"}
     variant_dir = ctx.out_dir / "predictions" / f"{ckpt['key']}-{cfg.variant}"
-    if not (variant_dir / "none" / "meta.json").is_file():
+    if not _current_set(variant_dir / "none", ckpt.get("sha256"), ctx.result("data")["fingerprint"]):
         edited = variant_rows(ctx, table)
         if not edited:
             return {"rows": [], "note": f"no validation image holds {cfg.variant_parent} edits"}
@@ -562,9 +613,10 @@ def step_figures(ctx: PlanContext) -> dict[str, Any]:
         table = eval_table(ctx)
         position = {str(i): n for n, i in enumerate(table["id"])}
         images = [table[position[i]]["image"] for i in ids]
-        figures.append(str(qualitative_grid(images, references, dict(sorted(columns.items())),
-                                            folder / "fig6_qualitative.png",
-                                            title="Fig. 6: validation images, ground truth, predictions")))
+        title = ("Fig. 6: validation image, ground truth, predictions (-B binary: edited in Crimson; "
+                 "-S semantic: generator colours)")
+        figures.append(str(qualitative_grid(images, references, columns, folder / "fig6_qualitative.png",
+                                            title=title)))
     return {"figures": [str(Path(f).relative_to(ctx.out_dir)) for f in figures]}
 
 

@@ -143,3 +143,23 @@ def test_cnn_detectors_and_binary_task(name, tmp_path):
     result = detector(_image(45, 39, "RGBA"))
     assert detector.task == "binary" and result.probabilities.shape == (2, 39, 45)
     assert set(result.generators) <= {"edited"}
+
+
+def test_fused_segformer_head_matches_the_original():
+    import copy
+
+    from diffseg30k.models.segformer import FusedSegformerDecodeHead, fuse_for_inference
+
+    model = build_model("segformer-b0", from_scratch=True).eval()
+    norm = model.decode_head.batch_norm
+    torch.manual_seed(1)
+    norm.running_mean.normal_()
+    norm.running_var.uniform_(0.5, 2.0)
+    norm.weight.data.normal_()
+    norm.bias.data.normal_()
+    fused = fuse_for_inference(copy.deepcopy(model))
+    assert isinstance(fused.decode_head, FusedSegformerDecodeHead)
+    x = torch.randn(2, 3, 96, 64)
+    with torch.no_grad():
+        torch.testing.assert_close(fused(pixel_values=x).logits, model(pixel_values=x).logits,
+                                   atol=1e-4, rtol=1e-4)

@@ -325,7 +325,7 @@ def build_app(checkpoint: str | None = None, revision: str | None = None, detect
                 upload = gr.Image(type="filepath", label="Image", sources=["upload", "clipboard"],
                                   elem_id="input-image", height=IMAGE_HEIGHT)
                 run = gr.Button("Detect edits", variant="primary", elem_id="detect")
-                gr.Examples(example_images(examples_dir), inputs=upload, label="Examples")
+                gr.Examples(example_images(examples_dir), inputs=upload, label="Examples", elem_id="examples")
                 verdict = gr.Markdown(label="Verdict", elem_id="verdict")
             with gr.Column(scale=2):
                 with gr.Row():

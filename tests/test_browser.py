@@ -90,3 +90,11 @@ def test_broken_upload_shows_a_readable_error(page, tmp_path):
     page.locator("#input-image input[type=file]").set_input_files(str(broken))
     page.locator("#detect").click()
     page.get_by_text("broken.png: truncated or corrupt image data").first.wait_for(timeout=60_000)
+
+
+def test_picking_an_example_runs_the_detector(page):
+    page.locator("#examples img").first.click()
+    page.locator("#detect").click()
+    link = page.locator("#mask-file a[href*='synthetic_edit_diffseg30k_mask.png']").first
+    link.wait_for(state="attached", timeout=120_000)
+    page.locator("#verdict").get_by_text("Verdict:").wait_for(timeout=30_000)

@@ -14,11 +14,14 @@ image PNG/JPEG bytes are copied as they are unless the image is not RGB.
 from __future__ import annotations
 
 import collections
+import contextlib
+import hashlib
 import json
 import os
 import re
+import shutil
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,10 +38,12 @@ from diffseg30k.data.release import (
     ReleaseError,
     scan_extra_real,
     scan_sources,
+    source_fingerprint,
 )
-from diffseg30k.io import atomic_dir, atomic_write_text
+from diffseg30k.io import atomic_dir, atomic_write_text, cache_dir
 from diffseg30k.labels import LabelSet
 
+VERSION = 1  # of the output format: part of the resume key
 ON_ERROR = ("raise", "skip")
 DEFAULT_SHARD_BYTES = 500 * 1024**2
 ROWS_PER_GROUP = 32
@@ -161,23 +166,26 @@ def _decoded(entries: list[PairEntry], decoder: MaskDecoder, workers: int, windo
 
 
 class _ShardWriter:
-    """Writes one split's rows into parquet shards of about ``shard_bytes``, a row group at a time."""
+    """Writes one split's rows into parquet shards of about ``shard_bytes``, a row group at a time.
 
-    def __init__(self, folder: Path, split: str, features: Any, shard_bytes: int,
-                 rows_per_group: int = ROWS_PER_GROUP):
-        self.folder, self.split, self.features, self.shard_bytes = folder, split, features, shard_bytes
-        self.rows_per_group = rows_per_group
+    Each finished shard is handed to ``on_close(path, rows, end)``, ``end`` being the position in the
+    split's work list after the shard's last pair (which records it for resuming).
+    """
+
+    def __init__(self, folder: Path, split: str, features: Any, shard_bytes: int, rows_per_group: int,
+                 first_index: int, on_close: Callable[[Path, int, int], None]):
+        self.folder, self.split, self.shard_bytes = folder, split, shard_bytes
+        self.rows_per_group, self.index, self.on_close = rows_per_group, first_index, on_close
         self.schema = features.arrow_schema
-        self.paths: list[Path] = []
         self.writer: Any = None
+        self.path: Path | None = None
         self.rows: list[dict[str, Any]] = []
-        self.batch_bytes = self.shard_written = 0
-        self.count = 0
+        self.batch_bytes = self.shard_written = self.shard_rows = self.end = 0
 
-    def add(self, row: dict[str, Any]) -> None:
+    def add(self, row: dict[str, Any], end: int) -> None:
         self.rows.append(row)
+        self.end = end
         self.batch_bytes += len(row["image"]["bytes"]) + len(row["mask"]["bytes"])
-        self.count += 1
         if len(self.rows) >= self.rows_per_group or self.batch_bytes >= ROW_GROUP_BYTES:
             self.flush()
 
@@ -187,15 +195,16 @@ class _ShardWriter:
         if not self.rows:
             return
         if self.writer is None:
-            path = self.folder / f"{self.split}-{len(self.paths):05d}.parquet.part"
-            self.paths.append(path)
+            self.path = self.folder / f"{self.split}-{self.index:05d}.parquet.part"
             # PNG bytes are already compressed: no codec, no statistics or dictionaries for them.
             self.writer = pq.ParquetWriter(
-                path, self.schema, compression={name: "none" if name.split(".")[0] in ("image", "mask")
-                                                else "snappy" for name in _leaf_columns(self.schema)},
+                self.path, self.schema, compression={
+                    name: "none" if name.split(".")[0] in ("image", "mask") else "snappy"
+                    for name in _leaf_columns(self.schema)},
                 write_statistics=["id", "edited_fraction"], use_dictionary=["models", "base", "turns"])
         self.writer.write_table(_table(self.rows, self.schema))
         self.shard_written += self.batch_bytes
+        self.shard_rows += len(self.rows)
         self.rows, self.batch_bytes = [], 0
         if self.shard_written >= self.shard_bytes:
             self.close_shard()
@@ -203,18 +212,70 @@ class _ShardWriter:
     def close_shard(self) -> None:
         if self.writer is not None:
             self.writer.close()
-            self.writer, self.shard_written = None, 0
+            self.on_close(self.path, self.shard_rows, self.end)
+            self.writer, self.shard_written, self.shard_rows = None, 0, 0
+            self.index += 1
 
-    def finish(self) -> list[Path]:
-        """Close and rename shards to ``<split>-XXXXX-of-YYYYY.parquet``."""
+    def finish(self, end: int) -> None:
+        self.end = end
         self.flush()
         self.close_shard()
-        final = []
-        for index, path in enumerate(self.paths):
-            target = path.with_name(f"{self.split}-{index:05d}-of-{len(self.paths):05d}.parquet")
-            os.replace(path, target)
-            final.append(target)
-        return final
+
+
+class _Progress:
+    """Resumable state of one conversion in its work folder: finished shards and the files skipped.
+
+    A rerun with the same sources and options continues after the last finished shard; anything else
+    (other key, missing shard file) starts over.
+    """
+
+    def __init__(self, work: Path, key: str):
+        self.work, self.file = work, work / "progress.json"
+        try:
+            state = json.loads(self.file.read_text())
+        except (OSError, ValueError):
+            state = {}
+        shards = state.get("shards", [])
+        if state.get("key") != key or not all((work / "data" / s["file"]).exists() for s in shards):
+            shutil.rmtree(work, ignore_errors=True)
+            state = {"key": key, "shards": [], "skipped": []}
+        (work / "data").mkdir(parents=True, exist_ok=True)
+        recorded = {s["file"] for s in state["shards"]}
+        for stray in (work / "data").iterdir():  # a shard being written or not yet recorded
+            if stray.name not in recorded:
+                stray.unlink()
+        self.state = state
+
+    @property
+    def resumed_pairs(self) -> int:
+        return sum(s["rows"] for s in self.state["shards"])
+
+    def shards(self, split: str) -> list[dict[str, Any]]:
+        return [s for s in self.state["shards"] if s["split"] == split]
+
+    def record(self, split: str, path: Path, rows: int, end: int, skipped: list[tuple[str, str]]) -> None:
+        done = path.with_suffix(".done")
+        os.replace(path, done)
+        self.state["shards"].append({"split": split, "file": done.name, "rows": rows, "end": end})
+        self.state["skipped"] = [list(item) for item in skipped]
+        atomic_write_text(self.file, json.dumps(self.state))
+
+
+@contextlib.contextmanager
+def _exclusive(out: Path) -> Iterator[None]:
+    """One conversion at a time per output folder (e.g. several training processes on one source)."""
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: no lock
+        yield
+        return
+    name = hashlib.sha256(str(out.resolve()).encode()).hexdigest()[:24]
+    with open(cache_dir("locks") / f"convert-{name}.lock", "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _leaf_columns(schema: Any) -> list[str]:
@@ -268,12 +329,12 @@ def convert(sources: str | os.PathLike | Iterable[str | os.PathLike], out: str |
 
     ``on_error="raise"`` stops at the first bad input (the error names the file and the problem);
     ``"skip"`` leaves bad files out and lists each with its reason in the returned summary and in
-    ``conversion.json``. Nothing is written at ``out`` unless the whole conversion succeeds.
-    ``verify="fast"`` checks RGB PNG images by structure and CRC without decoding their pixels (masks
-    are always decoded); ``"full"`` decodes every image.
-    """
-    from tqdm.auto import tqdm
+    ``conversion.json``. ``verify="fast"`` checks RGB PNG images by structure and CRC without decoding
+    their pixels (masks are always decoded); ``"full"`` decodes every image.
 
+    Shards are written in a hidden work folder beside ``out``; an interrupted conversion rerun with the
+    same sources and options resumes after the last finished shard. ``out`` appears only when complete.
+    """
     if on_error not in ON_ERROR:
         raise ValueError(f"on_error must be one of {ON_ERROR}, got {on_error!r}")
     if verify not in VERIFY_MODES:
@@ -282,12 +343,32 @@ def convert(sources: str | os.PathLike | Iterable[str | os.PathLike], out: str |
     sources = [sources] if isinstance(sources, str | os.PathLike) else list(sources)
     if not sources:
         raise ValueError("no source given")
-    if Path(out).exists() and not overwrite:
-        raise FileExistsError(f"{out}: already exists (pass overwrite to replace it)")
+    out = Path(out)
     label_set = label_set or LabelSet()
-    shard_bytes = parse_size(shard_size)
-    summary = ConversionSummary(Path(out))
+    options = {"labels": label_set.to_json(), "shard_bytes": parse_size(shard_size), "verify": verify,
+               "rows_per_group": rows_per_group, "on_error": on_error}
+    with _exclusive(out):
+        if out.exists() and not overwrite:
+            raise FileExistsError(f"{out}: already exists (pass overwrite to replace it)")
+        work = out.parent / f".{out.name}.convert-work"
+        key = hashlib.sha256(json.dumps([source_fingerprint([*sources, extra_real]), options, VERSION],
+                                        sort_keys=True).encode()).hexdigest()
+        try:
+            summary = _convert(sources, out, work, key, extra_real, label_set, options, workers, progress)
+        except ReleaseError:
+            shutil.rmtree(work, ignore_errors=True)  # bad input: a rerun needs fixed files, a new key
+            raise
+        shutil.rmtree(work, ignore_errors=True)
+    summary.seconds = time.perf_counter() - started
+    return summary
 
+
+def _convert(sources: list, out: Path, work: Path, key: str, extra_real: Any, label_set: LabelSet,
+             options: dict[str, Any], workers: int | None, progress: bool) -> ConversionSummary:
+    from tqdm.auto import tqdm
+
+    on_error = options["on_error"]
+    summary = ConversionSummary(out)
     scan = scan_sources(sources)
     if extra_real is not None:
         real = scan_extra_real(extra_real)
@@ -306,36 +387,53 @@ def convert(sources: str | os.PathLike | Iterable[str | os.PathLike], out: str |
     order += sorted({e.split for e in entries} - set(order))
     decoder = MaskDecoder(label_set)
     workers = workers or min(4, os.cpu_count() or 1)
+    state = _Progress(work, key)
+    if state.state["skipped"]:  # decode-time skips of the finished part (scan problems come again)
+        summary.skipped += [tuple(item) for item in state.state["skipped"]]
+    with tqdm(total=len(entries), initial=state.resumed_pairs, unit="pair", desc="convert",
+              disable=not progress) as bar:
+        for split in order:
+            todo = [e for e in entries if e.split == split]
+            done = state.shards(split)
+            start = done[-1]["end"] if done else 0
+
+            def on_close(path: Path, rows: int, end: int, split: str = split) -> None:
+                state.record(split, path, rows, end, summary.skipped)
+
+            writer = _ShardWriter(work / "data", split, feats, options["shard_bytes"],
+                                  options["rows_per_group"], len(done), on_close)
+            window = max(4 * workers, options["rows_per_group"])
+            results = _decoded(todo[start:], decoder, workers, window, options["verify"])
+            for end, (entry, result) in enumerate(results, start + 1):
+                bar.update()
+                if isinstance(result, ReleaseError):
+                    _handle([result], on_error, summary.skipped)
+                    continue
+                writer.add(_row(entry, result, with_metadata), end)
+            writer.finish(len(todo))
     split_bytes: dict[str, int] = {}
-    with atomic_dir(out, overwrite=overwrite) as tmp:
-        data = tmp / "data"
-        data.mkdir()
-        with tqdm(total=len(entries), unit="pair", desc="convert", disable=not progress) as bar:
-            for split in order:
-                writer = _ShardWriter(data, split, feats, shard_bytes, rows_per_group)
-                todo = [e for e in entries if e.split == split]
-                window = max(4 * workers, rows_per_group)
-                for entry, result in _decoded(todo, decoder, workers, window, verify):
-                    bar.update()
-                    if isinstance(result, ReleaseError):
-                        _handle([result], on_error, summary.skipped)
-                        continue
-                    writer.add(_row(entry, result, with_metadata))
-                paths = writer.finish()
-                if writer.count:
-                    summary.splits[split] = writer.count
-                    split_bytes[split] = sum(p.stat().st_size for p in paths)
-                    summary.shards += len(paths)
-        if not summary.splits:
-            raise ReleaseError(", ".join(map(str, sources)), "no pair could be converted (see the skipped "
-                               "files)")
+    for split in order:
+        shards = state.shards(split)
+        if shards:
+            summary.splits[split] = sum(s["rows"] for s in shards)
+            split_bytes[split] = sum((work / "data" / s["file"]).stat().st_size for s in shards)
+            summary.shards += len(shards)
+    if not summary.splits:
+        raise ReleaseError(", ".join(map(str, sources)), "no pair could be converted (see the skipped files)")
+    with atomic_dir(out, overwrite=True) as tmp:
+        (tmp / "data").mkdir()
+        for split in summary.splits:
+            shards = state.shards(split)
+            for index, shard in enumerate(shards):
+                os.replace(work / "data" / shard["file"],
+                           tmp / "data" / f"{split}-{index:05d}-of-{len(shards):05d}.parquet")
         from diffseg30k.data.card import render_card
 
         atomic_write_text(tmp / "id2label.json", label_set.to_json() + "\n")
         atomic_write_text(tmp / "README.md", render_card(feats, summary.splits, split_bytes, label_set))
-        summary.seconds = time.perf_counter() - started
         record = {**summary.to_dict(), "sources": [str(s) for s in sources],
                   "extra_real": None if extra_real is None else str(extra_real)}
-        record.pop("out")
+        for volatile in ("out", "seconds"):
+            record.pop(volatile)
         atomic_write_text(tmp / "conversion.json", json.dumps(record, indent=2) + "\n")
     return summary

@@ -41,14 +41,10 @@ def is_converted_folder(path: Path) -> bool:
 
 def fingerprint(sources: Sequence[str | os.PathLike], extra_real: str | os.PathLike | None = None) -> str:
     """A key for a raw source set: every file's path, size and modification time (no content read)."""
-    digest = hashlib.sha256(f"diffseg30k-convert-{CONVERTER_VERSION}".encode())
-    for root in [*sources, *([extra_real] if extra_real is not None else [])]:
-        root = Path(root).resolve()
-        files = [root] if root.is_file() else sorted(p for p in root.rglob("*") if p.is_file())
-        for path in files:
-            stat = path.stat()
-            digest.update(f"{path}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
-    return digest.hexdigest()[:24]
+    from diffseg30k.data.release import source_fingerprint
+
+    key = f"diffseg30k-convert-{CONVERTER_VERSION}-{source_fingerprint([*sources, extra_real])}"
+    return hashlib.sha256(key.encode()).hexdigest()[:24]
 
 
 def converted_cache(sources: Sequence[str | os.PathLike], extra_real: str | os.PathLike | None = None,

@@ -13,6 +13,7 @@ validates and normalises one pair. Every problem is a :class:`ReleaseError` nami
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import os
@@ -417,6 +418,20 @@ def _scan_one(path: Path, result: ScanResult) -> None:
                                             "export with image and mask columns)"))
 
 
+def source_fingerprint(sources: Iterable[str | os.PathLike | None]) -> str:
+    """A key for a set of sources: every file's resolved path, size and mtime (no content is read)."""
+    digest = hashlib.sha256()
+    for root in sources:
+        if root is None:
+            continue
+        root = Path(root).resolve()
+        files = [root] if root.is_file() else sorted(p for p in root.rglob("*") if p.is_file())
+        for path in files:
+            stat = path.stat()
+            digest.update(f"{path}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+    return digest.hexdigest()
+
+
 def scan_sources(sources: Iterable[str | os.PathLike]) -> ScanResult:
     """List every pair in ``sources`` (zips, folders, parquet files) without decoding pixels."""
     result = ScanResult()
@@ -586,6 +601,12 @@ def check_png(data: bytes, label: str) -> tuple[int, int, bool] | None:
     return width, height, data[24] == 8 and data[25] == 2  # bit depth 8, colour type 2 (RGB)
 
 
+def _image_error(label: str, err: ImageError) -> ReleaseError:
+    """The ImageError as a ReleaseError, without PIL's in-memory buffer repr (``<_io.BytesIO ...>``)."""
+    problem = re.sub(r"\s*<_io\.BytesIO object at 0x[0-9a-f]+>", "", str(err).removeprefix(f"{label}: "))
+    return ReleaseError(label, problem)
+
+
 def _checked_image(data: bytes, label: str, verify: str) -> tuple[bytes, str, tuple[int, int]]:
     """(RGB image bytes, file extension, size): bytes kept unless the image must become RGB."""
     png = check_png(data, label)
@@ -594,7 +615,7 @@ def _checked_image(data: bytes, label: str, verify: str) -> tuple[bytes, str, tu
     try:
         image = open_image(data, name=label)
     except ImageError as err:
-        raise ReleaseError(label, str(err).removeprefix(f"{label}: ")) from err
+        raise _image_error(label, err) from err
     if image.mode != "RGB" or image.format not in ("PNG", "JPEG", "WEBP"):
         return _png(image.convert("RGB")), "png", image.size
     return data, image.format.lower().replace("jpeg", "jpg"), image.size
@@ -615,7 +636,7 @@ def decode_pair(entry: PairEntry, decoder: MaskDecoder, verify: str = "fast") ->
     try:
         mask_image = open_image(mask_bytes, name=entry.mask_name)
     except ImageError as err:
-        raise ReleaseError(entry.mask_name, str(err).removeprefix(f"{entry.mask_name}: ")) from err
+        raise _image_error(entry.mask_name, err) from err
     if mask_image.size != size:
         raise ReleaseError(entry.mask_name, f"mask size {mask_image.size[0]}x{mask_image.size[1]} does not "
                            f"match image size {size[0]}x{size[1]} ({entry.image_name})")

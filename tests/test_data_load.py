@@ -164,3 +164,18 @@ def test_bad_sources_and_arguments(tmp_path, release):
     convert([release], tmp_path / "ds", progress=False)
     with pytest.raises(ValueError, match="test"):
         diffseg30k.load_benchmark(tmp_path / "ds", split="test")
+
+
+def test_concurrent_processes_share_one_conversion(tmp_path, release):
+    """As under `accelerate launch`: every rank asks for the same raw source at the same time."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from diffseg30k.data.load import converted_cache; "
+            "print(converted_cache([sys.argv[1]], progress=False))")
+    runs = [subprocess.Popen([sys.executable, "-c", code, str(release)], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    outputs = [run.communicate(timeout=300) for run in runs]
+    assert [run.returncode for run in runs] == [0, 0], outputs
+    folders = {out.strip().splitlines()[-1] for out, _ in outputs}
+    assert len(folders) == 1 and load_module.is_converted_folder(Path(folders.pop()))

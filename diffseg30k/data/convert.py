@@ -43,7 +43,7 @@ from diffseg30k.data.release import (
 from diffseg30k.io import atomic_dir, atomic_write_text, cache_dir
 from diffseg30k.labels import LabelSet
 
-VERSION = 1  # of the output format: part of the resume key
+VERSION = 1  # of the output format: part of the resume key and of load_benchmark's cache key
 ON_ERROR = ("raise", "skip")
 DEFAULT_SHARD_BYTES = 500 * 1024**2
 ROWS_PER_GROUP = 32

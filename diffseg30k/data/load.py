@@ -23,7 +23,6 @@ from diffseg30k.io import cache_dir
 from diffseg30k.labels import IGNORE_INDEX, TASKS
 
 OFFICIAL_REPO = "Chaos2629/Diffseg30k"
-CONVERTER_VERSION = "1"
 _REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 # Binary task lookup table for PIL's Image.point: 0 stays 0, every label id becomes 1, 255 stays 255.
 BINARY_LUT = [0] + [1] * (IGNORE_INDEX - 1) + [IGNORE_INDEX]
@@ -41,9 +40,10 @@ def is_converted_folder(path: Path) -> bool:
 
 def fingerprint(sources: Sequence[str | os.PathLike], extra_real: str | os.PathLike | None = None) -> str:
     """A key for a raw source set: every file's path, size and modification time (no content read)."""
+    from diffseg30k.data.convert import VERSION
     from diffseg30k.data.release import source_fingerprint
 
-    key = f"diffseg30k-convert-{CONVERTER_VERSION}-{source_fingerprint([*sources, extra_real])}"
+    key = f"diffseg30k-convert-{VERSION}-{source_fingerprint([*sources, extra_real])}"
     return hashlib.sha256(key.encode()).hexdigest()[:24]
 
 

@@ -121,6 +121,29 @@ def test_sigkill_then_resume_is_byte_identical(reference: Path, tmp_path: Path):
     assert not [p for p in out.rglob("*.tmp")]
 
 
+class _Shard:
+    """Stands in for accelerate's PartialState of one of two processes."""
+
+    def __init__(self, rank: int) -> None:
+        self.process_index, self.num_processes = rank, 2
+        self.is_main_process, self.device = rank == 0, "cpu"
+
+    def wait_for_everyone(self) -> None:
+        pass
+
+
+def test_two_shards_together_give_the_single_process_output(reference: Path, tmp_path: Path, monkeypatch):
+    import accelerate
+
+    out = tmp_path / "out"
+    for rank in (1, 0):  # the main process (rank 0) assembles metadata.jsonl once both shards are done
+        monkeypatch.setattr(accelerate, "PartialState", lambda rank=rank: _Shard(rank))
+        gp.generate(gp.GenerationConfig(out=out, **ARGS))
+        done = {p.parent.name for p in out.glob(".work/*/done.json")}
+        assert all(int(i) % 2 == 0 for i in done) if rank == 1 else len(done) == len(read_metadata(out))
+    assert _digest(out) == _digest(reference)
+
+
 def test_bad_sources_are_logged_and_skipped(tmp_path: Path, caplog):
     source = tmp_path / "photos"
     source.mkdir()

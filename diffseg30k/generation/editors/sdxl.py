@@ -44,7 +44,7 @@ class SDXLLoraEditor(SDXLEditor):
     editor_name: ClassVar[str] = "sdxl-lora"
     steps = 8
     mini_steps = 2
-    guidance_scale = 5.0
+    guidance_scale = 0.0  # Hyper-SD's 8-step SDXL LoRA is distilled without classifier-free guidance
 
     def after_load(self, pipe: Any) -> None:
         from diffusers import DDIMScheduler

@@ -91,6 +91,14 @@ def boundary_points(labels: np.ndarray, num_classes: int, scratch: Scratch | Non
         return empty, np.empty(0, np.uint8), np.empty(0, bool)
     top, bottom = max(extent[0] - 1, 0), height if extent[1] < 0 else min(extent[1] + 2, height)
     crop = labels[top:bottom]
+    left = 0
+    if extent[1] >= 0 and width > 64:  # also skip background-only columns (one column of context)
+        columns = np.flatnonzero(crop.max(axis=0))
+        left, right = max(int(columns[0]) - 1, 0), min(int(columns[-1]) + 2, width)
+        if right - left < 0.8 * width:
+            crop = np.ascontiguousarray(crop[:, left:right])
+        else:
+            left = 0
     size = crop.size
     scratch = Scratch(labels.shape) if scratch is None else scratch
     rows, low, high = (b.reshape(-1)[:size].reshape(crop.shape)
@@ -106,7 +114,10 @@ def boundary_points(labels: np.ndarray, num_classes: int, scratch: Scratch | Non
     index = np.flatnonzero(mask)
     ids = crop.reshape(-1)[index]
     to_binary = (low.reshape(-1)[index] == 0) | (high.reshape(-1)[index] == SENTINEL)
-    if top:
+    if crop.shape[1] != width:
+        y, x = np.divmod(index, crop.shape[1])
+        index = (y + top) * width + x + left
+    elif top:
         index += top * width
     return index, ids, to_binary
 

@@ -1,7 +1,7 @@
 """DiffSeg30k metric for the `evaluate` library: a thin shell over ``diffseg30k.metrics``.
 
 Each (prediction, reference) pair is reduced to a compact statistics row inside ``add``/``add_batch``
-(a few hundred bytes instead of two label maps), and those rows are what evaluate's Arrow cache
+(under 1 kB instead of two label maps), and those rows are what evaluate's Arrow cache
 stores; ``num_process``/``process_id`` distribution therefore works unchanged and ``_compute`` only
 adds rows up. All maths lives in ``diffseg30k.metrics``.
 """

@@ -118,8 +118,12 @@ class Detector:
                 raise FileNotFoundError(f"{path_or_repo_id}: not a checkpoint folder or a Hub repo id")
             from huggingface_hub import snapshot_download
 
-            path = Path(snapshot_download(str(path_or_repo_id), revision=revision,
-                                          allow_patterns=["*.json", "*.safetensors"]))
+            try:
+                path = Path(snapshot_download(str(path_or_repo_id), revision=revision,
+                                              allow_patterns=["*.json", "*.safetensors"]))
+            except Exception as err:  # offline, unknown repo, gated, network: one clear message
+                raise FileNotFoundError(f"{path_or_repo_id}: no such local folder, and the Hub download "
+                                        f"failed ({type(err).__name__}: {err})") from err
         if not any((path / f).is_file() for f in ("model.safetensors", "model.safetensors.index.json")):
             raise FileNotFoundError(f"{path}: no model.safetensors (only safetensors weights are loaded)")
         return cls(load_model(path), device=device, **kwargs)

@@ -116,6 +116,8 @@ def test_only_safetensors_checkpoints_load(checkpoint, tmp_path):
         Detector.from_pretrained(pickled)
     with pytest.raises(FileNotFoundError, match="not a checkpoint folder"):
         Detector.from_pretrained(tmp_path / "missing" / "deeper" / "x")
+    with pytest.raises(FileNotFoundError, match="Hub download failed"):  # HF_HUB_OFFLINE=1 in tests
+        Detector.from_pretrained("nobody/no-such-detector")
 
 
 def test_hub_ids_download_only_json_and_safetensors(monkeypatch, checkpoint):
@@ -157,8 +159,10 @@ def test_fused_segformer_head_matches_the_original():
     norm.running_var.uniform_(0.5, 2.0)
     norm.weight.data.normal_()
     norm.bias.data.normal_()
-    fused = fuse_for_inference(copy.deepcopy(model))
+    original = copy.deepcopy(model.decode_head)
+    fused = fuse_for_inference(model)
     assert isinstance(fused.decode_head, FusedSegformerDecodeHead)
+    assert type(model.decode_head) is type(original)  # the model itself is not modified
     x = torch.randn(2, 3, 96, 64)
     with torch.no_grad():
         torch.testing.assert_close(fused(pixel_values=x).logits, model(pixel_values=x).logits,

@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from transformers import SegformerConfig, SegformerForSemanticSegmentation
+from transformers.modeling_outputs import SemanticSegmenterOutput
 
 _WIDE = [64, 128, 320, 512]
 #: (hidden_sizes, depths, decoder_hidden_size) of MiT-B0..B5.
@@ -85,10 +86,23 @@ class FusedSegformerDecodeHead(nn.Module):
         return self.classifier(torch.relu(out + self.bias))
 
 
+class FusedSegformerForInference(nn.Module):
+    """A SegFormer detector for inference: the model's own encoder (shared, not copied) followed by
+    a :class:`FusedSegformerDecodeHead`; the original model is left untouched."""
+
+    def __init__(self, model: SegformerForSemanticSegmentation):
+        super().__init__()
+        self.segformer = model.segformer
+        self.decode_head = FusedSegformerDecodeHead(model.decode_head)
+        self.config = model.config
+
+    def forward(self, pixel_values: torch.Tensor, **kwargs) -> SemanticSegmenterOutput:
+        hidden_states = self.segformer(pixel_values, output_hidden_states=True).hidden_states
+        return SemanticSegmenterOutput(logits=self.decode_head(hidden_states))
+
+
 def fuse_for_inference(model: nn.Module) -> nn.Module:
-    """Swap a SegFormer's decode head for :class:`FusedSegformerDecodeHead` (in place; eval only)."""
-    if isinstance(model, SegformerForSemanticSegmentation) and not isinstance(
-            model.decode_head, FusedSegformerDecodeHead):
-        model.eval()
-        model.decode_head = FusedSegformerDecodeHead(model.decode_head)
+    """The fused inference twin of a SegFormer detector (eval mode); other models unchanged."""
+    if isinstance(model, SegformerForSemanticSegmentation):
+        return FusedSegformerForInference(model.eval()).eval()
     return model

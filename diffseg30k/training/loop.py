@@ -145,7 +145,8 @@ def train(config: TrainConfig) -> Path:
                       f"{torch.get_num_threads()} threads")
 
     best_key = f"{config.task}_miou"
-    num_workers = config.num_workers if config.num_workers is not None else min(2, _cpu_threads(1))
+    num_workers = config.num_workers if config.num_workers is not None else min(
+        8, _cpu_threads(int(os.environ.get("LOCAL_WORLD_SIZE", accelerator.num_processes))))
     accum = config.grad_accum
     stop = config.max_steps if config.stop_after is None else min(config.max_steps, config.stop_after)
     loader = make_loader(dataset, config.batch_size, config.seed, step * accum, stop * accum,

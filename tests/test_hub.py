@@ -7,6 +7,7 @@ import http.server
 import io
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -41,7 +42,7 @@ def checkpoint(tmp_path_factory) -> Path:
 
     torch.manual_seed(0)
     model = build_model("segformer-tiny", crop_size=64)
-    detector = Detector(model, device="cpu")
+    detector = Detector(model, device="cpu", fuse=False)  # fusing would change the saved weights
     metric = DiffSegMetric()
     for seed in range(3):
         image, mask = synthetic_pair(seed, (64, 48))
@@ -49,7 +50,7 @@ def checkpoint(tmp_path_factory) -> Path:
         metric.update(result.label_map, mask, score=result.edited_fraction)
     report = scalar_metrics(metric.compute())
     path = tmp_path_factory.mktemp("ckpt") / "best"
-    export_detector(detector.model, path, {"training": {"dataset": DATASET_ID, "eval_split": "validation",
+    export_detector(model, path, {"training": {"dataset": DATASET_ID, "eval_split": "validation",
                                                         "model": "segformer-tiny", "max_steps": 0},
                                            "step": 0, "eval": report})
     return path
@@ -256,8 +257,6 @@ def test_space_folder_bundles_package_and_checkpoint(checkpoint, tmp_path):
 
 
 def test_space_requirements_cover_the_package_dependencies():
-    import re
-
     tomllib = pytest.importorskip("tomllib")
     root = Path(__file__).resolve().parent.parent
     project = tomllib.loads((root / "pyproject.toml").read_text())["project"]
@@ -290,3 +289,25 @@ def test_binary_toolkit_architecture_card(tmp_path):
     assert "| 1 | edited | edited by any diffusion model | `(220, 20, 60)` |" in text
     assert "the local folder `local-data`, 3 images" in text
     assert Detector.from_pretrained(plan.folder, device="cpu").task == "binary"
+
+
+def test_push_refuses_weights_that_do_not_match_the_config(checkpoint, tmp_path):
+    """Weights missing a tensor, or shaped for another label set, would load half random: refused."""
+    from safetensors.numpy import load_file, save_file
+
+    partial = tmp_path / "partial"
+    shutil.copytree(checkpoint, partial)
+    tensors = load_file(partial / "model.safetensors")
+    dropped = sorted(tensors)[0]
+    tensors.pop(dropped)
+    save_file(tensors, partial / "model.safetensors", metadata={"format": "pt"})
+    with pytest.raises(HubError, match=f"weights do not match config.json \\(missing: {re.escape(dropped)}"):
+        publish("model", REPO, partial, out=tmp_path / "out", dry_run=True)
+    relabeled = tmp_path / "relabeled"
+    shutil.copytree(checkpoint, relabeled)
+    config = json.loads((relabeled / "config.json").read_text())
+    config.update(id2label={"0": "background", "1": "edited"}, label2id={"background": 0, "edited": 1})
+    (relabeled / "config.json").write_text(json.dumps(config))
+    with pytest.raises(HubError, match="does not load with its config.json"):
+        publish("model", REPO, relabeled, out=tmp_path / "out", dry_run=True)
+    assert not (tmp_path / "out").exists()

@@ -71,14 +71,54 @@ def stage_model_repo(checkpoint: str | os.PathLike, out: str | os.PathLike, repo
 
 
 def _check_safetensors(paths: list[Path]) -> None:
+    """Every weights file readable, and its tensor names exactly those the folder's config builds
+    (catches e.g. a checkpoint saved after inference-time layer fusion, which would load half random)."""
     from safetensors import safe_open
 
+    stored: set[str] = set()
     for path in paths:
         try:
             with safe_open(str(path), framework="numpy") as handle:
-                handle.keys()
+                stored.update(handle.keys())
         except Exception as err:  # safetensors raises its own error types
             raise HubError(f"{path}: not a readable safetensors file ({err})") from err
+    _check_weights_match_config(paths[0].parent)
+
+
+def _check_weights_match_config(folder: Path) -> None:
+    """Load the checkpoint the way users will (safetensors, no remote code) and refuse it when weights
+    are missing or unexpected, e.g. one saved after inference-time layer fusion (it would load half
+    random). Skipped when transformers does not know the architecture."""
+    try:
+        from transformers import AutoModelForSemanticSegmentation
+
+        import diffseg30k.models.registry  # noqa: F401  (registers the toolkit's architectures)
+    except ImportError:
+        return
+    from transformers.utils import logging as hf_logging
+
+    verbosity = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()  # our message below says what the load report would
+    try:
+        _, info = AutoModelForSemanticSegmentation.from_pretrained(
+            str(folder), use_safetensors=True, trust_remote_code=False, output_loading_info=True)
+    except (ValueError, KeyError) as err:  # an architecture transformers cannot build
+        if "Unrecognized" in str(err) or isinstance(err, KeyError):
+            return
+        raise HubError(f"{folder}: the checkpoint does not load ({err})") from err
+    except (OSError, RuntimeError) as err:  # unreadable files; tensor shapes that contradict config.json
+        raise HubError(f"{folder}: the checkpoint does not load with its config.json "
+                       f"({type(err).__name__}: {err})") from err
+    finally:
+        hf_logging.set_verbosity(verbosity)
+    missing, unexpected = sorted(info.get("missing_keys", [])), sorted(info.get("unexpected_keys", []))
+    if missing or unexpected:
+        raise HubError(f"{folder}: the weights do not match config.json (missing: {_few(missing)}; "
+                       f"unexpected: {_few(unexpected)}); was it saved from a modified model?")
+
+
+def _few(names: list[str], limit: int = 4) -> str:
+    return ", ".join(names[:limit]) + (" ..." if len(names) > limit else "") if names else "none"
 
 
 def stage_dataset_repo(folder: str | os.PathLike, out: str | os.PathLike, overwrite: bool = False,

@@ -54,7 +54,7 @@ def test_converted_folder_both_tasks_and_streaming(tmp_path, release):
     stream = diffseg30k.load_benchmark(tmp_path / "ds", task="binary", split="train", streaming=True)
     assert isinstance(stream, datasets.IterableDataset)
     _check_binary(list(stream), semantic["train"])
-    one = diffseg30k.load_benchmark(tmp_path / "ds", split="validation", streaming=True)
+    one = diffseg30k.load_benchmark(tmp_path / "ds", split="val", streaming=True)
     assert [r["id"] for r in one] == semantic["validation"]["id"]
 
 

@@ -160,6 +160,7 @@ def load_benchmark(source: str | os.PathLike = OFFICIAL_REPO, task: str = "seman
 
     if task not in TASKS:
         raise ValueError(f"unknown task {task!r}; expected one of {TASKS}")
+    split = {"val": "validation", "valid": "validation"}.get(split, split)  # the release's own name
     location = resolve_source(source, revision, progress=progress)
     kwargs: dict[str, Any] = {"revision": revision} if location == source and revision else {}
     try:

@@ -8,7 +8,8 @@ Output (built in a temporary sibling folder, moved into place only when complete
     OUT/data/<split>-XXXXX-of-YYYYY.parquet        image bytes embedded, masks as L PNG label maps
 
 Memory is bounded by one row group (rows are written in batches through ``pyarrow.parquet.ParquetWriter``);
-image PNG/JPEG bytes are copied as they are unless the image is not RGB.
+image PNG/JPEG bytes are copied as they are unless the image is not RGB. Shards are first written to a
+hidden work folder beside OUT with a progress record, so an interrupted conversion resumes.
 """
 
 from __future__ import annotations

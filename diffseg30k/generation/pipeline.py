@@ -12,13 +12,10 @@ restarted with the same arguments resumes and produces byte-identical output. Pr
 from __future__ import annotations
 
 import contextlib
-import io
 import json
-import logging
 import shutil
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -27,248 +24,25 @@ from PIL import Image
 
 from diffseg30k.generation.composite import apply_label, composite, fit_square, mask_area
 from diffseg30k.generation.editors.base import EditRequest
-from diffseg30k.generation.editors.registry import (
-    EDITORS,
-    create_editor,
-    installed_generators,
-    is_variant,
-    label_of,
+from diffseg30k.generation.plan import (
+    DEFAULT_DETECTOR,
+    DEFAULT_SEGMENTER,
+    DEFAULT_VLM,
+    LOG,
+    PIPELINE_VERSION,
+    STEPS_PER_SAMPLE,
+    GenerationConfig,
+    SamplePlan,
+    list_sources,
+    plan_sample,
+    plans_for,
 )
-from diffseg30k.generation.prompts import EDIT_TYPES, EditInstruction
-from diffseg30k.generation.quality import THRESHOLD
-from diffseg30k.io import ImageError, atomic_write_bytes, atomic_write_text, open_image
+from diffseg30k.generation.prompts import EditInstruction
+from diffseg30k.generation.workspace import ModelPool, SampleStore
+from diffseg30k.io import ImageError, atomic_write_text, open_image
 from diffseg30k.labels import GENERATOR_BY_NAME
 
-LOG = logging.getLogger("diffseg30k.generation")
-PROFILES = ("mini", "paper")
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
-TURN_WEIGHTS = (1, 4, 5)
-#: Bumped when the same arguments would produce other bytes (part of ``generation.json``).
-PIPELINE_VERSION = 2
-STEPS_PER_SAMPLE = 3 + 3 * 3  # base, regions, finalize + (prompt, edit, quality) per turn: progress units
-DEFAULT_VLM = "Qwen/Qwen2.5-VL-7B-Instruct"
-DEFAULT_DETECTOR = "IDEA-Research/grounding-dino-base"
-DEFAULT_SEGMENTER = "facebook/sam-vit-huge"
 
-
-@dataclass
-class GenerationConfig:
-    """Arguments of one generation run (those in :meth:`fingerprint` decide the output bytes)."""
-
-    out: Path
-    profile: str = "mini"
-    num_images: int = 10
-    seed: int = 0
-    size: int | None = None  # output side: 1024 (paper) / 128 (mini)
-    editors: tuple[str, ...] | None = None  # default: the eight generators registered
-    source: Path | None = None  # folder of real photos (mini default: scikit-image's photos)
-    real_fraction: float = 0.5
-    turn_weights: tuple[int, int, int] = TURN_WEIGHTS
-    quality_threshold: float = THRESHOLD
-    captions: tuple[str, ...] | None = None
-    first_id: int = 1
-    editor_options: dict[str, dict[str, Any]] = field(default_factory=dict)  # repo_id/revision/steps
-    vlm: str = DEFAULT_VLM
-    detector: str = DEFAULT_DETECTOR
-    segmenter: str = DEFAULT_SEGMENTER
-    exemplar_images: tuple[str, ...] = ()
-    device: str | None = None
-    dtype: str | None = None
-    keep_loaded: bool | None = None  # default: True in the mini profile
-    threads: int | None = None  # torch CPU threads while generating (mini default 1: tiny models)
-    progress: bool = True
-
-    def __post_init__(self) -> None:
-        self.out = Path(self.out)
-        if self.profile not in PROFILES:
-            raise ValueError(f"unknown profile {self.profile!r}; expected one of {PROFILES}")
-        if self.size is None:
-            self.size = 1024 if self.profile == "paper" else 128
-        if self.num_images < 1:
-            raise ValueError(f"num_images must be positive, got {self.num_images}")
-        if self.editors is None:
-            self.editors = tuple(installed_generators())
-        self.editors = tuple(self.editors)
-        for name in self.editors:
-            if name not in EDITORS:
-                raise ValueError(f"unknown editor {name!r}; registered: {', '.join(EDITORS)}")
-        if self.profile == "paper" and self.real_fraction > 0 and self.source is None:
-            raise ValueError("the paper profile needs --source DIR with real photos (or real_fraction=0)")
-        if self.keep_loaded is None:
-            self.keep_loaded = self.profile == "mini"
-
-    def fingerprint(self) -> dict[str, Any]:
-        keys = ("profile", "num_images", "seed", "size", "editors", "real_fraction", "turn_weights",
-                "quality_threshold", "captions", "first_id", "editor_options", "vlm", "detector",
-                "segmenter")
-        data = {k: getattr(self, k) for k in keys}
-        data["source"] = str(self.source) if self.source else None
-        data["pipeline_version"] = PIPELINE_VERSION
-        return json.loads(json.dumps(data, default=list))
-
-
-@dataclass
-class SamplePlan:
-    """Every random decision about one sample."""
-
-    index: int
-    id: str
-    base: str  # "real" | "ai"
-    source: str  # photo name/path (real) or caption (ai)
-    base_editor: str | None
-    base_seed: int
-    region_seed: int
-    editors: list[str]
-    edit_types: list[str]
-    seeds: list[int]
-
-
-def plan_sample(config: GenerationConfig, index: int, sources: list[str], captions: list[str],
-                real_rank: int | None = None) -> SamplePlan:
-    """Draw sample ``index``'s decisions from ``(seed, index)`` alone.
-
-    A real base takes ``sources[real_rank % len(sources)]`` (``real_rank``: how many real samples come
-    before it; :func:`plans_for` counts them), so every photo is used once before any is reused.
-    """
-    rng = np.random.default_rng([config.seed, index])
-    weights = np.asarray(config.turn_weights, dtype=np.float64)
-    num_turns = int(rng.choice(len(weights), p=weights / weights.sum())) + 1
-    real = bool(rng.random() < config.real_fraction) and bool(sources)
-    editors: list[str] = []
-    for _ in range(num_turns):  # uniformly among editors whose generator is not yet on this image
-        used = {label_of(e) for e in editors}
-        pool = [e for e in config.editors if label_of(e) not in used]
-        if not pool:
-            break
-        editors.append(pool[int(rng.integers(len(pool)))])
-    generators = [e for e in config.editors if not is_variant(e)] or list(config.editors)
-    base_editor = None if real else generators[int(rng.integers(len(generators)))]
-    rank = index if real_rank is None else real_rank
-    source = sources[rank % len(sources)] if real else captions[int(rng.integers(len(captions)))]
-    seeds = [int(s) for s in rng.integers(0, 2**31 - 1, size=2 + len(editors))]
-    return SamplePlan(index=index, id=f"{config.first_id + index:08d}", base="real" if real else "ai",
-                      source=source, base_editor=base_editor, base_seed=seeds[0], region_seed=seeds[1],
-                      editors=editors, edit_types=[EDIT_TYPES[int(rng.integers(3))] for _ in editors],
-                      seeds=seeds[2:])
-
-
-# -------------------------------------------------------------------------------------- storage
-def _png_bytes(image: Image.Image) -> bytes:
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG", optimize=False, compress_level=6)
-    return buffer.getvalue()
-
-
-class SampleStore:
-    """The per-sample work folder: every step's result, written atomically."""
-
-    def __init__(self, out: Path, plan: SamplePlan) -> None:
-        self.out, self.plan = out, plan
-        self.dir = out / ".work" / plan.id
-
-    def path(self, name: str) -> Path:
-        return self.dir / name
-
-    def has(self, name: str) -> bool:
-        return self.path(name).exists()
-
-    def save_image(self, name: str, image: Image.Image) -> None:
-        atomic_write_bytes(self.path(name), _png_bytes(image))
-
-    def load_image(self, name: str) -> Image.Image:
-        return open_image(self.path(name))
-
-    def save_json(self, name: str, data: Any) -> None:
-        atomic_write_text(self.path(name), json.dumps(data, sort_keys=True) + "\n")
-
-    def load_json(self, name: str) -> Any:
-        return json.loads(self.path(name).read_text(encoding="utf-8"))
-
-    @property
-    def stopped(self) -> bool:
-        """Failed, rejected or finished: nothing left to do."""
-        return self.has("status.json") or self.has("done.json")
-
-    def stop(self, status: str, reason: str, stage: str) -> None:
-        LOG.warning("sample %s %s at %s: %s", self.plan.id, status, stage, reason)
-        self.save_json("status.json", {"id": self.plan.id, "status": status, "stage": stage, "reason": reason,
-                                       "source": self.plan.source, "base": self.plan.base})
-
-    def num_turns(self) -> int:
-        return len(self.load_json("regions.json")["labels"]) if self.has("regions.json") else 0
-
-
-# -------------------------------------------------------------------------------------- models
-class ModelPool:
-    """Loads models on demand; unless ``keep_loaded``, holds one large model at a time: an editor, or
-    the VLM (shared by the region, prompt and quality stages, with Grounding DINO and SAM beside it)."""
-
-    def __init__(self, config: GenerationConfig, device: str) -> None:
-        self.config, self.device = config, device
-        self.loaded: dict[str, Any] = {}
-        self.vlm: Any = None
-
-    def _shared_vlm(self) -> Any:
-        if self.vlm is None:
-            from diffseg30k.generation.vlm import QwenVL
-
-            self.vlm = QwenVL.from_pretrained(self.config.vlm, device=self.device, dtype=self.config.dtype)
-        return self.vlm
-
-    def _make(self, key: str) -> Any:
-        cfg = self.config
-        if key.startswith("editor:"):
-            name = key.split(":", 1)[1]
-            editor = create_editor(name, profile=cfg.profile, device=self.device, dtype=cfg.dtype,
-                                   **cfg.editor_options.get(name, {}))
-            editor.load()
-            return editor
-        if cfg.profile == "mini":
-            from diffseg30k.generation.prompts import TemplatePromptWriter
-            from diffseg30k.generation.quality import StatisticsQualityScorer
-            from diffseg30k.generation.regions import ShapeProposer
-
-            return {"regions": ShapeProposer, "prompts": TemplatePromptWriter,
-                    "quality": StatisticsQualityScorer}[key]()
-        vlm = self._shared_vlm()
-        if key == "regions":
-            from diffseg30k.generation.regions import GroundedSAMProposer
-
-            return GroundedSAMProposer.from_pretrained(vlm, cfg.detector, cfg.segmenter, device=self.device)
-        if key == "prompts":
-            from diffseg30k.generation.prompts import VLMPromptWriter
-
-            return VLMPromptWriter(vlm)
-        from diffseg30k.generation.quality import VLMQualityScorer
-
-        return VLMQualityScorer(vlm, cfg.exemplar_images)
-
-    def get(self, key: str) -> Any:
-        if key not in self.loaded:
-            if not self.config.keep_loaded:  # VLM stages may share the VLM; an editor stands alone
-                self.release(keep_vlm=not key.startswith("editor:"))
-            self.loaded[key] = self._make(key)
-        return self.loaded[key]
-
-    def release(self, keep_vlm: bool = False) -> None:
-        for key in list(self.loaded):
-            if keep_vlm and not key.startswith("editor:"):
-                continue
-            model = self.loaded.pop(key)
-            if hasattr(model, "unload"):
-                model.unload()
-        if not keep_vlm:
-            self.vlm = None
-        try:
-            import torch
-
-            if torch.cuda.is_available():
-                torch.cuda.empty_cache()
-        except ImportError:  # pragma: no cover - torch is part of the generate extra
-            pass
-
-
-# -------------------------------------------------------------------------------------- the run
 class GenerationRun:
     """Runs the stages for this process's samples; each step is skipped when already stored."""
 
@@ -443,24 +217,8 @@ class GenerationRun:
             path.unlink()
 
 
+
 # -------------------------------------------------------------------------------------- entry point
-def list_sources(config: GenerationConfig) -> list[str]:
-    """Real base sources: files under ``--source`` (sorted), or the mini profile's bundled photos."""
-    if config.real_fraction <= 0:
-        return []
-    if config.source is None:
-        from diffseg30k.generation.mini import SKIMAGE_PHOTOS
-
-        return list(SKIMAGE_PHOTOS)
-    root = Path(config.source)
-    if not root.is_dir():
-        raise ValueError(f"{root}: --source must be a folder of images")
-    files = sorted(str(p) for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
-    if not files:
-        raise ValueError(f"{root}: no images ({', '.join(IMAGE_SUFFIXES)}) found")
-    return files
-
-
 def _check_fingerprint(config: GenerationConfig) -> None:
     path = config.out / "generation.json"
     wanted = config.fingerprint()
@@ -538,12 +296,6 @@ def _torch_threads(count: int | None) -> Iterator[None]:
         torch.set_num_threads(previous)
 
 
-def _default_captions() -> tuple[str, ...]:
-    from diffseg30k.generation.mini import CAPTIONS
-
-    return CAPTIONS
-
-
 def _quiet_libraries() -> None:
     """Silence per-call chatter of diffusers/transformers (warnings stay in our own log)."""
     try:
@@ -557,18 +309,5 @@ def _quiet_libraries() -> None:
         pass
 
 
-def plans_for(config: GenerationConfig) -> list[SamplePlan]:
-    """Every sample's plan, real photos assigned in order (cheap: no model is touched)."""
-    sources, captions = list_sources(config), list(config.captions or _default_captions())
-    plans, real_rank = [], 0
-    for index in range(config.num_images):
-        plan = plan_sample(config, index, sources, captions, real_rank)
-        real_rank += plan.base == "real"
-        plans.append(plan)
-    if real_rank > len(sources) > 0:
-        LOG.info("%d real bases from %d source photos: photos are reused (with other regions and edits)",
-                 real_rank, len(sources))
-    return plans
-
-
-__all__ = ["GenerationConfig", "SamplePlan", "generate", "plan_sample", "plans_for", "assemble"]
+__all__ = ["DEFAULT_DETECTOR", "DEFAULT_SEGMENTER", "DEFAULT_VLM", "PIPELINE_VERSION", "GenerationConfig",
+           "GenerationRun", "SamplePlan", "assemble", "generate", "list_sources", "plan_sample", "plans_for"]

@@ -34,4 +34,4 @@ class SD35Editor(DiffusersEditor):
             scheduler=FlowMatchEulerDiscreteScheduler(shift=3.0))
 
     def call_kwargs(self, request: Any) -> dict[str, Any]:
-        return {"strength": 1.0, "max_sequence_length": 77}
+        return {"strength": 1.0, "max_sequence_length": 256 if self.profile == "paper" else 77}

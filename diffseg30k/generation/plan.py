@@ -1,0 +1,170 @@
+"""What a generation run is asked (:class:`GenerationConfig`) and what it decides for each sample.
+
+Every decision about sample *i* (real/AI base, turn count 1:2:3 ~ 1:4:5, editors drawn without
+repeating a generator, edit types, seeds) is drawn from ``(seed, i)``, so any sample is reproducible
+alone and the work can be scheduled and sharded freely.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from diffseg30k.generation.editors.registry import EDITORS, installed_generators, is_variant, label_of
+from diffseg30k.generation.prompts import EDIT_TYPES
+from diffseg30k.generation.quality import THRESHOLD
+
+LOG = logging.getLogger("diffseg30k.generation")
+PROFILES = ("mini", "paper")
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
+TURN_WEIGHTS = (1, 4, 5)
+#: Bumped when the same arguments would produce other bytes (part of ``generation.json``).
+PIPELINE_VERSION = 2
+STEPS_PER_SAMPLE = 3 + 3 * 3  # base, regions, finalize + (prompt, edit, quality) per turn: progress units
+DEFAULT_VLM = "Qwen/Qwen2.5-VL-7B-Instruct"
+DEFAULT_DETECTOR = "IDEA-Research/grounding-dino-base"
+DEFAULT_SEGMENTER = "facebook/sam-vit-huge"
+
+
+@dataclass
+class GenerationConfig:
+    """Arguments of one generation run (those in :meth:`fingerprint` decide the output bytes)."""
+
+    out: Path
+    profile: str = "mini"
+    num_images: int = 10
+    seed: int = 0
+    size: int | None = None  # output side: 1024 (paper) / 128 (mini)
+    editors: tuple[str, ...] | None = None  # default: the eight generators registered
+    source: Path | None = None  # folder of real photos (mini default: scikit-image's photos)
+    real_fraction: float = 0.5
+    turn_weights: tuple[int, int, int] = TURN_WEIGHTS
+    quality_threshold: float = THRESHOLD
+    captions: tuple[str, ...] | None = None
+    first_id: int = 1
+    editor_options: dict[str, dict[str, Any]] = field(default_factory=dict)  # repo_id/revision/steps
+    vlm: str = DEFAULT_VLM
+    detector: str = DEFAULT_DETECTOR
+    segmenter: str = DEFAULT_SEGMENTER
+    exemplar_images: tuple[str, ...] = ()
+    device: str | None = None
+    dtype: str | None = None
+    keep_loaded: bool | None = None  # default: True in the mini profile
+    threads: int | None = None  # torch CPU threads while generating (mini default 1: tiny models)
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        self.out = Path(self.out)
+        if self.profile not in PROFILES:
+            raise ValueError(f"unknown profile {self.profile!r}; expected one of {PROFILES}")
+        if self.size is None:
+            self.size = 1024 if self.profile == "paper" else 128
+        if self.num_images < 1:
+            raise ValueError(f"num_images must be positive, got {self.num_images}")
+        if self.editors is None:
+            self.editors = tuple(installed_generators())
+        self.editors = tuple(self.editors)
+        for name in self.editors:
+            if name not in EDITORS:
+                raise ValueError(f"unknown editor {name!r}; registered: {', '.join(EDITORS)}")
+        if self.profile == "paper" and self.real_fraction > 0 and self.source is None:
+            raise ValueError("the paper profile needs --source DIR with real photos (or real_fraction=0)")
+        if self.keep_loaded is None:
+            self.keep_loaded = self.profile == "mini"
+
+    def fingerprint(self) -> dict[str, Any]:
+        keys = ("profile", "num_images", "seed", "size", "editors", "real_fraction", "turn_weights",
+                "quality_threshold", "captions", "first_id", "editor_options", "vlm", "detector",
+                "segmenter")
+        data = {k: getattr(self, k) for k in keys}
+        data["source"] = str(self.source) if self.source else None
+        data["pipeline_version"] = PIPELINE_VERSION
+        return json.loads(json.dumps(data, default=list))
+
+
+@dataclass
+class SamplePlan:
+    """Every random decision about one sample."""
+
+    index: int
+    id: str
+    base: str  # "real" | "ai"
+    source: str  # photo name/path (real) or caption (ai)
+    base_editor: str | None
+    base_seed: int
+    region_seed: int
+    editors: list[str]
+    edit_types: list[str]
+    seeds: list[int]
+
+
+def plan_sample(config: GenerationConfig, index: int, sources: list[str], captions: list[str],
+                real_rank: int | None = None) -> SamplePlan:
+    """Draw sample ``index``'s decisions from ``(seed, index)`` alone.
+
+    A real base takes ``sources[real_rank % len(sources)]`` (``real_rank``: how many real samples come
+    before it; :func:`plans_for` counts them), so every photo is used once before any is reused.
+    """
+    rng = np.random.default_rng([config.seed, index])
+    weights = np.asarray(config.turn_weights, dtype=np.float64)
+    num_turns = int(rng.choice(len(weights), p=weights / weights.sum())) + 1
+    real = bool(rng.random() < config.real_fraction) and bool(sources)
+    editors: list[str] = []
+    for _ in range(num_turns):  # uniformly among editors whose generator is not yet on this image
+        used = {label_of(e) for e in editors}
+        pool = [e for e in config.editors if label_of(e) not in used]
+        if not pool:
+            break
+        editors.append(pool[int(rng.integers(len(pool)))])
+    generators = [e for e in config.editors if not is_variant(e)] or list(config.editors)
+    base_editor = None if real else generators[int(rng.integers(len(generators)))]
+    rank = index if real_rank is None else real_rank
+    source = sources[rank % len(sources)] if real else captions[int(rng.integers(len(captions)))]
+    seeds = [int(s) for s in rng.integers(0, 2**31 - 1, size=2 + len(editors))]
+    return SamplePlan(index=index, id=f"{config.first_id + index:08d}", base="real" if real else "ai",
+                      source=source, base_editor=base_editor, base_seed=seeds[0], region_seed=seeds[1],
+                      editors=editors, edit_types=[EDIT_TYPES[int(rng.integers(3))] for _ in editors],
+                      seeds=seeds[2:])
+
+
+
+def list_sources(config: GenerationConfig) -> list[str]:
+    """Real base sources: files under ``--source`` (sorted), or the mini profile's bundled photos."""
+    if config.real_fraction <= 0:
+        return []
+    if config.source is None:
+        from diffseg30k.generation.mini import SKIMAGE_PHOTOS
+
+        return list(SKIMAGE_PHOTOS)
+    root = Path(config.source)
+    if not root.is_dir():
+        raise ValueError(f"{root}: --source must be a folder of images")
+    files = sorted(str(p) for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        raise ValueError(f"{root}: no images ({', '.join(IMAGE_SUFFIXES)}) found")
+    return files
+
+
+def plans_for(config: GenerationConfig) -> list[SamplePlan]:
+    """Every sample's plan, real photos assigned in order (cheap: no model is touched)."""
+    sources, captions = list_sources(config), list(config.captions or _default_captions())
+    plans, real_rank = [], 0
+    for index in range(config.num_images):
+        plan = plan_sample(config, index, sources, captions, real_rank)
+        real_rank += plan.base == "real"
+        plans.append(plan)
+    if real_rank > len(sources) > 0:
+        LOG.info("%d real bases from %d source photos: photos are reused (with other regions and edits)",
+                 real_rank, len(sources))
+    return plans
+
+
+def _default_captions() -> tuple[str, ...]:
+    from diffseg30k.generation.mini import CAPTIONS
+
+    return CAPTIONS

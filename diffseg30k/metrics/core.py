@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from array import array
 from collections.abc import Iterable
 from typing import Any
@@ -10,19 +9,21 @@ from typing import Any
 import numpy as np
 
 from diffseg30k.metrics.inputs import MAX_CLASSES, LabelMapError, check_pair, check_score, iter_maps
-from diffseg30k.metrics.pair import BINARY, SEMANTIC, PairEvaluator, PairStats, decode_row, encode_row
+from diffseg30k.metrics.pair import (
+    BINARY,
+    FIXED_POINT,
+    SEMANTIC,
+    PairEvaluator,
+    PairStats,
+    decode_row,
+    encode_row,
+)
 from diffseg30k.metrics.ranking import average_precision
 
 METRIC_VERSION = "1.0"
 TASK_BITS = {"semantic": SEMANTIC, "binary": BINARY, "both": SEMANTIC | BINARY}
 AVERAGING = ("dataset-level confusion for accuracy/mIoU; per-image boundary F averaged per class "
              "then over classes; image-level over images")
-_FIXED = 1 << 52  # per-image F values are summed as exact integers: merge order cannot matter
-
-
-def _to_fixed(values: np.ndarray) -> list[int]:
-    return [int(round(float(v) * _FIXED)) for v in values]
-
 
 class DiffSegMetric:
     """Accuracy, mIoU and boundary F1 for the semantic and binary tasks plus image-level accuracy/AP.
@@ -72,7 +73,7 @@ class DiffSegMetric:
         k = self.num_classes
         self.confusion = np.zeros((k + 1, k + 1), np.int64)
         self.semantic_f_sum = [0] * (k - 1)
-        self.semantic_f_count = np.zeros(k - 1, np.int64)
+        self.semantic_f_count = [0] * (k - 1)
         self.binary_f_sum = 0
         self.binary_f_count = 0
         self.predicted_edited = array("q")
@@ -146,13 +147,13 @@ class DiffSegMetric:
             raise ValueError(f"statistics were computed for task bits {stats.tasks}, this metric needs "
                              f"task {self.task!r}")
         self.confusion += stats.confusion
-        present = ~np.isnan(stats.semantic_f)
-        if present.any() and need & SEMANTIC:
-            for i, fixed in zip(np.flatnonzero(present), _to_fixed(stats.semantic_f[present])):
+        semantic, binary = stats.fixed_f
+        if need & SEMANTIC:
+            for i, fixed in semantic:
                 self.semantic_f_sum[i] += fixed
-            self.semantic_f_count += present
-        if not math.isnan(stats.binary_f) and need & BINARY:
-            self.binary_f_sum += _to_fixed([stats.binary_f])[0]
+                self.semantic_f_count[i] += 1
+        if binary is not None and need & BINARY:
+            self.binary_f_sum += binary
             self.binary_f_count += 1
         self.predicted_edited.append(stats.predicted_edited)
         self.num_pixels.append(stats.num_pixels)
@@ -167,7 +168,7 @@ class DiffSegMetric:
                              "boundary_tolerance or task")
         self.confusion += other.confusion
         self.semantic_f_sum = [a + b for a, b in zip(self.semantic_f_sum, other.semantic_f_sum)]
-        self.semantic_f_count += other.semantic_f_count
+        self.semantic_f_count = [a + b for a, b in zip(self.semantic_f_count, other.semantic_f_count)]
         self.binary_f_sum += other.binary_f_sum
         self.binary_f_count += other.binary_f_count
         self.predicted_edited.extend(other.predicted_edited)
@@ -203,7 +204,7 @@ class DiffSegMetric:
         if self.task in ("binary", "both"):
             out["binary_accuracy"] = _accuracy(binary)
             out["binary_miou"] = float(_iou(binary)[1])
-            out["binary_bf1"] = float(_mean_f([self.binary_f_sum], np.array([self.binary_f_count]))[0])
+            out["binary_bf1"] = float(_mean_f([self.binary_f_sum], [self.binary_f_count])[0])
         out.update(self._image_level())
         if self.task == "binary":
             names = self.binary_id2label
@@ -252,8 +253,8 @@ def _nanmean(values: np.ndarray) -> float:
     return float(values.mean()) if values.size else float("nan")
 
 
-def _mean_f(fixed_sums: list[int], counts: np.ndarray) -> np.ndarray:
-    return np.array([s / (int(c) * _FIXED) if c else float("nan") for s, c in zip(fixed_sums, counts)])
+def _mean_f(fixed_sums: list[int], counts: list[int]) -> np.ndarray:
+    return np.array([s / (c * FIXED_POINT) if c else float("nan") for s, c in zip(fixed_sums, counts)])
 
 
 def _to_binary_confusion(confusion: np.ndarray) -> np.ndarray:

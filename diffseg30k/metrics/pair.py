@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -11,6 +12,7 @@ from diffseg30k.metrics.boundary import BitPlane, Scratch, boundary_points, row_
 from diffseg30k.metrics.inputs import SENTINEL
 
 SEMANTIC, BINARY = 1, 2  # bits of PairStats.tasks
+FIXED_POINT = 1 << 52  # scale of the integer boundary-F sums
 
 
 @dataclass
@@ -36,14 +38,23 @@ class PairStats:
     def num_pixels(self) -> int:
         return self.height * self.width
 
-    @property
+    @cached_property
     def predicted_edited(self) -> int:
         """Predicted pixels of a class >= 1 (anywhere in the image)."""
         return int(self.confusion[:, 1:-1].sum())
 
-    @property
+    @cached_property
     def reference_edited(self) -> bool:
         return bool(self.confusion[1:-1, :].any())
+
+    @cached_property
+    def fixed_f(self) -> tuple[list[tuple[int, int]], int | None]:
+        """(class index, F) pairs of the present classes and the binary F (None when absent), with F
+        as an exact integer multiple of 2**-52: sums of them do not depend on the order of images."""
+        present = np.flatnonzero(~np.isnan(self.semantic_f))
+        semantic = [(int(i), round(float(self.semantic_f[i]) * FIXED_POINT)) for i in present]
+        binary = None if np.isnan(self.binary_f) else round(float(self.binary_f) * FIXED_POINT)
+        return semantic, binary
 
 
 def joint_histogram(pred: np.ndarray, ref: np.ndarray, num_classes: int) -> np.ndarray:

@@ -13,6 +13,7 @@ import torch
 
 from diffseg30k.labels import map_for_task
 from diffseg30k.models.inference import normalize_batch, predict_label_maps, preprocessing_tensors
+from diffseg30k.models.segformer import fuse_for_inference
 from diffseg30k.training.data import _decode, _undecoded
 
 
@@ -46,11 +47,12 @@ def evaluate_model(accelerator, model, table, task: str, num_labels: int,
     indices = list(range(accelerator.process_index, len(table), accelerator.num_processes))
     was_training = model.training
     model.eval()
+    runner = fuse_for_inference(model)  # SegFormer: folded decode head, same maps, ~2x faster
     stats = []
     for group in _batches(table, indices, batch_size):
         pixels = torch.from_numpy(np.stack([g[0] for g in group])).to(accelerator.device)
         with accelerator.autocast():
-            maps = predict_label_maps(model, normalize_batch(pixels, mean, std)).cpu().numpy()
+            maps = predict_label_maps(runner, normalize_batch(pixels, mean, std)).cpu().numpy()
         for prediction, (_, reference) in zip(maps, group):
             stats.append(metric.pair_stats(prediction, map_for_task(reference, task)))
     model.train(was_training)

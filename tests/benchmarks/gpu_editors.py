@@ -130,8 +130,9 @@ def time_editor(name: str, tiny: bool, device: str, repeats: int) -> dict[str, A
 
     def peer() -> None:
         generator = torch.Generator("cpu").manual_seed(0)
+        mask_image = Image.fromarray(mask.astype(np.uint8) * 255)
         with torch.inference_mode():
-            editor.pipeline(prompt=request.prompt, image=image, mask_image=Image.fromarray(mask.astype(np.uint8) * 255),
+            editor.pipeline(prompt=request.prompt, image=image, mask_image=mask_image,
                             height=side, width=side, num_inference_steps=editor.num_steps,
                             guidance_scale=editor.guidance_scale, generator=generator)
 

@@ -262,13 +262,13 @@ def test_zip_with_windows_separators_and_junk(tmp_path):
 
 
 def test_interrupted_conversion_resumes_after_finished_shards(tmp_path, monkeypatch):
-    from diffseg30k.data import release
+    from diffseg30k.data import decode
 
     source = write_synthetic_release(tmp_path / "r", num=9, size=SIZE, split="train")
     (source / "00000004.mask.png").write_bytes(b"bad")  # skipped inside the part finished before the stop
     kwargs = {"shard_size": 1, "rows_per_group": 2, "workers": 1, "progress": False, "on_error": "skip"}
     reference = convert([source], tmp_path / "reference", **kwargs)
-    original, calls = release.decode_pair, []
+    original, calls = decode.decode_pair, []
 
     def recording(entry, *args, stop_at=None):
         calls.append(entry.id)
@@ -276,13 +276,13 @@ def test_interrupted_conversion_resumes_after_finished_shards(tmp_path, monkeypa
             raise KeyboardInterrupt
         return original(entry, *args)
 
-    monkeypatch.setattr(release, "decode_pair", lambda entry, *args: recording(entry, *args, stop_at=6))
+    monkeypatch.setattr(decode, "decode_pair", lambda entry, *args: recording(entry, *args, stop_at=6))
     with pytest.raises(KeyboardInterrupt):
         convert([source], tmp_path / "out", **kwargs)
     assert not (tmp_path / "out").exists() and (tmp_path / ".out.convert-work" / "progress.json").exists()
 
     calls.clear()
-    monkeypatch.setattr(release, "decode_pair", lambda entry, *args: recording(entry, *args))
+    monkeypatch.setattr(decode, "decode_pair", lambda entry, *args: recording(entry, *args))
     summary = convert([source], tmp_path / "out", **kwargs)
     assert calls == ["00000006", "00000007", "00000008", "00000009"]  # shards [1, 2] and [3, 5] were kept
     assert summary.splits == reference.splits == {"train": 8} and summary.skipped == reference.skipped

@@ -28,13 +28,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from diffseg30k.data import decode
+from diffseg30k.data.decode import VERIFY_MODES, DecodedPair, MaskDecoder
 from diffseg30k.data.release import (
     METADATA_COLUMNS,
     SPLITS,
     TURN_FIELDS,
-    VERIFY_MODES,
-    DecodedPair,
-    MaskDecoder,
     PairEntry,
     ReleaseError,
     scan_extra_real,
@@ -139,11 +138,9 @@ def _decoded(entries: list[PairEntry], decoder: MaskDecoder, workers: int, windo
              verify: str) -> Iterator[tuple[PairEntry, DecodedPair | ReleaseError]]:
     """Decode entries on a thread pool (PIL releases the GIL while decoding), in order, with at most
     ``window_size`` pairs in flight, so decoding goes on while the caller writes a row group."""
-    from diffseg30k.data.release import decode_pair
-
     def safe(entry: PairEntry) -> DecodedPair | ReleaseError:
         try:
-            return decode_pair(entry, decoder, verify)
+            return decode.decode_pair(entry, decoder, verify)
         except ReleaseError as err:
             return err
         except Exception as err:  # anything else a decoder raises: still named, still skippable

@@ -171,3 +171,20 @@ def test_classifiers_round_trip_and_train(tmp_path):
         train_classifier(positives_only, tmp_path / "x", ClassifierTrainConfig(steps=1, progress=False))
     with pytest.raises(ValueError, match="unknown classifier"):
         build_classifier("resnet-9000")
+
+
+def test_extra_real_images_join_the_classifier_training_set(tmp_path):
+    from diffseg30k.experiments.baselines import edited_labels, with_negatives
+
+    table = synthetic_dataset(4, size=(32, 32))
+    folder = tmp_path / "real"
+    (folder / "sub").mkdir(parents=True)
+    for n in range(3):
+        synthetic_pair(n, (40, 40), edited=False)[0].save(folder / "sub" / f"{n}.png")
+    joined = with_negatives(table, folder)
+    assert len(joined) == 7 and list(edited_labels(joined)) == [1, 1, 1, 1, 0, 0, 0]
+    assert joined[6]["image"].size == (40, 40)
+    assert len(with_negatives(table, None)) == 4
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ValueError, match="no images found"):
+        with_negatives(table, tmp_path / "empty")

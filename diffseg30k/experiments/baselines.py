@@ -8,7 +8,6 @@ only the linear probe is trained, as in Ojha et al. 2023.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -163,6 +162,20 @@ def classifier_scores(model: WholeImageClassifier | str | Path, dataset: Any, ba
     return np.concatenate(scores) if scores else np.zeros(0, np.float32)
 
 
-def subset_rows(dataset: Any, indices: Sequence[int]) -> Any:
-    """``dataset.select(indices)`` (kept here so callers need no ``datasets`` import)."""
-    return dataset.select(list(indices))
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
+
+
+def with_negatives(dataset: Any, folder: str | Path | None) -> Any:
+    """``dataset`` (``image`` + ``edited_fraction``) plus every image under ``folder`` as an unedited
+    negative (the paper adds real COCO images to the classifiers' training set)."""
+    import datasets
+
+    table = dataset.select_columns(["image", "edited_fraction"])
+    if folder is None:
+        return table
+    paths = sorted(str(p) for p in Path(folder).rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+    if not paths:
+        raise ValueError(f"{folder}: no images found (expected {', '.join(IMAGE_SUFFIXES)} files)")
+    negatives = datasets.Dataset.from_dict({"image": paths, "edited_fraction": [0.0] * len(paths)},
+                                           features=table.features)
+    return datasets.concatenate_datasets([table, negatives])

@@ -412,7 +412,7 @@ def image_level(scores: Sequence[float], truths: Sequence[bool], threshold: floa
 
 
 def train_classifier_cached(ctx: PlanContext, kind: str, holdout: Sequence[str] = ()) -> dict[str, Any]:
-    from diffseg30k.experiments.baselines import ClassifierTrainConfig, train_classifier
+    from diffseg30k.experiments.baselines import ClassifierTrainConfig, train_classifier, with_negatives
 
     cfg: BenchmarkConfig = ctx.config
     name = cfg.classifiers[kind]
@@ -430,7 +430,7 @@ def train_classifier_cached(ctx: PlanContext, kind: str, holdout: Sequence[str] 
             held = set(holdout)
             table = table.filter(lambda row: not held & set(row["models"] or []), desc="hold-out train")
         ctx.log(f"  training {key} ({name})")
-        train_classifier(table, weights, ClassifierTrainConfig(
+        train_classifier(with_negatives(table, cfg.extra_real), weights, ClassifierTrainConfig(
             name=name, steps=cfg.classifier_steps, batch_size=cfg.classifier_batch_size, lr=cfg.classifier_lr,
             seed=cfg.seed, from_scratch=cfg.from_scratch, mixed_precision=cfg.mixed_precision))
     return {**_checkpoint_info(key, weights), "model": name, "family": kind, "holdout": list(holdout)}

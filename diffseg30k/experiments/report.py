@@ -180,12 +180,14 @@ RENDERERS = {"tab2": render_tab2, "tab3": render_tab3, "tab4": render_tab4, "tab
 
 def _caveat(config: Any) -> list[str]:
     if config.name == "quick":
-        return ["> **Quick configuration.** Tiny randomly initialised detectors trained for a few dozen "
-                "steps on the mini dataset (made by tiny random diffusion editors on CPU). The numbers check "
-                "that "
-                "every stage of the protocol runs end to end; they are **not** comparable with the paper's, "
-                "which are shown in parentheses. Run `diffseg30k benchmark --config paper` on GPUs for the "
-                "reproduction.", ""]
+        steps = config.train_overrides.get("max_steps", "a few hundred")
+        crop = config.train_overrides.get("crop_size", "small")
+        return ["> **Quick configuration.** Tiny randomly initialised detectors trained from scratch for "
+                f"{steps} steps on {crop}-px crops of the mini dataset (made by tiny random diffusion "
+                "editors on CPU). "
+                "The numbers check that every stage of the protocol runs end to end; they are **not** "
+                "comparable with the paper's, which are shown in parentheses. Run `diffseg30k benchmark "
+                "--config paper` on GPUs for the reproduction.", ""]
     return ["> **Paper configuration** on the official dataset; the paper's numbers are in parentheses.", ""]
 
 

@@ -166,6 +166,8 @@ def main() -> None:
         print(json.dumps(check_configs(), indent=2))
         return
     device = "cuda" if torch.cuda.is_available() and not args.tiny else "cpu"
+    if device == "cpu":
+        torch.set_num_threads(1)  # tiny models on a shared CPU: more threads only add contention
     if not args.tiny and device == "cpu":
         raise SystemExit("no GPU: run with --tiny (smoke) or --check-configs")
     report: dict[str, Any] = {"device": torch.cuda.get_device_name() if device == "cuda" else "cpu",

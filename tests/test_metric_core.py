@@ -126,6 +126,8 @@ def test_image_level_threshold_is_strict_and_configurable():
 @pytest.mark.parametrize("size", [64, (45, 77)])
 def test_matches_plain_reference_on_realistic_maps(size):
     pairs = [realistic_pair(i, size, ignore_band=i % 4 == 0, edited=i % 5 != 0) for i in range(30)]
+    for pred, ref in pairs[::8]:
+        pred[ref == 255] = 255  # predictions may carry ignore_index where the reference is ignored
     got, want = run(pairs), plain.metrics(pairs)
     assert np.array_equal(np.array(got["confusion_matrix"]), want["confusion_matrix"])
     for key in SCALARS:

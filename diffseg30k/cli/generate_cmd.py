@@ -76,6 +76,10 @@ def run(args: argparse.Namespace) -> int:
         out = generate(config)
     except ValueError as err:
         raise CommandError(str(err)) from err
+    from accelerate import PartialState
+
+    if not PartialState().is_main_process:
+        return 0
     rows = read_metadata(out)
     failures = (out / "failures.jsonl").read_text(encoding="utf-8").count("\n")
     print(f"{len(rows)} samples in {out} ({failures} skipped, see failures.jsonl)")

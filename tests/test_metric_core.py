@@ -146,6 +146,26 @@ def test_matches_plain_reference_where_the_coarse_cell_grid_is_used(size, fracti
         assert same(got[key], want[key]), key
 
 
+def test_images_of_different_sizes_in_one_evaluation():
+    pairs = [realistic_pair(i, size) for i, size in enumerate([40, (64, 97), 130, (90, 33)] * 2)]
+    got, want = run(pairs), plain.metrics(pairs)
+    for key in SCALARS:
+        assert same(got[key], want[key]), key
+
+
+def test_255_class_label_set_keeps_255_as_ignore():
+    rng = np.random.default_rng(5)
+    ref = rng.integers(0, 255, (30, 30)).astype(np.uint8)
+    ref[:3] = 255
+    pred = ref.copy()
+    pred[10:20, 10:20] = 254
+    pred[:3] = 255
+    got, want = run([(pred, ref)], num_classes=255), plain.metrics([(pred, ref)], num_classes=255)
+    for key in SCALARS[:6]:
+        assert same(got[key], want[key]), key
+    assert len(got["per_class_iou"]) == 255
+
+
 def test_caller_scores_and_bigger_images():
     pairs = [realistic_pair(i, 200, edited=i % 3 != 0) for i in range(12)]
     scores = np.random.default_rng(0).random(12)

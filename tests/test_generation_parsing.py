@@ -167,6 +167,16 @@ def test_config_rejects_bad_arguments(tmp_path: Path):
         GenerationConfig(out=tmp_path, profile="paper")
 
 
+def test_model_specs_may_pin_a_revision(tmp_path: Path):
+    from diffseg30k.generation.workspace import split_revision
+
+    assert split_revision("Qwen/Qwen2.5-VL-7B-Instruct@0a1b2c") == ("Qwen/Qwen2.5-VL-7B-Instruct", "0a1b2c")
+    assert split_revision("facebook/sam-vit-huge") == ("facebook/sam-vit-huge", None)
+    folder = tmp_path / "models@v2"
+    folder.mkdir()
+    assert split_revision(str(folder)) == (str(folder), None)
+
+
 # ------------------------------------------------------------------------------ pixels
 def test_fit_square_and_composite_only_inside_the_mask():
     image = Image.fromarray(np.random.default_rng(1).integers(0, 255, (60, 90, 3), dtype=np.uint8))

@@ -25,9 +25,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--real-fraction", type=float, default=0.5, help="share of real bases (rest: AI)")
     parser.add_argument("--editor-option", action="append", default=[], metavar="EDITOR.KEY=VALUE",
                         help="per-editor option, e.g. sdxl.repo_id=/path, flux.revision=<sha>, sd2.steps=25")
-    parser.add_argument("--vlm", default=None, help="Qwen2.5-VL Hub id or folder (paper profile)")
-    parser.add_argument("--detector", default=None, help="Grounding DINO Hub id or folder (paper profile)")
-    parser.add_argument("--segmenter", default=None, help="SAM Hub id or folder (paper profile)")
+    parser.add_argument("--vlm", default=None, help="Qwen2.5-VL Hub id[@revision] or folder (paper profile)")
+    parser.add_argument("--detector", default=None,
+                        help="Grounding DINO Hub id[@revision] or folder (paper profile)")
+    parser.add_argument("--segmenter", default=None, help="SAM Hub id[@revision] or folder (paper profile)")
     parser.add_argument("--exemplar-images", default=None,
                         help="comma-separated images of Fig. 7's two quality exemplars (paper profile)")
     parser.add_argument("--device", default=None, help="torch device (default: accelerate's)")

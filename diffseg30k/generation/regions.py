@@ -132,7 +132,8 @@ class GroundedSAMProposer:
 
     @classmethod
     def from_pretrained(cls, vlm: Any, detector: str, segmenter: str, device: str = "cpu",
-                        revision: str | None = None, **kwargs: Any) -> GroundedSAMProposer:
+                        detector_revision: str | None = None, segmenter_revision: str | None = None,
+                        **kwargs: Any) -> GroundedSAMProposer:
         from transformers import (
             AutoModelForZeroShotObjectDetection,
             AutoTokenizer,
@@ -143,11 +144,13 @@ class GroundedSAMProposer:
             SamProcessor,
         )
 
+        revision = detector_revision
         dino = AutoModelForZeroShotObjectDetection.from_pretrained(detector, revision=revision,
                                                                    use_safetensors=True).to(device).eval()
         dino_processor = GroundingDinoProcessor(
             image_processor=GroundingDinoImageProcessorPil.from_pretrained(detector, revision=revision),
             tokenizer=AutoTokenizer.from_pretrained(detector, revision=revision))
+        revision = segmenter_revision
         sam = SamModel.from_pretrained(segmenter, revision=revision, use_safetensors=True).to(device).eval()
         sam_processor = SamProcessor(SamImageProcessorPil.from_pretrained(segmenter, revision=revision))
         return cls(vlm, dino, dino_processor, sam, sam_processor, **kwargs)

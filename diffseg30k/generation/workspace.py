@@ -19,6 +19,14 @@ from diffseg30k.generation.plan import LOG, GenerationConfig, SamplePlan
 from diffseg30k.io import atomic_write_bytes, atomic_write_text, open_image
 
 
+def split_revision(spec: str) -> tuple[str, str | None]:
+    """``"org/model@<commit>"`` -> (repo id, revision); a local folder or a bare id has no revision."""
+    repo, sep, revision = str(spec).rpartition("@")
+    if not sep or not repo or Path(spec).exists():
+        return str(spec), None
+    return repo, revision
+
+
 def _png_bytes(image: Image.Image) -> bytes:
     buffer = io.BytesIO()
     image.save(buffer, format="PNG", optimize=False, compress_level=6)
@@ -77,7 +85,8 @@ class ModelPool:
         if self.vlm is None:
             from diffseg30k.generation.vlm import QwenVL
 
-            self.vlm = QwenVL.from_pretrained(self.config.vlm, device=self.device, dtype=self.config.dtype)
+            repo, revision = split_revision(self.config.vlm)
+            self.vlm = QwenVL.from_pretrained(repo, revision, device=self.device, dtype=self.config.dtype)
         return self.vlm
 
     def _make(self, key: str) -> Any:
@@ -99,7 +108,11 @@ class ModelPool:
         if key == "regions":
             from diffseg30k.generation.regions import GroundedSAMProposer
 
-            return GroundedSAMProposer.from_pretrained(vlm, cfg.detector, cfg.segmenter, device=self.device)
+            detector, detector_rev = split_revision(cfg.detector)
+            segmenter, segmenter_rev = split_revision(cfg.segmenter)
+            return GroundedSAMProposer.from_pretrained(vlm, detector, segmenter, device=self.device,
+                                                       detector_revision=detector_rev,
+                                                       segmenter_revision=segmenter_rev)
         if key == "prompts":
             from diffseg30k.generation.prompts import VLMPromptWriter
 

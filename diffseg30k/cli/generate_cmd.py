@@ -33,6 +33,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="comma-separated images of Fig. 7's two quality exemplars (paper profile)")
     parser.add_argument("--device", default=None, help="torch device (default: accelerate's)")
     parser.add_argument("--dtype", default=None, help="torch dtype of the paper models (default fp16/bf16)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch CPU threads while generating (mini default 1: tiny models)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -73,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
             editor_options=_editor_options(args.editor_option), vlm=args.vlm or DEFAULT_VLM,
             detector=args.detector or DEFAULT_DETECTOR, segmenter=args.segmenter or DEFAULT_SEGMENTER,
             exemplar_images=tuple(args.exemplar_images.split(",")) if args.exemplar_images else (),
-            device=args.device, dtype=args.dtype, progress=not args.no_progress)
+            device=args.device, dtype=args.dtype, threads=args.threads, progress=not args.no_progress)
         out = generate(config)
     except ValueError as err:
         raise CommandError(str(err)) from err

@@ -31,7 +31,7 @@ def cache_dir(*parts: str) -> Path:
 
 
 def open_image(source: str | os.PathLike | bytes | Image.Image, name: str | None = None,
-               max_pixels: int = MAX_PIXELS) -> Image.Image:
+               max_pixels: int = MAX_PIXELS, load: bool = True) -> Image.Image:
     """Open and fully decode an image, checking its header size before any pixel is decoded.
 
     Raises :class:`ImageError` naming ``name`` (or the path) for unreadable, truncated or oversized
@@ -59,6 +59,8 @@ def open_image(source: str | os.PathLike | bytes | Image.Image, name: str | None
                          f"limit of {max_pixels} (set DIFFSEG30K_MAX_PIXELS to raise it)")
     if width == 0 or height == 0:
         raise ImageError(f"{label}: image has zero size")
+    if not load:  # header checked; the caller decodes (e.g. only the rows it needs)
+        return image
     try:
         image.load()
     except (OSError, SyntaxError, ValueError) as err:

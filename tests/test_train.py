@@ -116,3 +116,52 @@ def test_stream_sampler_shards_and_resumes_exactly():
     rank0 = list(StreamBatchSampler(10, 1, seed=3, start=0, stop=5, rank=0, world=2))
     rank1 = list(StreamBatchSampler(10, 1, seed=3, start=0, stop=5, rank=1, world=2))
     assert sorted(b[0][0] for b in rank0 + rank1) == list(range(10))
+
+
+def test_partial_png_decoding_equals_full_decoding(data, tmp_path):
+    import io
+
+    from diffseg30k.data.synthetic import synthetic_pair
+    from diffseg30k.data.transforms import make_augment, train_crop
+    from diffseg30k.io import open_image
+    from diffseg30k.training.data import CropDataset, decode_rows
+
+    image = synthetic_pair(5, (70, 90))[0]
+    for fmt in ("PNG", "JPEG"):  # PNG: only the rows above the crop; other formats whole
+        buf = io.BytesIO()
+        image.save(buf, format=fmt)
+        top = decode_rows(open_image(buf.getvalue(), load=False), 33, "x")
+        assert top.height == (33 if fmt == "PNG" else 90)
+        assert np.array_equal(np.asarray(top)[:33], np.asarray(open_image(buf.getvalue()))[:33])
+    with pytest.raises(ValueError, match="corrupt"):
+        buf = io.BytesIO()
+        image.save(buf, format="PNG")
+        decode_rows(open_image(buf.getvalue()[:400], load=False), 80, "cut.png")
+    # The dataset (lazy, partial decoding) gives exactly what train_crop gives on decoded images.
+    dataset = CropDataset(data["train"], 40, "semantic", 9, seed=3, augment=make_augment("robust"))
+    for index, position in ((0, 0), (5, 17), (11, 4)):
+        row = data["train"][index]
+        expected = train_crop(row["image"], np.asarray(row["mask"]), 40,
+                              np.random.default_rng([3, position]), make_augment("robust"))
+        got = dataset[(index, position)]
+        assert np.array_equal(got[0], expected[0]) and np.array_equal(got[1], expected[1])
+
+
+def test_train_crop_pads_small_images_and_robust_augment_distorts():
+    from diffseg30k.data.synthetic import synthetic_pair
+    from diffseg30k.data.transforms import make_augment, train_crop
+
+    image, mask = synthetic_pair(2, (30, 20))
+    pixels, labels = train_crop(image, mask, 32, np.random.default_rng(0))
+    assert pixels.shape == (32, 32, 3) and labels.shape == (32, 32)
+    assert (labels[20:] == 255).all() and (labels[:, 30:] == 255).all()
+    big, big_mask = synthetic_pair(3, (96, 96))
+    plain = [train_crop(big, big_mask, 48, np.random.default_rng(s)) for s in range(6)]
+    augment = make_augment("robust")
+    robust = [train_crop(big, big_mask, 48, np.random.default_rng(s), augment) for s in range(6)]
+    assert all(p[0].shape == r[0].shape == (48, 48, 3) for p, r in zip(plain, robust))
+    assert any(not np.array_equal(p[0], r[0]) for p, r in zip(plain, robust))
+    again = train_crop(big, big_mask, 48, np.random.default_rng(4), make_augment("robust"))
+    assert np.array_equal(again[0], robust[4][0])  # a pure function of the seed
+    with pytest.raises(ValueError, match="unknown augmentation"):
+        make_augment("heavy")

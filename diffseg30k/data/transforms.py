@@ -49,6 +49,24 @@ def _pad(image: np.ndarray, mask: np.ndarray, size: int) -> tuple[np.ndarray, np
     return padded_image, padded_mask
 
 
+@dataclass(frozen=True)
+class CropPlan:
+    """Where to cut (``box`` in source pixels) and the rescale factor applied to the cut."""
+
+    box: tuple[int, int, int, int]
+    scale: float
+
+
+def plan_crop(width: int, height: int, size: int, rng: np.random.Generator,
+              augment: RobustAugment | None = None) -> CropPlan:
+    """Draw the crop of a ``width`` x ``height`` image; needs only the size (decode just what is cut)."""
+    scale = 1.0
+    if augment is not None and rng.random() < augment.p:
+        scale = float(np.exp(rng.uniform(np.log(augment.scale[0]), np.log(augment.scale[1]))))
+    source_size = max(1, int(round(size / scale)))
+    return CropPlan(_crop_box(width, height, source_size, rng), scale)
+
+
 def train_crop(image: Image.Image, mask: Image.Image | np.ndarray, size: int, rng: np.random.Generator,
                augment: RobustAugment | None = None, flip: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """A random ``size`` crop of an RGB image and its label map as uint8 arrays (HxWx3, HxW).
@@ -59,13 +77,21 @@ def train_crop(image: Image.Image, mask: Image.Image | np.ndarray, size: int, rn
     mask_image = mask if isinstance(mask, Image.Image) else Image.fromarray(np.asarray(mask, np.uint8), "L")
     if image.size != mask_image.size:
         raise ValueError(f"image size {image.size} differs from mask size {mask_image.size}")
-    scale = 1.0
-    if augment is not None and rng.random() < augment.p:
-        scale = float(np.exp(rng.uniform(np.log(augment.scale[0]), np.log(augment.scale[1]))))
-    source_size = max(1, int(round(size / scale)))
-    box = _crop_box(*image.size, source_size, rng)
+    plan = plan_crop(*image.size, size, rng, augment)
+    return apply_crop(image, mask_image, plan, size, rng, augment, flip)
+
+
+def apply_crop(image: Image.Image, mask_image: Image.Image, plan: CropPlan, size: int,
+               rng: np.random.Generator, augment: RobustAugment | None = None,
+               flip: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """Cut ``plan`` out of the pair, then rescale, distort, flip and pad (see :func:`train_crop`).
+
+    The images need to hold rows ``0 .. plan.box[3]`` only (anything below is never read)."""
+    box, scale = plan.box, plan.scale
     image = image.crop(box)
     mask_image = mask_image.crop(box)
+    if image.mode != "RGB":
+        image = image.convert("RGB")
     if scale != 1.0:
         target = tuple(min(size, max(1, round(side * scale))) for side in image.size)
         image = image.resize(target, Image.BILINEAR)
@@ -75,7 +101,7 @@ def train_crop(image: Image.Image, mask: Image.Image | np.ndarray, size: int, rn
             image = image.filter(ImageFilter.GaussianBlur(float(rng.uniform(*augment.blur_sigma))))
         if rng.random() < augment.p:
             image = jpeg(image, int(rng.integers(augment.jpeg_quality[0], augment.jpeg_quality[1] + 1)))
-    image_array = np.asarray(image.convert("RGB"), np.uint8)
+    image_array = np.asarray(image, np.uint8)
     mask_array = np.asarray(mask_image, np.uint8)
     if flip and rng.random() < 0.5:
         image_array, mask_array = image_array[:, ::-1], mask_array[:, ::-1]

@@ -20,8 +20,8 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Sampler
 
-from diffseg30k.data.transforms import RobustAugment, train_crop
-from diffseg30k.io import open_image
+from diffseg30k.data.transforms import RobustAugment, apply_crop, plan_crop
+from diffseg30k.io import ImageError, open_image
 from diffseg30k.labels import IGNORE_INDEX, to_binary
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
@@ -47,19 +47,40 @@ def _undecoded(dataset, column: str):
     return dataset
 
 
-def _decode(value, name: str):
-    """A PIL image from an undecoded ``datasets`` Image value, a PIL image, a path or an array."""
+def _decode(value, name: str, load: bool = True):
+    """A PIL image from an undecoded ``datasets`` Image value, a PIL image, a path or an array
+    (``load=False``: header read and size-checked, pixels not decoded yet)."""
     from PIL import Image
 
     if isinstance(value, dict):
-        if value.get("bytes") is not None:
-            return open_image(value["bytes"], name=name)
-        return open_image(value["path"], name=name)
+        source = value["bytes"] if value.get("bytes") is not None else value["path"]
+        return open_image(source, name=name, load=load)
     if isinstance(value, Image.Image):
         return value
     if isinstance(value, str | os.PathLike):
-        return open_image(value, name=name)
+        return open_image(value, name=name, load=load)
     return Image.fromarray(np.asarray(value, np.uint8))
+
+
+def decode_rows(image, bottom: int, name: str):
+    """Decode only rows ``0 .. bottom`` of a lazily opened image when it is a plain PNG.
+
+    PNG stores rows top to bottom, so a crop never needs the rows below it: on 1024-pixel images
+    with small crops this halves the decoding time, the main cost of a training sample. Interlaced
+    or animated PNGs and other formats are decoded whole.
+    """
+    if (bottom < image.height and image.format == "PNG" and not image.info.get("interlace")
+            and getattr(image, "n_frames", 1) == 1 and len(image.tile) == 1):
+        tile = image.tile[0]
+        extents = (0, 0, image.width, bottom)
+        image.tile = [tile._replace(extents=extents) if hasattr(tile, "_replace")
+                      else (tile[0], extents, *tile[2:])]
+        image._size = (image.width, bottom)
+    try:
+        image.load()
+    except (OSError, SyntaxError, ValueError) as err:
+        raise ImageError(f"{name}: truncated or corrupt image data ({err})") from err
+    return image
 
 
 class CropDataset(torch.utils.data.Dataset):
@@ -80,24 +101,32 @@ class CropDataset(torch.utils.data.Dataset):
     def __len__(self) -> int:
         return len(self.table) + len(self.extra_real)
 
-    def _load(self, index: int):
+    def _open(self, index: int):
+        """(name, image, mask), image and mask opened lazily (headers checked, pixels not decoded)."""
+        from PIL import Image
+
         if index >= len(self.table):
             path = self.extra_real[index - len(self.table)]
-            image = open_image(path).convert("RGB")
-            return str(path), image, np.zeros((image.height, image.width), np.uint8)
+            image = open_image(path, load=False)
+            return str(path), image, Image.new("L", image.size, 0)
         row = self.table[index]
         name = str(row.get("id", index))
-        image = _decode(row["image"], f"sample {name} image").convert("RGB")
-        mask = _decode(row["mask"], f"sample {name} mask")
+        image = _decode(row["image"], f"sample {name} image", load=False)
+        mask = _decode(row["mask"], f"sample {name} mask", load=False)
         if mask.mode != "L":
             raise ValueError(f"sample {name}: mask must be an 'L' label map, got mode {mask.mode!r}")
+        if image.size != mask.size:
+            raise ValueError(f"sample {name}: image size {image.size} differs from mask size {mask.size}")
         return name, image, mask
 
     def __getitem__(self, key: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
         index, position = key
-        name, image, mask = self._load(index)
+        name, image, mask = self._open(index)
         rng = np.random.default_rng([self.seed, position])
-        pixels, labels = train_crop(image, mask, self.crop_size, rng, self.augment)
+        plan = plan_crop(image.width, image.height, self.crop_size, rng, self.augment)
+        image = decode_rows(image, plan.box[3], f"sample {name} image")
+        mask = decode_rows(mask, plan.box[3], f"sample {name} mask")
+        pixels, labels = apply_crop(image, mask, plan, self.crop_size, rng, self.augment)
         if self.task == "binary":
             labels = to_binary(labels)
         else:

@@ -137,6 +137,8 @@ def train(config: TrainConfig) -> Path:
         state.update(ckpt.read_state(resume_from))
         step = int(state.pop("step"))
         accelerator.print(f"resumed from {resume_from} at step {step}")
+    elif config.resume:
+        accelerator.print(f"--resume: no checkpoint in {out / 'checkpoints'} yet; starting at step 0")
     if accelerator.is_main_process and not resume_from:
         out.mkdir(parents=True, exist_ok=True)
     accelerator.init_trackers("diffseg30k", config=config.to_log_dict())
@@ -171,7 +173,7 @@ def train(config: TrainConfig) -> Path:
             state["last_eval"] = {"step": step, **scalars}
             value = scalars.get(best_key, float("nan"))
             best = state["best_metric"]
-            if best is None or (not math.isnan(value) and value > best):
+            if best is None or (not math.isnan(value) and (math.isnan(best) or value > best)):
                 state.update(best_metric=value, best_step=step)
                 export(out / "best", metrics)
             progress.write(f"step {step}: {best_key}={value:.4f} (best {state['best_metric']:.4f} "

@@ -41,7 +41,7 @@ def main() -> None:
     device = torch.device("cpu" if smoke else "cuda")
     model_name, size, crop = ("segformer-tiny", 96, 64) if smoke else ("segformer-b2", 1024, 512)
     images, batch, steps = (8, 2, 2) if smoke else (args.images, args.batch, args.steps)
-    dtype = None if smoke else torch.bfloat16
+    dtype = torch.bfloat16  # the smoke run exercises the bf16 code paths on the CPU too
     started = time.time()
 
     from diffseg30k.data.synthetic import synthetic_dataset
@@ -110,10 +110,15 @@ def main() -> None:
     from PIL import Image
     from transformers import pipeline
 
-    segmenter = pipeline("image-segmentation", model=str(folder), device=device,
-                         dtype=dtype or torch.float32)
     pil_frames = [Image.fromarray(f) for f in frames]
-    segmenter(pil_frames[:2])
+    for pipeline_dtype in (dtype, torch.float32):  # fall back if the pipeline cannot run bf16 inputs
+        segmenter = pipeline("image-segmentation", model=str(folder), device=device, dtype=pipeline_dtype)
+        try:
+            segmenter(pil_frames[:2])
+            break
+        except RuntimeError as err:
+            report["pipeline_bf16_error"] = str(err)[:200]
+    report["pipeline_dtype"] = str(pipeline_dtype)
     sync()
     start = time.perf_counter()
     for _ in range(rounds):

@@ -23,7 +23,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--revision", help="Hub revision of the dataset")
     parser.add_argument("--extra-real", help="folder of unedited real images added to training as negatives")
     parser.add_argument("--mini-images", type=int, help="quick: number of mini images to generate")
-    parser.add_argument("--max-steps", type=int, help="training steps per detector (overrides the preset)")
+    parser.add_argument("--max-steps", type=int,
+                        help="training steps per detector and classifier (overrides the config)")
     parser.add_argument("--eval-limit", type=int, help="score only the first N validation images")
     parser.add_argument("--bootstrap", type=int, help="bootstrap resamples for the Tab. 2 intervals")
     parser.add_argument("--all-pairs", action="store_true", help="Tab. 4/6: hold out all 28 generator pairs")

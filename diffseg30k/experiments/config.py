@@ -84,11 +84,11 @@ def quick_config(**overrides: Any) -> BenchmarkConfig:
         families={"segformer": "segformer-tiny", "deeplabv3plus": "deeplabv3plus-tiny",
                   "fcn8s": "fcn8s-tiny"},
         train_preset="quick",
-        train_overrides={"max_steps": 200, "crop_size": 64, "batch_size": 8, "eval_split": None,
+        train_overrides={"max_steps": 300, "lr": 3e-3, "crop_size": 64, "batch_size": 8, "eval_split": None,
                          "save_every": 0, "log_with": None, "progress": True, "num_workers": 0, "threads": 1},
         from_scratch=True,
         classifiers={"cnnspot": "cnnspot-tiny", "ufd": "ufd-tiny"},
-        classifier_steps=40, classifier_batch_size=16, classifier_lr=1e-3,
+        classifier_steps=100, classifier_batch_size=16, classifier_lr=1e-3,
         # resize1024 is an 8x upscale of the 128-px mini images (64x the pixels, most of the CPU
         # time): the quick run probes the other direction with resize64 instead.
         distortions=("jpeg60", "jpeg80", "resize256", "resize64", "blur", "noise", "webp", "crop"),

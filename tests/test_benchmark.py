@@ -128,7 +128,12 @@ def quick_run(tmp_path_factory):
     config = quick_config(dataset=str(source), train_overrides=TINY_TRAIN, distortions=("jpeg60", "resize64"),
                           holdouts=(("sd2", "kolors"),), classifier_steps=3, bootstrap=10, variant_limit=1,
                           robust_tasks=("semantic",), qualitative_images=2)
+    first = run_benchmark(config, root / "out", steps=["tab2"], progress=False, command="pytest",
+                          log=lambda _: None)  # a partial run (as if interrupted after tab2) ...
+    assert [n for n, r in first.items() if r["status"] == "done"] == ["data", "tab2"]
     records = run_benchmark(config, root / "out", progress=False, command="pytest", log=lambda _: None)
+    assert records["data"]["reused"] and records["tab2"]["reused"]  # ... resumes, not redoing them
+    assert not records["tab3"]["reused"]
     return config, root / "out", records
 
 

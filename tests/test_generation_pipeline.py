@@ -153,6 +153,29 @@ def test_bad_sources_are_logged_and_skipped(tmp_path: Path, caplog):
     assert "a_corrupt.png" in caplog.text and "c_small.png" in caplog.text
 
 
+def test_no_object_and_low_quality_samples_are_logged_and_left_out(tmp_path: Path, monkeypatch):
+    from diffseg30k.generation.quality import QualityResult, StatisticsQualityScorer
+    from diffseg30k.generation.regions import ShapeProposer
+
+    original, calls = ShapeProposer.propose, []
+
+    def propose(self, image, rng):  # the first sample's image shows no object
+        calls.append(1)
+        return [] if len(calls) == 1 else original(self, image, rng)
+
+    monkeypatch.setattr(ShapeProposer, "propose", propose)
+    monkeypatch.setattr(StatisticsQualityScorer, "score",
+                        lambda self, image, mask: QualityResult(2.0, "the edge of the region is visible"))
+    out = gp.generate(gp.GenerationConfig(out=tmp_path / "out", profile="mini", num_images=3, size=64,
+                                          editors=("sd2",), progress=False))
+    failures = [json.loads(line) for line in (out / "failures.jsonl").read_text().splitlines()]
+    assert len(failures) == 3 and not read_metadata(out) and not list(out.glob("*.png"))
+    rejected = [f for f in failures if f["status"] == "rejected"]
+    assert rejected and all("quality 2.0: the edge of the region is visible" in f["reason"] for f in rejected)
+    assert [f["stage"] for f in failures].count("regions") == 1
+    assert "no usable object region" in next(f["reason"] for f in failures if f["stage"] == "regions")
+
+
 def test_cli_generate_records_the_lora_variant_as_sdxl(tmp_path: Path, capsys):
     from diffseg30k.cli import main
 

@@ -188,6 +188,7 @@ def test_cli_generate_records_the_lora_variant_as_sdxl(tmp_path: Path, capsys):
     assert {t["editor"] for t in turns} <= {"sdxl-lora", "sd2"}
     assert all(t["generator"] == "sdxl" for t in turns if t["editor"] == "sdxl-lora")
     assert main(["generate", "--editors", "dalle", "--out", str(tmp_path / "x")]) == 2
+    assert main(["generate", "--captions", str(tmp_path / "missing.txt"), "--out", str(tmp_path / "z")]) == 2
     assert main(["generate", "--editor-option", "oops", "--out", str(tmp_path / "y")]) == 2
 
 

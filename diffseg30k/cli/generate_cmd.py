@@ -21,6 +21,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "variants such as sdxl-lora only when listed)")
     parser.add_argument("--source", type=Path, default=None,
                         help="folder of real photos for real bases (mini default: scikit-image's photos)")
+    parser.add_argument("--captions", type=Path, default=None,
+                        help="text file, one caption a line, for AI bases (e.g. COCO captions)")
     parser.add_argument("--size", type=int, default=None, help="output side (default 1024 paper / 128 mini)")
     parser.add_argument("--real-fraction", type=float, default=0.5, help="share of real bases (rest: AI)")
     parser.add_argument("--editor-option", action="append", default=[], metavar="EDITOR.KEY=VALUE",
@@ -67,11 +69,20 @@ def run(args: argparse.Namespace) -> int:
     )
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    captions = None
+    if args.captions is not None:
+        try:
+            captions = tuple(line.strip() for line in args.captions.read_text(encoding="utf-8").splitlines()
+                             if line.strip())
+        except (OSError, UnicodeDecodeError) as err:
+            raise CommandError(f"{args.captions}: cannot read captions ({err})") from err
+        if not captions:
+            raise CommandError(f"{args.captions}: no captions (expected one caption a line)")
     try:
         config = GenerationConfig(
             out=args.out, profile=args.profile, num_images=args.num_images, seed=args.seed, size=args.size,
             editors=tuple(e.strip() for e in args.editors.split(",") if e.strip()) if args.editors else None,
-            source=args.source, real_fraction=args.real_fraction,
+            source=args.source, real_fraction=args.real_fraction, captions=captions,
             editor_options=_editor_options(args.editor_option), vlm=args.vlm or DEFAULT_VLM,
             detector=args.detector or DEFAULT_DETECTOR, segmenter=args.segmenter or DEFAULT_SEGMENTER,
             exemplar_images=tuple(args.exemplar_images.split(",")) if args.exemplar_images else (),

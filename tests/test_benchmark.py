@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from diffseg30k.cli import main
-from diffseg30k.experiments.benchmark import STEP_NAMES, build_plan, run_benchmark, train_command
+from diffseg30k.experiments.artifacts import train_command
+from diffseg30k.experiments.benchmark import STEP_NAMES, build_plan, run_benchmark
 from diffseg30k.experiments.config import get_config, paper_config, quick_config
 from diffseg30k.experiments.plan import Plan, Step, StepFailed
 
@@ -65,7 +66,7 @@ def test_steps_run_alone_pull_missing_requirements_and_configs_invalidate(tmp_pa
 
 
 def test_work_folders_of_other_settings_are_never_resumed(tmp_path):
-    from diffseg30k.experiments.benchmark import prepare_folder
+    from diffseg30k.experiments.artifacts import prepare_folder
 
     folder = tmp_path / "ck"
     prepare_folder(folder, {"steps": 3})

@@ -65,7 +65,8 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from diffseg30k.cli import CommandError
-    from diffseg30k.experiments.benchmark import STEP_NAMES, STEPS, build_plan, run_benchmark, train_command
+    from diffseg30k.experiments.artifacts import train_command
+    from diffseg30k.experiments.benchmark import STEP_NAMES, STEPS, build_plan, run_benchmark
     from diffseg30k.experiments.plan import StepFailed
 
     if args.list_steps:

@@ -21,293 +21,32 @@ from __future__ import annotations
 
 import json
 import os
-import shlex
-import shutil
-import subprocess
 import sys
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 from diffseg30k.data.distortions import parse_distortions
+from diffseg30k.experiments.artifacts import (
+    classifier_row,
+    current_set,
+    device_for,
+    predict_checkpoint,
+    train_classifier_cached,
+    train_detector,
+)
+from diffseg30k.experiments.bench_data import eval_table, holdout_ids, step_data
 from diffseg30k.experiments.config import BenchmarkConfig
 from diffseg30k.experiments.evaluation import score_prediction_set
 from diffseg30k.experiments.plan import Plan, PlanContext, Step, StepFailed
 from diffseg30k.experiments.reference import holdout_key
 from diffseg30k.experiments.scoring import clean
-from diffseg30k.io import cache_dir, sha256_file
 from diffseg30k.labels import LABEL2ID
 
 TASKS = ("binary", "semantic")
 IMAGE_KEYS = ("image_accuracy", "image_ap")
 SEG_KEYS = ("binary_accuracy", "binary_miou", "binary_bf1", "semantic_accuracy", "semantic_miou",
             "semantic_bf1")
-
-
-# --------------------------------------------------------------------------------------------- data
-def generate_mini(num_images: int, seed: int, size: int | None = None) -> Path:
-    """The mini dataset's raw generation output (cached and resumable; the generation mini profile)."""
-    try:
-        from diffseg30k.generation.mini import MINI_SIZE, build_mini_release
-    except ImportError as err:
-        raise StepFailed("the mini dataset needs the generation pipeline (diffseg30k.generation.mini), "
-                         f"which is not available: {err}. Pass --dataset to use existing data.") from err
-    return build_mini_release(num=num_images, seed=seed, size=size or MINI_SIZE, progress=True)
-
-
-def write_negatives(out: Path, count: int, seed: int, size: int) -> Path:
-    """Unedited real photos (all-zero masks) in the official layout, 3:1 train/validation.
-
-    The paper trains with unedited real COCO images as negatives; the mini data's real bases are
-    scikit-image's photos, so its negatives are fresh crops of them (same distribution as the bases).
-    """
-    import io as _io
-
-    import numpy as np
-    from PIL import Image
-
-    from diffseg30k.generation.composite import fit_square
-    from diffseg30k.generation.mini import SKIMAGE_PHOTOS, varied_photo
-    from diffseg30k.io import atomic_dir
-
-    if (out / "done").is_file():
-        return out
-    rng = np.random.default_rng([seed, 77])
-    blank = _io.BytesIO()
-    Image.fromarray(np.zeros((size, size), np.uint8), "L").save(blank, format="PNG")
-    with atomic_dir(out, overwrite=True) as tmp:
-        for n in range(count):
-            split = "val_copy" if n % 4 == 3 else "train_copy"
-            photo = varied_photo(SKIMAGE_PHOTOS[int(rng.integers(len(SKIMAGE_PHOTOS)))], rng)
-            stem = tmp / split / f"{90_000_001 + n:08d}"
-            stem.parent.mkdir(exist_ok=True)
-            fit_square(photo, size).save(f"{stem}.image.png")
-            Path(f"{stem}.mask.png").write_bytes(blank.getvalue())
-        (tmp / "done").write_text("ok\n")
-    return out
-
-
-def step_data(ctx: PlanContext) -> dict[str, Any]:
-    from diffseg30k.data.load import load_benchmark, resolve_source
-
-    cfg: BenchmarkConfig = ctx.config
-    if cfg.dataset is None:
-        from diffseg30k.data.load import converted_cache
-
-        raw = generate_mini(cfg.mini_images, cfg.seed, cfg.mini_size)
-        size = json.loads((raw / "generation.json").read_text()).get("size") or cfg.mini_size or 128
-        negatives = write_negatives(cache_dir("benchmark") / f"negatives-n{cfg.mini_negatives}-seed{cfg.seed}"
-                                    f"-px{size}", cfg.mini_negatives, cfg.seed, int(size))
-        source = str(raw)
-        origin = (f"mini profile: {cfg.mini_images} generated images + {cfg.mini_negatives} unedited photos, "
-                  f"seed {cfg.seed}")
-        path = converted_cache([raw, negatives])
-    else:
-        source, origin = cfg.dataset, cfg.dataset
-        path = resolve_source(source, cfg.revision)
-    splits: dict[str, Any] = {}
-    for split in ("train", "validation", "test"):
-        try:
-            table = load_benchmark(path, split=split, revision=cfg.revision)
-        except (ValueError, KeyError):
-            continue
-        info: dict[str, Any] = {"rows": len(table), "columns": list(table.column_names)}
-        if "edited_fraction" in table.column_names:
-            info["unedited"] = int(sum(1 for f in table["edited_fraction"] if not f))
-        if "base" in table.column_names:
-            bases = [b for b in table["base"] if b]
-            info["bases"] = {b: bases.count(b) for b in sorted(set(bases))}
-        splits[split] = info
-    for needed in ("train", "validation"):
-        if needed not in splits:
-            raise StepFailed(f"dataset {source}: no {needed!r} split (found {sorted(splits)})")
-    revision = cfg.revision
-    if cfg.dataset is not None and not Path(cfg.dataset).exists() and not os.environ.get("HF_HUB_OFFLINE"):
-        try:  # the exact Hub commit the numbers come from
-            from huggingface_hub import HfApi
-
-            revision = HfApi().dataset_info(cfg.dataset, revision=cfg.revision).sha
-        except Exception as err:  # noqa: BLE001 - recorded, never fatal
-            ctx.log(f"  could not resolve the dataset revision: {err}")
-    conversion = Path(path) / "conversion.json"
-    return {"source": source, "origin": origin, "path": str(path), "revision": revision,
-            "fingerprint": _dataset_fingerprint(Path(path)), "splits": splits,
-            "conversion": json.loads(conversion.read_text()) if conversion.is_file() else None}
-
-
-def _dataset_fingerprint(path: Path) -> str:
-    """sha256 over the parquet shards' own sha256 (names included): identifies the exact data."""
-    import hashlib
-
-    digest = hashlib.sha256()
-    for shard in sorted((path / "data").glob("*.parquet")):
-        digest.update(f"{shard.name}:{sha256_file(shard)}\n".encode())
-    return digest.hexdigest()
-
-
-def split_table(ctx: PlanContext, split: str) -> Any:
-    """The loaded split (semantic masks), cached for the process."""
-    from diffseg30k.data.load import load_benchmark
-
-    key = f"split:{split}"
-    if key not in ctx.cache:
-        ctx.cache[key] = load_benchmark(ctx.result("data")["path"], split=split,
-                                        revision=ctx.config.revision)
-    return ctx.cache[key]
-
-
-def eval_table(ctx: PlanContext) -> Any:
-    table = split_table(ctx, "validation")
-    limit = ctx.config.eval_limit
-    return table.select(range(min(limit, len(table)))) if limit else table
-
-
-def holdout_ids(table: Any, pair: Sequence[str]) -> list[str]:
-    """Validation images edited by a held-out generator, plus the unedited ones (image-level negatives)."""
-    held = set(pair)
-    models = table["models"] if "models" in table.column_names else [[] for _ in range(len(table))]
-    return [str(i) for i, m in zip(table["id"], models) if not m or held & set(m)]
-
-
-# ----------------------------------------------------------------------------------------- training
-def _checkpoint_info(key: str, path: Path) -> dict[str, Any]:
-    weights = path / "model.safetensors"
-    return {"key": key, "path": str(path), "sha256": sha256_file(weights) if weights.is_file() else None}
-
-
-def train_command(cfg: BenchmarkConfig, dataset: str, model: str, task: str, out: Path,
-                  holdout: Sequence[str] = (), augment: str | None = None) -> list[str]:
-    """The ``accelerate launch`` command line the paper config trains with (one per detector)."""
-    command = ["accelerate", "launch", "--num_processes", str(cfg.num_processes or _gpu_count()),
-               "--mixed_precision", cfg.mixed_precision, "-m", "diffseg30k", "train", "--dataset", dataset,
-               "--model", model, "--task", task, "--out", str(out), "--preset", cfg.train_preset,
-               "--seed", str(cfg.seed), "--resume"]
-    if cfg.from_scratch:
-        command.append("--from-scratch")
-    if holdout:
-        command += ["--holdout", ",".join(holdout)]
-    if augment:
-        command += ["--augment", augment]
-    if cfg.extra_real:
-        command += ["--extra-real", cfg.extra_real]
-    for name, value in cfg.train_overrides.items():
-        if name in ("mixed_precision",) or value is None or isinstance(value, bool):
-            continue
-        command += [f"--{name.replace('_', '-')}", str(value)]
-    return command
-
-
-def _gpu_count() -> int:
-    try:
-        import torch
-
-        return max(1, torch.cuda.device_count())
-    except ImportError:
-        return 1
-
-
-def prepare_folder(folder: Path, settings: dict[str, Any]) -> None:
-    """Make ``folder`` hold work of ``settings`` only: a folder made under other settings (or of
-    unknown origin) is removed, never resumed; the settings are recorded before any work starts."""
-    path = folder / "benchmark-settings.json"
-    wanted = json.loads(json.dumps(settings, default=str))
-    if folder.exists():
-        try:
-            same = json.loads(path.read_text()) == wanted
-        except (OSError, ValueError):
-            same = False
-        if same:
-            return
-        shutil.rmtree(folder)
-    folder.mkdir(parents=True)
-    path.write_text(json.dumps(wanted, indent=2))
-
-
-def train_detector(ctx: PlanContext, family: str, task: str, holdout: Sequence[str] = (),
-                   augment: str | None = None) -> dict[str, Any]:
-    """Train (or reuse) one detector; its key names family, task and setting."""
-    cfg: BenchmarkConfig = ctx.config
-    setting = (["holdout", *holdout] if holdout else []) + ([augment] if augment else [])
-    key = "-".join([family, task, *setting])
-    folder = ctx.out_dir / "checkpoints" / key
-    model = cfg.families[family]
-    dataset = ctx.result("data")["path"]
-    settings = {"model": model, "task": task, "holdout": list(holdout), "augment": augment,
-                "preset": cfg.train_preset, "overrides": cfg.train_overrides,
-                "from_scratch": cfg.from_scratch,
-                "seed": cfg.seed, "extra_real": cfg.extra_real, "mixed_precision": cfg.mixed_precision,
-                "dataset_fingerprint": ctx.result("data")["fingerprint"]}
-    prepare_folder(folder, settings)
-    marker = folder / "benchmark-done.json"
-    if marker.is_file():
-        return json.loads(marker.read_text())
-    ctx.log(f"  training {key} ({model})")
-    if cfg.launcher == "accelerate":
-        command = train_command(cfg, dataset, model, task, folder, holdout, augment)
-        ctx.log("  $ " + shlex.join(command))
-        completed = subprocess.run(command, check=False)
-        if completed.returncode != 0:
-            raise StepFailed(f"training {key} failed (exit {completed.returncode}): {shlex.join(command)}")
-        best = folder / "best"
-    else:
-        from diffseg30k.train import TrainConfig, train
-
-        overrides = dict(cfg.train_overrides)
-        best = train(TrainConfig(dataset=dataset, out=folder, model=model, task=task, preset=cfg.train_preset,
-                                 from_scratch=cfg.from_scratch, holdout=tuple(holdout),
-                                 extra_real=cfg.extra_real, augment=augment, seed=cfg.seed, resume=True,
-                                 **{"mixed_precision": cfg.mixed_precision, **overrides}))
-    info = {**_checkpoint_info(key, Path(best)), "model": model, "family": family, "task": task,
-            "holdout": list(holdout), "augment": augment}
-    marker.write_text(json.dumps(info, indent=2))
-    return info
-
-
-# --------------------------------------------------------------------------------------- evaluation
-def _device(cfg: BenchmarkConfig) -> str:
-    if cfg.device:
-        return cfg.device
-    try:
-        import torch
-
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    except ImportError:
-        return "cpu"
-
-
-def _current_set(path: Path, checkpoint_sha256: str | None, dataset_fingerprint: str) -> bool:
-    """A saved prediction set made by this checkpoint on this dataset."""
-    from diffseg30k.experiments.predictions import read_meta
-
-    try:
-        meta = read_meta(path)
-    except (FileNotFoundError, ValueError):
-        return False
-    return (meta.get("checkpoint_sha256") == checkpoint_sha256
-            and meta.get("dataset_fingerprint") == dataset_fingerprint)
-
-
-def predict_checkpoint(ctx: PlanContext, checkpoint: dict[str, Any], distortions: Sequence[str],
-                       table: Any = None, name: str | None = None) -> dict[str, Path]:
-    """Prediction sets of a checkpoint under each distortion (reused when already saved)."""
-    from diffseg30k.detector import Detector
-    from diffseg30k.experiments.evaluation import detector_predictor, predict_dataset
-
-    cfg: BenchmarkConfig = ctx.config
-    root = ctx.out_dir / "predictions" / (name or checkpoint["key"])
-    chosen = parse_distortions(list(distortions), include_baseline=False)
-    fingerprint = ctx.result("data")["fingerprint"]
-    missing = [d for d in chosen if not _current_set(root / d.name, checkpoint.get("sha256"), fingerprint)]
-    if missing:
-        table = eval_table(ctx) if table is None else table
-        detector = Detector.from_pretrained(checkpoint["path"], device=_device(cfg))
-        meta = {"task": checkpoint["task"], "checkpoint": checkpoint["key"],
-                "checkpoint_sha256": checkpoint.get("sha256"), "id2label": detector.id2label,
-                "dataset_fingerprint": fingerprint, "split": "validation"}
-        predict_dataset(detector_predictor(detector, cfg.eval_batch_size), table, missing, root, meta,
-                        batch_size=cfg.eval_batch_size, total=len(table),
-                        desc=f"predict {name or checkpoint['key']}")
-    return {d.name: root / d.name for d in chosen}
 
 
 def score(path: Path, ctx: PlanContext, by: Iterable[str] = (), bootstrap: int = 0,
@@ -400,53 +139,6 @@ def step_tab4(ctx: PlanContext) -> dict[str, Any]:
     return {"rows": rows, "checkpoints": checkpoints}
 
 
-def image_level(scores: Sequence[float], truths: Sequence[bool], threshold: float = 0.5) -> dict[str, Any]:
-    """Image accuracy (score > ``threshold``) and average precision of classifier scores."""
-    import numpy as np
-
-    from diffseg30k.metrics import average_precision
-
-    scores_arr, truth_arr = np.asarray(scores, np.float64), np.asarray(truths, bool)
-    return clean({"image_accuracy": float(np.mean((scores_arr > threshold) == truth_arr)),
-                  "image_ap": average_precision(truth_arr, scores_arr)})
-
-
-def train_classifier_cached(ctx: PlanContext, kind: str, holdout: Sequence[str] = ()) -> dict[str, Any]:
-    from diffseg30k.experiments.baselines import ClassifierTrainConfig, train_classifier, with_negatives
-
-    cfg: BenchmarkConfig = ctx.config
-    name = cfg.classifiers[kind]
-    key = "-".join([kind, *(["holdout", *holdout] if holdout else [])])
-    folder = ctx.out_dir / "checkpoints" / key
-    fingerprint = ctx.result("data")["fingerprint"]
-    prepare_folder(folder, {"model": name, "holdout": list(holdout), "steps": cfg.classifier_steps,
-                            "batch_size": cfg.classifier_batch_size, "lr": cfg.classifier_lr,
-                            "seed": cfg.seed, "from_scratch": cfg.from_scratch,
-                            "precision": cfg.mixed_precision, "dataset_fingerprint": fingerprint})
-    weights = folder / "model"
-    if not (weights / "model.safetensors").is_file():
-        table = split_table(ctx, "train")
-        if holdout:
-            held = set(holdout)
-            table = table.filter(lambda row: not held & set(row["models"] or []), desc="hold-out train")
-        ctx.log(f"  training {key} ({name})")
-        train_classifier(with_negatives(table, cfg.extra_real), weights, ClassifierTrainConfig(
-            name=name, steps=cfg.classifier_steps, batch_size=cfg.classifier_batch_size, lr=cfg.classifier_lr,
-            seed=cfg.seed, from_scratch=cfg.from_scratch, mixed_precision=cfg.mixed_precision))
-    return {**_checkpoint_info(key, weights), "model": name, "family": kind, "holdout": list(holdout)}
-
-
-def classifier_row(ctx: PlanContext, table_name: str, ckpt: dict[str, Any], table: Any,
-                   **labels: Any) -> dict[str, Any]:
-    from diffseg30k.experiments.baselines import classifier_scores, edited_labels
-
-    scores = classifier_scores(ckpt["path"], table)
-    truths = edited_labels(table) > 0
-    return {"table": table_name, **labels, "model": ckpt["model"], "count": len(table),
-            "edited": int(truths.sum()), "metrics": image_level(scores, truths),
-            "checkpoint": ckpt["key"]}
-
-
 def step_tab5(ctx: PlanContext) -> dict[str, Any]:
     cfg: BenchmarkConfig = ctx.config
     table = eval_table(ctx)
@@ -502,7 +194,7 @@ def variant_rows(ctx: PlanContext, table: Any) -> list[dict[str, Any]]:
         raise StepFailed(f"editor {cfg.variant!r} is labelled {parent!r}, not {cfg.variant_parent!r}")
     parent_id = LABEL2ID[parent]
     editor = create_editor(cfg.variant, profile="mini" if cfg.name == "quick" else "paper",
-                           device=_device(cfg))
+                           device=device_for(cfg))
     editor.load()
     rows: list[dict[str, Any]] = []
     try:
@@ -535,7 +227,7 @@ def step_tab7(ctx: PlanContext) -> dict[str, Any]:
     if "models" not in table.column_names:
         return {"rows": [], "note": "the dataset has no per-image generator metadata"}
     variant_dir = ctx.out_dir / "predictions" / f"{ckpt['key']}-{cfg.variant}"
-    if not _current_set(variant_dir / "none", ckpt.get("sha256"), ctx.result("data")["fingerprint"]):
+    if not current_set(variant_dir / "none", ckpt.get("sha256"), ctx.result("data")["fingerprint"]):
         edited = variant_rows(ctx, table)
         if not edited:
             return {"rows": [], "note": f"no validation image holds {cfg.variant_parent} edits"}

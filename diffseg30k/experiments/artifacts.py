@@ -1,0 +1,207 @@
+"""What the benchmark's steps make once and reuse: trained checkpoints (detectors and classifiers) and
+saved prediction sets. A folder made under other settings is removed, never resumed."""
+
+from __future__ import annotations
+
+import json
+import shlex
+import shutil
+import subprocess
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from diffseg30k.data.distortions import parse_distortions
+from diffseg30k.experiments.bench_data import eval_table, split_table
+from diffseg30k.experiments.config import BenchmarkConfig
+from diffseg30k.experiments.plan import PlanContext, StepFailed
+from diffseg30k.experiments.scoring import clean
+from diffseg30k.io import sha256_file
+
+
+def _checkpoint_info(key: str, path: Path) -> dict[str, Any]:
+    weights = path / "model.safetensors"
+    return {"key": key, "path": str(path), "sha256": sha256_file(weights) if weights.is_file() else None}
+
+
+def train_command(cfg: BenchmarkConfig, dataset: str, model: str, task: str, out: Path,
+                  holdout: Sequence[str] = (), augment: str | None = None) -> list[str]:
+    """The ``accelerate launch`` command line the paper config trains with (one per detector)."""
+    command = ["accelerate", "launch", "--num_processes", str(cfg.num_processes or _gpu_count()),
+               "--mixed_precision", cfg.mixed_precision, "-m", "diffseg30k", "train", "--dataset", dataset,
+               "--model", model, "--task", task, "--out", str(out), "--preset", cfg.train_preset,
+               "--seed", str(cfg.seed), "--resume"]
+    if cfg.from_scratch:
+        command.append("--from-scratch")
+    if holdout:
+        command += ["--holdout", ",".join(holdout)]
+    if augment:
+        command += ["--augment", augment]
+    if cfg.extra_real:
+        command += ["--extra-real", cfg.extra_real]
+    for name, value in cfg.train_overrides.items():
+        if name in ("mixed_precision",) or value is None or isinstance(value, bool):
+            continue
+        command += [f"--{name.replace('_', '-')}", str(value)]
+    return command
+
+
+def _gpu_count() -> int:
+    try:
+        import torch
+
+        return max(1, torch.cuda.device_count())
+    except ImportError:
+        return 1
+
+
+def prepare_folder(folder: Path, settings: dict[str, Any]) -> None:
+    """Make ``folder`` hold work of ``settings`` only: a folder made under other settings (or of
+    unknown origin) is removed, never resumed; the settings are recorded before any work starts."""
+    path = folder / "benchmark-settings.json"
+    wanted = json.loads(json.dumps(settings, default=str))
+    if folder.exists():
+        try:
+            same = json.loads(path.read_text()) == wanted
+        except (OSError, ValueError):
+            same = False
+        if same:
+            return
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True)
+    path.write_text(json.dumps(wanted, indent=2))
+
+
+def train_detector(ctx: PlanContext, family: str, task: str, holdout: Sequence[str] = (),
+                   augment: str | None = None) -> dict[str, Any]:
+    """Train (or reuse) one detector; its key names family, task and setting."""
+    cfg: BenchmarkConfig = ctx.config
+    setting = (["holdout", *holdout] if holdout else []) + ([augment] if augment else [])
+    key = "-".join([family, task, *setting])
+    folder = ctx.out_dir / "checkpoints" / key
+    model = cfg.families[family]
+    dataset = ctx.result("data")["path"]
+    settings = {"model": model, "task": task, "holdout": list(holdout), "augment": augment,
+                "preset": cfg.train_preset, "overrides": cfg.train_overrides,
+                "from_scratch": cfg.from_scratch,
+                "seed": cfg.seed, "extra_real": cfg.extra_real, "mixed_precision": cfg.mixed_precision,
+                "dataset_fingerprint": ctx.result("data")["fingerprint"]}
+    prepare_folder(folder, settings)
+    marker = folder / "benchmark-done.json"
+    if marker.is_file():
+        return json.loads(marker.read_text())
+    ctx.log(f"  training {key} ({model})")
+    if cfg.launcher == "accelerate":
+        command = train_command(cfg, dataset, model, task, folder, holdout, augment)
+        ctx.log("  $ " + shlex.join(command))
+        completed = subprocess.run(command, check=False)
+        if completed.returncode != 0:
+            raise StepFailed(f"training {key} failed (exit {completed.returncode}): {shlex.join(command)}")
+        best = folder / "best"
+    else:
+        from diffseg30k.train import TrainConfig, train
+
+        overrides = dict(cfg.train_overrides)
+        best = train(TrainConfig(dataset=dataset, out=folder, model=model, task=task, preset=cfg.train_preset,
+                                 from_scratch=cfg.from_scratch, holdout=tuple(holdout),
+                                 extra_real=cfg.extra_real, augment=augment, seed=cfg.seed, resume=True,
+                                 **{"mixed_precision": cfg.mixed_precision, **overrides}))
+    info = {**_checkpoint_info(key, Path(best)), "model": model, "family": family, "task": task,
+            "holdout": list(holdout), "augment": augment}
+    marker.write_text(json.dumps(info, indent=2))
+    return info
+
+
+def device_for(cfg: BenchmarkConfig) -> str:
+    if cfg.device:
+        return cfg.device
+    try:
+        import torch
+
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    except ImportError:
+        return "cpu"
+
+
+def current_set(path: Path, checkpoint_sha256: str | None, dataset_fingerprint: str) -> bool:
+    """A saved prediction set made by this checkpoint on this dataset."""
+    from diffseg30k.experiments.predictions import read_meta
+
+    try:
+        meta = read_meta(path)
+    except (FileNotFoundError, ValueError):
+        return False
+    return (meta.get("checkpoint_sha256") == checkpoint_sha256
+            and meta.get("dataset_fingerprint") == dataset_fingerprint)
+
+
+def predict_checkpoint(ctx: PlanContext, checkpoint: dict[str, Any], distortions: Sequence[str],
+                       table: Any = None, name: str | None = None) -> dict[str, Path]:
+    """Prediction sets of a checkpoint under each distortion (reused when already saved)."""
+    from diffseg30k.detector import Detector
+    from diffseg30k.experiments.evaluation import detector_predictor, predict_dataset
+
+    cfg: BenchmarkConfig = ctx.config
+    root = ctx.out_dir / "predictions" / (name or checkpoint["key"])
+    chosen = parse_distortions(list(distortions), include_baseline=False)
+    fingerprint = ctx.result("data")["fingerprint"]
+    missing = [d for d in chosen if not current_set(root / d.name, checkpoint.get("sha256"), fingerprint)]
+    if missing:
+        table = eval_table(ctx) if table is None else table
+        detector = Detector.from_pretrained(checkpoint["path"], device=device_for(cfg))
+        meta = {"task": checkpoint["task"], "checkpoint": checkpoint["key"],
+                "checkpoint_sha256": checkpoint.get("sha256"), "id2label": detector.id2label,
+                "dataset_fingerprint": fingerprint, "split": "validation"}
+        predict_dataset(detector_predictor(detector, cfg.eval_batch_size), table, missing, root, meta,
+                        batch_size=cfg.eval_batch_size, total=len(table),
+                        desc=f"predict {name or checkpoint['key']}")
+    return {d.name: root / d.name for d in chosen}
+
+
+def image_level(scores: Sequence[float], truths: Sequence[bool], threshold: float = 0.5) -> dict[str, Any]:
+    """Image accuracy (score > ``threshold``) and average precision of classifier scores."""
+    import numpy as np
+
+    from diffseg30k.metrics import average_precision
+
+    scores_arr, truth_arr = np.asarray(scores, np.float64), np.asarray(truths, bool)
+    return clean({"image_accuracy": float(np.mean((scores_arr > threshold) == truth_arr)),
+                  "image_ap": average_precision(truth_arr, scores_arr)})
+
+
+def train_classifier_cached(ctx: PlanContext, kind: str, holdout: Sequence[str] = ()) -> dict[str, Any]:
+    from diffseg30k.experiments.baselines import ClassifierTrainConfig, train_classifier, with_negatives
+
+    cfg: BenchmarkConfig = ctx.config
+    name = cfg.classifiers[kind]
+    key = "-".join([kind, *(["holdout", *holdout] if holdout else [])])
+    folder = ctx.out_dir / "checkpoints" / key
+    fingerprint = ctx.result("data")["fingerprint"]
+    prepare_folder(folder, {"model": name, "holdout": list(holdout), "steps": cfg.classifier_steps,
+                            "batch_size": cfg.classifier_batch_size, "lr": cfg.classifier_lr,
+                            "seed": cfg.seed, "from_scratch": cfg.from_scratch,
+                            "precision": cfg.mixed_precision, "dataset_fingerprint": fingerprint})
+    weights = folder / "model"
+    if not (weights / "model.safetensors").is_file():
+        table = split_table(ctx, "train")
+        if holdout:
+            held = set(holdout)
+            table = table.filter(lambda row: not held & set(row["models"] or []), desc="hold-out train")
+        ctx.log(f"  training {key} ({name})")
+        train_classifier(with_negatives(table, cfg.extra_real), weights, ClassifierTrainConfig(
+            name=name, steps=cfg.classifier_steps, batch_size=cfg.classifier_batch_size, lr=cfg.classifier_lr,
+            seed=cfg.seed, from_scratch=cfg.from_scratch, mixed_precision=cfg.mixed_precision))
+    return {**_checkpoint_info(key, weights), "model": name, "family": kind, "holdout": list(holdout)}
+
+
+def classifier_row(ctx: PlanContext, table_name: str, ckpt: dict[str, Any], table: Any,
+                   **labels: Any) -> dict[str, Any]:
+    from diffseg30k.experiments.baselines import classifier_scores, edited_labels
+
+    scores = classifier_scores(ckpt["path"], table)
+    truths = edited_labels(table) > 0
+    return {"table": table_name, **labels, "model": ckpt["model"], "count": len(table),
+            "edited": int(truths.sum()), "metrics": image_level(scores, truths),
+            "checkpoint": ckpt["key"]}
+
+

@@ -147,7 +147,8 @@ def test_quick_plan_end_to_end(quick_run):
         assert key in results, key
     assert results["schema"] == "diffseg30k-benchmark/1" and results["command"] == "pytest"
     assert len(results["dataset"]["fingerprint"]) == 64
-    assert results["metric_spec"]["metric"] == "diffseg30k"
+    assert results["metric_spec"]["semantic"]["task"] == "both"
+    assert results["metric_spec"]["binary"]["metric"] == "diffseg30k"
     assert all(s["wall_s"] >= 0 and s["status"] == "done" for s in results["steps"].values())
     tab2 = results["tables"]["tab2"]
     assert {(r["family"], r["task"]) for r in tab2} == {(f, t) for f in config.families

@@ -242,7 +242,9 @@ def build_results(config: Any, results: dict[str, Any], records: dict[str, Any],
     from diffseg30k.experiments.benchmark import environment
 
     tab2 = results.get("tab2") or {}
-    spec = next((d.get("spec") for d in tab2.get("details", {}).values() if d.get("spec")), None)
+    checkpoints = tab2.get("checkpoints", {})
+    spec = {checkpoints[key]["task"]: d["spec"] for key, d in tab2.get("details", {}).items()
+            if d.get("spec") and key in checkpoints} or None
     steps = {name: {k: rec.get(k) for k in ("status", "wall_s", "started", "finished", "reused", "error")
                     if rec.get(k) is not None} for name, rec in records.items()}
     return {
@@ -252,7 +254,7 @@ def build_results(config: Any, results: dict[str, Any], records: dict[str, Any],
         "config_name": config.name,
         "config": config.to_dict(),
         "config_fingerprint": config.fingerprint(),
-        "seeds": {"benchmark": config.seed, "bootstrap": config.seed},
+        "seeds": {"data": config.seed, "training": config.seed, "bootstrap": config.seed},
         "dataset": results.get("data"),
         "metric_spec": spec,
         "environment": environment(),

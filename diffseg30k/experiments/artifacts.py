@@ -186,7 +186,8 @@ def train_classifier_cached(ctx: PlanContext, kind: str, holdout: Sequence[str] 
         table = split_table(ctx, "train")
         if holdout:
             held = set(holdout)
-            table = table.filter(lambda row: not held & set(row["models"] or []), desc="hold-out train")
+            table = table.filter(lambda models: not held & set(models or []), input_columns="models",
+                                 desc="hold-out train")  # reads one column: no image is decoded
         ctx.log(f"  training {key} ({name})")
         train_classifier(with_negatives(table, cfg.extra_real), weights, ClassifierTrainConfig(
             name=name, steps=cfg.classifier_steps, batch_size=cfg.classifier_batch_size, lr=cfg.classifier_lr,

@@ -129,7 +129,7 @@ def step_tab4(ctx: PlanContext) -> dict[str, Any]:
                 continue
             ckpt = train_detector(ctx, family, "binary", holdout=pair)
             checkpoints[ckpt["key"]] = ckpt
-            subset = table.filter(lambda row, keep=frozenset(ids): str(row["id"]) in keep,
+            subset = table.filter(lambda i, keep=frozenset(ids): str(i) in keep, input_columns="id",
                                   desc="hold-out subset") if len(ids) < len(table) else table
             sets = predict_checkpoint(ctx, ckpt, ["none"], table=subset)
             row = _row("tab4", score(sets["none"], ctx), keys, family=family, model=cfg.families[family],
@@ -170,7 +170,8 @@ def step_tab6(ctx: PlanContext) -> dict[str, Any]:
             continue
         ckpt = train_classifier_cached(ctx, "ufd", holdout=pair)
         checkpoints[ckpt["key"]] = ckpt
-        subset = table.filter(lambda row, keep=frozenset(ids): str(row["id"]) in keep, desc="hold-out subset")
+        subset = table.filter(lambda i, keep=frozenset(ids): str(i) in keep, input_columns="id",
+                              desc="hold-out subset")
         rows.append(classifier_row(ctx, "tab6", ckpt, subset, family="ufd", setting=holdout_key(pair)))
     for row in ctx.result("tab4")["rows"]:
         rows.append({**row, "table": "tab6", "metrics": _headline(row["metrics"], IMAGE_KEYS)})

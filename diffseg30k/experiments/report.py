@@ -218,11 +218,12 @@ def render_markdown(config: Any, results: dict[str, Any], records: dict[str, Any
         if results[step].get("note"):
             lines += [f"*{results[step]['note']}*", ""]
         lines += RENDERERS[step](results)
-        if step == "tab2":
-            lines += render_breakdowns(results)
         lines.append("")
     if figures:
         lines += ["## Figures", "", *[f"![{Path(f).stem}]({f})" for f in figures], ""]
+    breakdowns = render_breakdowns(results)
+    if breakdowns:
+        lines += ["## Breakdowns of the Tab. 2 models (validation metadata)", *breakdowns, ""]
     lines += ["## Steps", "", *_table(["step", "status", "wall time (s)", "finished"], [
         [name, rec.get("status", "–") + (" (reused)" if rec.get("reused") else ""),
          f"{rec.get('wall_s', 0):.1f}", rec.get("finished", "–")] for name, rec in records.items()]), ""]

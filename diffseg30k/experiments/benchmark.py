@@ -371,7 +371,8 @@ def run_benchmark(config: BenchmarkConfig, out_dir: str | Path, steps: Sequence[
         failure, records = err, {}
     records = {n: r for n in plan.names if (r := records.get(n) or _record_any(plan, n))}
     for record in records.values():
-        record.setdefault("reused", True)  # read back from disk, not run now
+        if record.get("status") == "done":
+            record.setdefault("reused", True)  # read back from disk, not run now
     write_report(out_dir, config, {n: r["result"] for n, r in records.items() if r.get("status") == "done"},
                  records, command or " ".join(["diffseg30k", *sys.argv[1:]]))
     if failure is not None:

@@ -6,9 +6,10 @@ import json
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
 from diffseg30k.data.synthetic import synthetic_pair
-from diffseg30k.labels import ID2LABEL
+from diffseg30k.labels import ID2LABEL, LABEL2ID
 
 EDIT_TYPES = ("attribute", "addition", "removal")
 
@@ -22,12 +23,10 @@ def write_generation_release(root: Path, num: int = 20, size: int = 48, unedited
         edited = not (unedited_every and k % unedited_every == unedited_every - 1)
         image, mask = synthetic_pair(1000 + k, (size, size), edited=edited)
         image.save(root / f"{sample_id}.image.png")
-        from PIL import Image
-
         Image.fromarray(mask, "L").save(root / f"{sample_id}.mask.png")
         generators = [ID2LABEL[int(i)] for i in np.unique(mask) if i > 0]
         turns = [{"generator": g, "edit_type": EDIT_TYPES[(k + n) % 3], "prompt": f"a {g} edit",
-                  "mask_area": float((mask == n + 1).mean()), "seed": k, "quality": 4.0}
+                  "mask_area": float((mask == LABEL2ID[g]).mean()), "seed": k, "quality": 4.0}
                  for n, g in enumerate(generators)]
         rows.append({"id": sample_id, "base": "real" if k % 2 else "ai", "turns": turns})
     (root / "metadata.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))

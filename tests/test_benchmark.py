@@ -201,3 +201,12 @@ def test_evaluate_cli_and_rescoring(quick_run, tmp_path, capsys):
                  "jpeg1000", "--report", str(tmp_path / "bad")]) == 2
     assert "jpeg1000" in capsys.readouterr().err
     assert main(["evaluate", "--from-predictions", str(tmp_path), "--report", str(tmp_path / "bad")]) == 2
+
+
+def test_a_missing_generation_pipeline_fails_the_data_step_clearly(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "diffseg30k.generation.mini", None)  # import fails
+    with pytest.raises(StepFailed, match="needs the generation pipeline.*--dataset"):
+        run_benchmark(quick_config(), tmp_path / "out", steps=["data"], progress=False, log=lambda _: None)
+    record = json.loads((tmp_path / "out" / "steps" / "data.json").read_text())
+    assert record["status"] == "failed"
+    assert "not run" in (tmp_path / "out" / "report.md").read_text()

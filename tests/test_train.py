@@ -165,3 +165,11 @@ def test_train_crop_pads_small_images_and_robust_augment_distorts():
     assert np.array_equal(again[0], robust[4][0])  # a pure function of the seed
     with pytest.raises(ValueError, match="unknown augmentation"):
         make_augment("heavy")
+
+
+def test_one_process_can_train_with_different_mixed_precision(data, tmp_path):
+    short = {**FAST, "max_steps": 2, "eval_split": None}
+    first = train(TrainConfig(dataset=data, out=tmp_path / "bf16", mixed_precision="bf16", **short))
+    # --resume with nothing to resume starts at step 0
+    second = train(TrainConfig(dataset=data, out=tmp_path / "fp32", resume=True, **short))
+    assert first.is_dir() and second.is_dir()

@@ -85,7 +85,19 @@ def train(config: TrainConfig) -> Path:
 
     Launch under ``accelerate launch`` for DDP; the same code runs on one CPU. Raises
     :class:`TrainingDiverged` on a non-finite loss (the last good checkpoint stays in place).
+    Several calls in one process may use different settings (e.g. mixed precision): Accelerate's
+    per-run state is released after each call; the process group, if any, is kept.
     """
+    from accelerate.state import AcceleratorState, GradientState
+
+    try:
+        return _train(config)
+    finally:
+        AcceleratorState._reset_state(reset_partial_state=False)
+        GradientState._reset_state()
+
+
+def _train(config: TrainConfig) -> Path:
     from accelerate import Accelerator
     from accelerate.utils import set_seed
     from tqdm.auto import tqdm

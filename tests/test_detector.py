@@ -6,18 +6,10 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from test_models import _one_thread  # noqa: F401  (autouse: one torch thread in this module too)
 
 from diffseg30k.detector import DetectionResult, Detector
 from diffseg30k.models.registry import build_model
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One torch thread: on a shared 2-core machine oversubscribed threads stall for seconds."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")

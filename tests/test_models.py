@@ -108,15 +108,16 @@ def test_custom_detectors_are_registered_with_auto_classes(tmp_path):
 
 def test_pretrained_backbones_load_from_local_folders(tmp_path):
     """The Hub code path (``from_pretrained(..., use_safetensors=True)``) on local folders."""
-    from transformers import ResNetConfig, ResNetModel, SegformerForImageClassification
+    from transformers import ResNetConfig, ResNetForImageClassification, SegformerForImageClassification
 
     from diffseg30k.models.resnet_backbone import RESNET_TINY
     from diffseg30k.models.segformer import segformer_config
 
-    resnet = ResNetModel(ResNetConfig(**RESNET_TINY))
-    resnet.save_pretrained(tmp_path / "resnet")
+    # microsoft/resnet-50 is a ResNetForImageClassification checkpoint
+    classifier = ResNetForImageClassification(ResNetConfig(**RESNET_TINY, num_labels=5))
+    classifier.save_pretrained(tmp_path / "resnet")
     deeplab = build_model("deeplabv3plus-r50", pretrained=str(tmp_path / "resnet"))
-    for key, value in resnet.state_dict().items():
+    for key, value in classifier.resnet.state_dict().items():
         assert torch.equal(deeplab.backbone.state_dict()[key], value)
 
     # nvidia/mit-bX store the pre-5.x key names; transformers renames them while loading.

@@ -113,8 +113,8 @@ class CropDataset(torch.utils.data.Dataset):
         name = str(row.get("id", index))
         image = _decode(row["image"], f"sample {name} image", load=False)
         mask = _decode(row["mask"], f"sample {name} mask", load=False)
-        if mask.mode != "L":
-            raise ValueError(f"sample {name}: mask must be an 'L' label map, got mode {mask.mode!r}")
+        if mask.mode not in ("L", "P"):  # P: palette indices are the label ids
+            raise ValueError(f"sample {name}: mask must be an L or P label map, got mode {mask.mode!r}")
         if image.size != mask.size:
             raise ValueError(f"sample {name}: image size {image.size} differs from mask size {mask.size}")
         return name, image, mask

@@ -173,3 +173,15 @@ def test_one_process_can_train_with_different_mixed_precision(data, tmp_path):
     # --resume with nothing to resume starts at step 0
     second = train(TrainConfig(dataset=data, out=tmp_path / "fp32", resume=True, **short))
     assert first.is_dir() and second.is_dir()
+
+
+def test_incomplete_checkpoints_are_never_picked(tmp_path):
+    from diffseg30k.training.checkpoints import latest_checkpoint
+
+    root = tmp_path / "checkpoints"
+    (root / "step_4").mkdir(parents=True)
+    (root / "step_4" / "trainer_state.json").write_text(json.dumps({"step": 4}))
+    (root / ".step_9.tmp").mkdir()  # a save killed before its rename
+    (root / ".step_9.tmp" / "model.safetensors").write_bytes(b"truncated")
+    (root / "step_12").mkdir()  # no trainer_state.json: not complete
+    assert latest_checkpoint(tmp_path) == root / "step_4"

@@ -155,3 +155,33 @@ def test_pickled_weights_are_refused(tmp_path):
     (tmp_path / "model.safetensors").unlink()
     with pytest.raises(OSError):
         load_model(tmp_path)
+
+
+def test_reordered_segformer_head_is_the_same_function_with_the_same_gradients():
+    import copy
+
+    from transformers import SegformerForSemanticSegmentation
+    from transformers.models.segformer.modeling_segformer import SegformerDecodeHead
+
+    from diffseg30k.models.segformer import (
+        ReorderedSegformerDecodeHead,
+        reorder_decode_head,
+        segformer_config,
+    )
+
+    torch.manual_seed(0)
+    no_dropout = {"num_labels": 9, "classifier_dropout_prob": 0.0, "drop_path_rate": 0.0}
+    stock = SegformerForSemanticSegmentation(segformer_config("tiny", no_dropout)).train()
+    fast = reorder_decode_head(copy.deepcopy(stock)).train()
+    assert type(stock.decode_head) is SegformerDecodeHead
+    assert isinstance(fast.decode_head, ReorderedSegformerDecodeHead)
+    assert stock.state_dict().keys() == fast.state_dict().keys()
+    x, y = torch.randn(2, 3, 64, 96), torch.randint(0, 9, (2, 64, 96))
+    stock_loss, fast_loss = stock(pixel_values=x, labels=y).loss, fast(pixel_values=x, labels=y).loss
+    stock_loss.backward()
+    fast_loss.backward()
+    torch.testing.assert_close(fast_loss, stock_loss, atol=1e-5, rtol=1e-5)
+    scale = max(p.grad.abs().max().item() for p in stock.parameters())
+    for (name, a), b in zip(stock.named_parameters(), fast.parameters()):
+        assert (a.grad - b.grad).abs().max().item() <= 1e-4 * scale, name
+    assert type(build_model("segformer-tiny").decode_head) is ReorderedSegformerDecodeHead

@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from torch import nn
 from transformers import SegformerConfig, SegformerForSemanticSegmentation
 from transformers.modeling_outputs import SemanticSegmenterOutput
+from transformers.models.segformer.modeling_segformer import SegformerDecodeHead
 
 _WIDE = [64, 128, 320, 512]
 #: (hidden_sizes, depths, decoder_hidden_size) of MiT-B0..B5.
@@ -36,16 +37,56 @@ def segformer_config(variant: str, extra: dict) -> SegformerConfig:
 
 def build_segformer(variant: str, extra: dict, pretrained: str | None = None,
                     revision: str | None = None) -> SegformerForSemanticSegmentation:
-    """A SegFormer detector; ``pretrained`` (a Hub id or folder) supplies the encoder weights."""
+    """A SegFormer detector; ``pretrained`` (a Hub id or folder) supplies the encoder weights.
+
+    Its decode head computes in the cheaper order of :class:`ReorderedSegformerDecodeHead` (same
+    parameters and state-dict keys, same function)."""
     config = segformer_config(variant, extra)
     if pretrained is None:
-        return SegformerForSemanticSegmentation(config)
+        return reorder_decode_head(SegformerForSemanticSegmentation(config))
     try:
-        return SegformerForSemanticSegmentation.from_pretrained(
+        model = SegformerForSemanticSegmentation.from_pretrained(
             pretrained, config=config, revision=revision, use_safetensors=True)
     except (OSError, ValueError) as err:
         raise OSError(f"cannot load encoder weights {pretrained!r} (safetensors only): {err}. "
                       "Pass from_scratch=True (--from-scratch) to train without them.") from err
+    return reorder_decode_head(model)
+
+
+class ReorderedSegformerDecodeHead(SegformerDecodeHead):
+    """``SegformerDecodeHead`` with the same parameters and outputs, in a cheaper order (training too).
+
+    The original projects stage ``i`` to ``D`` channels, upsamples to stride 4, concatenates and
+    applies the 1x1 ``linear_fuse`` (4D -> D) at stride 4. Projection and fuse slice are linear and
+    bilinear upsampling commutes with per-pixel linear maps, so here each stage gets one 1x1
+    convolution with weight ``fuse_i @ proj_i`` at its own resolution and the D-channel results are
+    upsampled and summed; BatchNorm (batch statistics in training), ReLU, dropout and classifier
+    follow as before. Gradients flow to the original parameters.
+    """
+
+    def forward(self, encoder_hidden_states, **kwargs) -> torch.Tensor:
+        if any(hidden.ndim != 4 for hidden in encoder_hidden_states):
+            return super().forward(encoder_hidden_states, **kwargs)
+        stages, dim = len(self.linear_projections), self.linear_fuse.out_channels
+        fuse = self.linear_fuse.weight[:, :, 0, 0]
+        size = encoder_hidden_states[0].shape[2:]
+        out = None
+        for index, (hidden, mlp) in enumerate(zip(encoder_hidden_states, self.linear_projections)):
+            block = fuse[:, (stages - 1 - index) * dim:(stages - index) * dim]  # concat order is reversed
+            weight = (block @ mlp.proj.weight).to(hidden.dtype)[:, :, None, None]
+            part = F.conv2d(hidden, weight, (block @ mlp.proj.bias).to(hidden.dtype))
+            if part.shape[2:] != size:
+                part = F.interpolate(part, size=size, mode="bilinear", align_corners=False)
+            out = part if out is None else out + part
+        return self.classifier(self.dropout(self.activation(self.batch_norm(out))))
+
+
+def reorder_decode_head(model: SegformerForSemanticSegmentation) -> SegformerForSemanticSegmentation:
+    """Give ``model`` a :class:`ReorderedSegformerDecodeHead` holding the same weights (in place)."""
+    head = ReorderedSegformerDecodeHead(model.config)
+    head.load_state_dict(model.decode_head.state_dict())
+    model.decode_head = head.to(next(model.decode_head.parameters()).device)
+    return model
 
 
 class FusedSegformerDecodeHead(nn.Module):

@@ -3,9 +3,10 @@
 Peer ("plain recipe" of transformers' semantic-segmentation example): ``datasets`` decodes PIL
 images, per-sample transforms (pad, random crop, flip, normalise to float32, to tensor) via
 ``with_transform``, the default ``DataLoader`` (no workers, as ``Trainer`` defaults to) and default
-collation. Ours: :mod:`diffseg30k.training.data` (encoded bytes decoded in workers, crop before
-conversion, uint8 batches normalised in one op). Same model, data, crop, batch size, optimizer and
-thread count. Prints JSON.
+collation; transformers' stock SegFormer. Ours: :mod:`diffseg30k.training.data` (only the PNG rows a
+crop needs are decoded, in workers; uint8 batches normalised in one op) and the registry's model
+(SegFormer with the reordered decode head: same weights, same function). Same initial weights, data,
+crop, batch size, optimizer and thread count. Prints JSON.
 
     python tests/benchmarks/bench_train_cpu.py [--model segformer-tiny] [--size 1024] [--steps 12]
 """
@@ -40,6 +41,18 @@ def plain_loader(table, crop: int, batch: int, mean, std, workers: int = 0):
     dataset = table.with_transform(transform)
     return torch.utils.data.DataLoader(dataset, batch_size=batch, shuffle=True, drop_last=True,
                                        num_workers=workers)
+
+
+def stock_model(model):
+    """The plain recipe trains transformers' SegFormer as is: the stock decode head, same weights."""
+    from transformers.models.segformer.modeling_segformer import SegformerDecodeHead
+
+    head = getattr(model, "decode_head", None)
+    if isinstance(head, SegformerDecodeHead) and type(head) is not SegformerDecodeHead:
+        stock = SegformerDecodeHead(model.config).to(next(head.parameters()).device)
+        stock.load_state_dict(head.state_dict())
+        model.decode_head = stock
+    return model
 
 
 def run_steps(model, optimizer, batches, steps: int, prepare, autocast_dtype=None) -> float:
@@ -87,9 +100,10 @@ def main() -> None:
     mean_np, std_np = np.array(IMAGENET_MEAN, np.float32), np.array(IMAGENET_STD, np.float32)
     total = (args.steps + 2) * args.batch
 
-    def fresh():
+    def fresh(stock: bool = False):
         torch.manual_seed(0)
         model = build_model(args.model, from_scratch=True, crop_size=args.crop).train()
+        model = stock_model(model) if stock else model
         return model, torch.optim.AdamW(model.parameters(), lr=1e-4)
 
     results = []
@@ -98,7 +112,7 @@ def main() -> None:
         model, optimizer = fresh()
         repeated = table.select(np.arange(total) % len(table))
         for workers in [int(w) for w in args.plain_workers.split(",")]:
-            model, optimizer = fresh()
+            model, optimizer = fresh(stock=True)
             loader = plain_loader(repeated, args.crop, args.batch, mean_np, std_np, workers)
             plain = run_steps(model, optimizer, loader, args.steps,
                               lambda b: (b["pixel_values"], b["labels"]))

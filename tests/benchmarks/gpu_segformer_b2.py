@@ -1,8 +1,9 @@
 """Benchmark 6c (GPU, <= 8 minutes on one H100): SegFormer-B2 at 512^2 in bf16.
 
 1. Training img/s: DiffSeg30k's data path (uint8 crops decoded in workers, normalised on the GPU)
-   vs the plain recipe of transformers' semantic-segmentation example (PIL + per-sample float
-   transforms, default DataLoader without workers), same model, batch, optimizer, bf16 autocast.
+   and SegFormer with the reordered decode head vs the plain recipe of transformers'
+   semantic-segmentation example (PIL + per-sample float transforms, default DataLoader without
+   workers, stock SegFormer), same initial weights, batch, optimizer, bf16 autocast.
 2. Inference img/s: ``Detector`` (fused decode head, bf16) on batches of 512^2 images, and
    ``transformers.pipeline("image-segmentation")`` on the same weights.
 
@@ -26,7 +27,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from bench_train_cpu import plain_loader, run_steps  # noqa: E402
+from bench_train_cpu import plain_loader, run_steps, stock_model  # noqa: E402
 
 
 def main() -> None:
@@ -59,9 +60,10 @@ def main() -> None:
     std_t = torch.tensor(IMAGENET_STD, device=device).view(1, 3, 1, 1)
     mean_np, std_np = np.array(IMAGENET_MEAN, np.float32), np.array(IMAGENET_STD, np.float32)
 
-    def fresh():
+    def fresh(stock: bool = False):
         torch.manual_seed(0)
-        model = build_model(model_name, from_scratch=True, crop_size=crop).to(device).train()
+        model = build_model(model_name, from_scratch=True, crop_size=crop)
+        model = (stock_model(model) if stock else model).to(device).train()
         return model, torch.optim.AdamW(model.parameters(), lr=6e-5, weight_decay=0.01)
 
     report: dict = {"benchmark": "6c SegFormer-B2 512^2 bf16", "device": str(device),
@@ -69,7 +71,7 @@ def main() -> None:
                     "batch": batch, "crop": crop, "workers": args.workers}
     total = (steps + 2) * batch
     repeated = table.select(np.arange(total) % len(table))
-    model, optimizer = fresh()
+    model, optimizer = fresh(stock=True)
     report["train_plain_img_per_s"] = run_steps(
         model, optimizer, plain_loader(repeated, crop, batch, mean_np, std_np), steps,
         lambda b: (b["pixel_values"].to(device, non_blocking=True),

@@ -18,15 +18,21 @@ import os
 import shutil
 import tempfile
 import threading
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image, ImageOps
+from PIL import Image
 
 from diffseg30k.hub import CHECKPOINT_ENV, label_colors
-from diffseg30k.io import MAX_PIXELS, ImageError, atomic_write_bytes, cache_dir, open_image
+from diffseg30k.io import (
+    MAX_PIXELS,
+    ImageError,
+    NormalizedImage,
+    atomic_write_bytes,
+    cache_dir,
+    normalize_image,
+)
 from diffseg30k.labels import GENERATOR_BY_NAME, palette
 
 LOG = logging.getLogger(__name__)
@@ -39,54 +45,6 @@ CONCURRENCY = int(os.environ.get("DIFFSEG_DEMO_CONCURRENCY", "1"))
 OVERLAY_ALPHA = 0.55
 IMAGE_HEIGHT = 340
 TABLE_HEADERS = ["generator", "model", "edited area (%)", "mean confidence"]
-
-
-# ------------------------------------------------------------------------------------ input handling
-@dataclass
-class NormalizedImage:
-    """An RGB image ready for a detector and what was done to get it."""
-
-    image: Image.Image
-    notes: list[str] = field(default_factory=list)
-
-
-def normalize_image(source: str | os.PathLike | bytes | Image.Image, name: str = "image",
-                    max_pixels: int = DEMO_MAX_PIXELS) -> NormalizedImage:
-    """Decode (size-checked) any still or animated image into 8-bit RGB.
-
-    First frame of animations, EXIF orientation applied, CMYK/YCbCr/palette converted, 16-bit and
-    float scaled to 8 bits, grey replicated, alpha dropped (the detectors read stored RGB values).
-    Raises :class:`ImageError` naming ``name``.
-    """
-    try:
-        image = open_image(source, name=name, max_pixels=max_pixels)
-    except ImageError as err:
-        if "cannot identify image file" in str(err):
-            raise ImageError(f"{name}: not an image file (or a format Pillow cannot read)") from err
-        raise
-    notes = []
-    frames = getattr(image, "n_frames", 1)
-    if frames > 1:
-        image.seek(0)
-        notes.append(f"multi-frame image: used the first of {frames} frames")
-    orientation = image.getexif().get(0x0112, 1)
-    if orientation not in (1, None):
-        image = ImageOps.exif_transpose(image)
-        notes.append(f"rotated upright from EXIF orientation {orientation}")
-    mode = image.mode
-    if mode.startswith("I") or mode == "F":
-        values = np.asarray(image, dtype=np.float64)
-        scale = 1 / 257 if values.max() > 255 else (255.0 if mode == "F" and values.max() <= 1 else 1)
-        image = Image.fromarray(np.clip(values * scale + 0.5, 0, 255).astype(np.uint8), "L")
-        notes.append(f"high bit depth ({mode}) scaled to 8 bits")
-    if image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info:
-        notes.append(f"{image.mode} image: transparency ignored (stored colours analysed)")
-        image = image.convert("RGBA")
-    elif image.mode in ("L", "1"):
-        notes.append("grayscale image: analysed as RGB")
-    elif image.mode not in ("RGB", "P"):
-        notes.append(f"{image.mode} image converted to RGB")
-    return NormalizedImage(image.convert("RGB"), notes)
 
 
 # ------------------------------------------------------------------------------------------ rendering
@@ -223,7 +181,7 @@ class DemoService:
             raise gr.Error("Upload an image first (or pick an example).")
         try:
             path, name = _upload_path(upload)
-            normalized = normalize_image(path, name=name)
+            normalized = normalize_image(path, name=name, max_pixels=DEMO_MAX_PIXELS)
         except ImageError as err:
             raise gr.Error(str(err)) from err
         try:

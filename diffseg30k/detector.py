@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from diffseg30k.io import ImageError, open_image
+from diffseg30k.io import ImageError, normalize_image
 from diffseg30k.models.inference import (
     DEFAULT_OVERLAP,
     DEFAULT_TILE,
@@ -66,11 +66,11 @@ class DetectionResult:
 
 def to_rgb_array(image: ImageInput, name: str | None = None) -> np.ndarray:
     """Any supported input as a uint8 HxWx3 array (alpha dropped, grey replicated)."""
-    if isinstance(image, str | os.PathLike):
-        image = open_image(image)
-    if isinstance(image, Image.Image):
-        open_image(image, name=name or "<image>")  # the same size check as files get
-        return np.asarray(image.convert("RGB"))
+    if isinstance(image, str | os.PathLike | Image.Image):
+        label = name or (str(image) if not isinstance(image, Image.Image) else "<image>")
+        # one normalisation for every entry point (demo included): first frame, CMYK, 16-bit and
+        # float scaled to 8 bits; the stored pixel grid is kept so maps align with dataset masks
+        return np.asarray(normalize_image(image, name=label, exif_transpose=False).image)
     if not isinstance(image, np.ndarray):
         raise TypeError(f"{name or 'input'}: expected a PIL image, numpy array or path, "
                         f"got {type(image).__name__}")

@@ -10,9 +10,11 @@ import shutil
 import tempfile
 import warnings
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from PIL import Image
+import numpy as np
+from PIL import Image, ImageOps
 
 #: Largest image (in pixels) decoded anywhere in the toolkit; override with DIFFSEG30K_MAX_PIXELS.
 MAX_PIXELS = int(os.environ.get("DIFFSEG30K_MAX_PIXELS", 8192 * 8192))
@@ -66,6 +68,54 @@ def open_image(source: str | os.PathLike | bytes | Image.Image, name: str | None
     except (OSError, SyntaxError, ValueError) as err:
         raise ImageError(f"{label}: truncated or corrupt image data ({err})") from err
     return image
+
+
+@dataclass
+class NormalizedImage:
+    """An RGB image ready for a detector and what was done to get it."""
+
+    image: Image.Image
+    notes: list[str] = field(default_factory=list)
+
+
+def normalize_image(source: str | os.PathLike | bytes | Image.Image, name: str = "image",
+                    max_pixels: int = MAX_PIXELS, exif_transpose: bool = True) -> NormalizedImage:
+    """Decode (size-checked) any still or animated image into 8-bit RGB.
+
+    First frame of animations, EXIF orientation applied (unless ``exif_transpose`` is False, which
+    keeps the stored pixel grid that dataset masks are aligned to), CMYK/YCbCr/palette converted,
+    16-bit and float scaled to 8 bits, grey replicated, alpha dropped (the detectors read stored RGB
+    values). Raises :class:`ImageError` naming ``name``.
+    """
+    try:
+        image = open_image(source, name=name, max_pixels=max_pixels)
+    except ImageError as err:
+        if "cannot identify image file" in str(err):
+            raise ImageError(f"{name}: not an image file (or a format Pillow cannot read)") from err
+        raise
+    notes = []
+    frames = getattr(image, "n_frames", 1)
+    if frames > 1:
+        image.seek(0)
+        notes.append(f"multi-frame image: used the first of {frames} frames")
+    orientation = image.getexif().get(0x0112, 1) if exif_transpose else 1
+    if orientation not in (1, None):
+        image = ImageOps.exif_transpose(image)
+        notes.append(f"rotated upright from EXIF orientation {orientation}")
+    mode = image.mode
+    if mode.startswith("I") or mode == "F":
+        values = np.asarray(image, dtype=np.float64)
+        scale = 1 / 257 if values.max() > 255 else (255.0 if mode == "F" and values.max() <= 1 else 1)
+        image = Image.fromarray(np.clip(values * scale + 0.5, 0, 255).astype(np.uint8), "L")
+        notes.append(f"high bit depth ({mode}) scaled to 8 bits")
+    if image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info:
+        notes.append(f"{image.mode} image: transparency ignored (stored colours analysed)")
+        image = image.convert("RGBA")
+    elif image.mode in ("L", "1"):
+        notes.append("grayscale image: analysed as RGB")
+    elif image.mode not in ("RGB", "P"):
+        notes.append(f"{image.mode} image converted to RGB")
+    return NormalizedImage(image.convert("RGB"), notes)
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:

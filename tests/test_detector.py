@@ -66,7 +66,7 @@ def test_arrays_paths_and_lists(detector, tmp_path):
         detector(np.zeros((4, 4, 5), np.uint8))
     with pytest.raises(ValueError, match="uint8"):
         detector(np.full((4, 4), 300.0))
-    with pytest.raises(ValueError, match="not a readable image"):
+    with pytest.raises(ValueError, match="bad.png: not an image file"):
         (tmp_path / "bad.png").write_bytes(b"not a png")
         detector(tmp_path / "bad.png")
 
@@ -159,3 +159,17 @@ def test_fused_segformer_head_matches_the_original():
     with torch.no_grad():
         torch.testing.assert_close(fused(pixel_values=x).logits, model(pixel_values=x).logits,
                                    atol=1e-4, rtol=1e-4)
+
+
+def test_sixteen_bit_and_multiframe_inputs_are_normalised_not_clipped(tmp_path):
+    from PIL import Image
+
+    from diffseg30k.detector import to_rgb_array
+
+    deep = Image.fromarray(np.array([[0, 25700, 65535]], dtype=np.uint16))
+    assert to_rgb_array(deep)[0, :, 0].tolist() == [0, 100, 255]
+    frames = [Image.new("RGB", (5, 4), c) for c in ((255, 0, 0), (0, 255, 0))]
+    path = tmp_path / "anim.gif"
+    frames[0].save(path, save_all=True, append_images=frames[1:])
+    first = to_rgb_array(path)
+    assert first.shape == (4, 5, 3) and first[0, 0, 0] > 200 and first[0, 0, 1] < 50

@@ -24,9 +24,9 @@ from diffseg30k.demo import (  # noqa: E402
     QUEUE_SIZE,
     build_app,
     launch_kwargs,
-    normalize_image,
     resolve_checkpoint,
 )
+from diffseg30k.io import normalize_image  # noqa: E402
 from diffseg30k.labels import BINARY_COLORS, COLORS  # noqa: E402
 
 

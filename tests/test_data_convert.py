@@ -293,3 +293,16 @@ def test_interrupted_conversion_resumes_after_finished_shards(tmp_path, monkeypa
     assert (tmp_path / "out" / "conversion.json").read_text() == (tmp_path / "reference" / "conversion.json"
                                                                   ).read_text().replace("reference", "out")
     assert not (tmp_path / ".out.convert-work").exists()
+
+
+def test_conversion_record_names_sources_without_local_paths(tmp_path):
+    import json
+
+    from diffseg30k.data.convert import convert
+    from diffseg30k.data.synthetic import write_synthetic_release
+
+    source = write_synthetic_release(tmp_path / "raw", num=3, split="train", as_zip=True)
+    convert([source], tmp_path / "out", progress=False)
+    record = json.loads((tmp_path / "out" / "conversion.json").read_text())
+    assert record["sources"] == ["train.zip"]
+    assert str(tmp_path) not in (tmp_path / "out" / "conversion.json").read_text()

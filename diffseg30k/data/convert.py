@@ -103,6 +103,16 @@ class ConversionSummary:
                 "skipped": [{"file": f, "reason": r} for f, r in self.skipped], "seconds": self.seconds}
 
 
+def _relative_to_sources(file: str, sources: list) -> str:
+    """``file`` with its source's parent folder removed (``train.zip:train_copy/x.png``)."""
+    for source in sources:
+        parent = str(Path(source).resolve().parent) + os.sep
+        for prefix in (parent, str(Path(source).parent) + os.sep):
+            if prefix != os.sep and file.startswith(prefix):
+                return file[len(prefix):]
+    return file
+
+
 def assign_splits(entries: list[PairEntry]) -> None:
     """Deterministic 8:2 train/validation split by id for entries whose source names no split."""
     unnamed = sorted({e.id for e in entries if e.split is None})
@@ -429,8 +439,11 @@ def _convert(sources: list, out: Path, work: Path, key: str, extra_real: Any, la
 
         atomic_write_text(tmp / "id2label.json", label_set.to_json() + "\n")
         atomic_write_text(tmp / "README.md", render_card(feats, summary.splits, split_bytes, label_set))
-        record = {**summary.to_dict(), "sources": [str(s) for s in sources],
-                  "extra_real": None if extra_real is None else str(extra_real)}
+        # names only: the folder is published as is, and local paths say nothing to its readers
+        record = {**summary.to_dict(), "sources": [Path(s).name for s in sources],
+                  "extra_real": None if extra_real is None else Path(extra_real).name}
+        record["skipped"] = [{**row, "file": _relative_to_sources(row["file"], sources)}
+                             for row in record["skipped"]]
         for volatile in ("out", "seconds"):
             record.pop(volatile)
         atomic_write_text(tmp / "conversion.json", json.dumps(record, indent=2) + "\n")

@@ -39,6 +39,9 @@ class SampleStore:
     def __init__(self, out: Path, plan: SamplePlan) -> None:
         self.out, self.plan = out, plan
         self.dir = out / ".work" / plan.id
+        # a writer killed mid-write leaves its temporary file; only this process owns this sample
+        for stale in self.dir.glob(".*.tmp") if self.dir.is_dir() else ():
+            stale.unlink(missing_ok=True)
 
     def path(self, name: str) -> Path:
         return self.dir / name

@@ -311,3 +311,11 @@ def test_push_refuses_weights_that_do_not_match_the_config(checkpoint, tmp_path)
     with pytest.raises(HubError, match="does not load with its config.json"):
         publish("model", REPO, relabeled, out=tmp_path / "out", dry_run=True)
     assert not (tmp_path / "out").exists()
+
+
+def test_missing_local_folder_is_named_before_any_network_check(tmp_path, monkeypatch):
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    with pytest.raises(HubError, match="missing-ckpt: not a folder"):
+        publish("model", "user/repo", tmp_path / "missing-ckpt")
+    with pytest.raises(HubError, match="nothing-here: not a folder"):
+        publish("dataset", "user/data", tmp_path / "nothing-here", dry_run=True, out=tmp_path / "o")

@@ -262,6 +262,8 @@ def publish(repo_type: str, repo_id: str, source: str | os.PathLike | None = Non
         raise HubError(f"unknown repo type {repo_type!r}; expected one of {REPO_TYPES}")
     if repo_id.count("/") != 1 or not all(repo_id.split("/")):
         raise HubError(f"{repo_id!r}: expected a repository id 'owner/name'")
+    if repo_type in ("model", "dataset") and not Path(_required(source, repo_type + " folder")).is_dir():
+        raise HubError(f"{source}: not a folder (a local {repo_type} folder is pushed)")
     if not dry_run:
         token = check_hub_access(token)
     scratch = None

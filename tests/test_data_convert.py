@@ -306,3 +306,26 @@ def test_conversion_record_names_sources_without_local_paths(tmp_path):
     record = json.loads((tmp_path / "out" / "conversion.json").read_text())
     assert record["sources"] == ["train.zip"]
     assert str(tmp_path) not in (tmp_path / "out" / "conversion.json").read_text()
+
+
+def test_resumed_conversion_lists_each_scan_problem_once(tmp_path, monkeypatch):
+    from diffseg30k.data import decode
+
+    source = write_synthetic_release(tmp_path / "r", num=6, size=SIZE, split="train")
+    (source / "00000099.image.png").write_bytes((source / "00000001.image.png").read_bytes())  # no mask
+    kwargs = {"shard_size": 1, "rows_per_group": 2, "workers": 1, "progress": False, "on_error": "skip"}
+    reference = convert([source], tmp_path / "reference", **kwargs)
+    original, calls = decode.decode_pair, []
+
+    def stop_at_fourth(entry, *args):
+        calls.append(entry.id)
+        if len(calls) == 4:
+            raise KeyboardInterrupt
+        return original(entry, *args)
+
+    monkeypatch.setattr(decode, "decode_pair", stop_at_fourth)
+    with pytest.raises(KeyboardInterrupt):
+        convert([source], tmp_path / "out", **kwargs)
+    monkeypatch.setattr(decode, "decode_pair", original)
+    summary = convert([source], tmp_path / "out", **kwargs)
+    assert len(reference.skipped) == 1 and summary.skipped == reference.skipped

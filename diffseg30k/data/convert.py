@@ -396,8 +396,9 @@ def _convert(sources: list, out: Path, work: Path, key: str, extra_real: Any, la
     decoder = MaskDecoder(label_set)
     workers = workers or min(4, os.cpu_count() or 1)
     state = _Progress(work, key)
-    if state.state["skipped"]:  # decode-time skips of the finished part (scan problems come again)
-        summary.skipped += [tuple(item) for item in state.state["skipped"]]
+    if state.state["skipped"]:  # decode-time skips of the finished part (scan problems are listed already)
+        listed = set(summary.skipped)
+        summary.skipped += [tuple(item) for item in state.state["skipped"] if tuple(item) not in listed]
     with tqdm(total=len(entries), initial=state.resumed_pairs, unit="pair", desc="convert",
               disable=not progress) as bar:
         for split in order:

@@ -188,3 +188,13 @@ def test_extra_real_images_join_the_classifier_training_set(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(ValueError, match="no images found"):
         with_negatives(table, tmp_path / "empty")
+
+
+def test_holdout_ids_are_empty_when_no_image_holds_the_held_out_generators():
+    import datasets
+
+    from diffseg30k.experiments.bench_data import holdout_ids
+
+    table = datasets.Dataset.from_dict({"id": ["1", "2", "3"], "models": [["sd2"], [], ["flux", "kolors"]]})
+    assert holdout_ids(table, ("flux", "hunyuan")) == ["2", "3"]
+    assert holdout_ids(table, ("glide", "hunyuan")) == []  # only unedited images: no hold-out to score

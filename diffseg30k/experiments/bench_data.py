@@ -132,9 +132,12 @@ def eval_table(ctx: PlanContext) -> Any:
 
 
 def holdout_ids(table: Any, pair: Sequence[str]) -> list[str]:
-    """Validation images edited by a held-out generator, plus the unedited ones (image-level negatives)."""
+    """Validation images edited by a held-out generator, plus the unedited ones (image-level negatives);
+    empty when no image holds a held-out generator (nothing unseen to test)."""
     held = set(pair)
     models = table["models"] if "models" in table.column_names else [[] for _ in range(len(table))]
+    if not any(held & set(m or []) for m in models):
+        return []
     return [str(i) for i, m in zip(table["id"], models) if not m or held & set(m)]
 
 

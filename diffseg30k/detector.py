@@ -94,10 +94,15 @@ class Detector:
     """A trained DiffSeg30k detector ready for inference (see the module docstring for the policy)."""
 
     def __init__(self, model, device: str | torch.device | None = None, tile_size: int = DEFAULT_TILE,
-                 overlap: int = DEFAULT_OVERLAP, area_threshold: float = AREA_THRESHOLD,
+                 overlap: int | None = None, area_threshold: float = AREA_THRESHOLD,
                  batch_size: int = 4, fuse: bool = True):
         from diffseg30k.models.segformer import fuse_for_inference
 
+        if overlap is None:  # the default 256 px, at most a quarter of the window, so windows advance
+            overlap = min(DEFAULT_OVERLAP, max(tile_size, 0) // 4)
+        if tile_size < 1 or not 0 <= overlap < tile_size:  # else the window stride would be <= 0 (1 px)
+            raise ValueError(f"need tile_size >= 1 and 0 <= overlap < tile_size, got tile_size={tile_size}, "
+                             f"overlap={overlap}")
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         self.model = model.to(self.device).eval()
         if fuse:  # same outputs, far fewer FLOPs (SegFormer's decode head folded; see models.segformer)

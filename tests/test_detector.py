@@ -173,3 +173,10 @@ def test_sixteen_bit_and_multiframe_inputs_are_normalised_not_clipped(tmp_path):
     frames[0].save(path, save_all=True, append_images=frames[1:])
     first = to_rgb_array(path)
     assert first.shape == (4, 5, 3) and first[0, 0, 0] > 200 and first[0, 0, 1] < 50
+
+
+@pytest.mark.parametrize("tile_size,overlap", [(256, 256), (64, 100), (0, 0), (64, -1)])
+def test_windows_that_cannot_advance_are_refused(checkpoint, tile_size, overlap):
+    # overlap >= tile_size used to mean a stride of 1 pixel: ~(side - tile)^2 forward passes per image
+    with pytest.raises(ValueError, match="tile_size|overlap"):
+        Detector.from_pretrained(checkpoint, device="cpu", tile_size=tile_size, overlap=overlap)

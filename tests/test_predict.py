@@ -53,3 +53,20 @@ def test_predict_errors_name_the_problem(checkpoint, tmp_path, capsys):
     assert main(["predict", str(tmp_path / "bad.png"), "--checkpoint", str(tmp_path / "nothing"),
                  "--out", str(tmp_path / "o")]) == 2
     assert "--checkpoint" in capsys.readouterr().err
+
+
+def test_predict_small_tile_size_keeps_a_real_stride(checkpoint, tmp_path, monkeypatch):
+    # --tile-size at or below the default 256-pixel overlap used to give a 1-pixel stride (a hang)
+    from diffseg30k.data.synthetic import synthetic_pair
+    from diffseg30k.models import inference
+
+    calls = []
+    forward = inference._forward_padded
+    monkeypatch.setattr(inference, "_forward_padded", lambda m, p: calls.append(p.shape) or forward(m, p))
+    synthetic_pair(5, (96, 70))[0].save(tmp_path / "photo.png")
+    argv = ["predict", str(tmp_path / "photo.png"), "--checkpoint", str(checkpoint), "--out",
+            str(tmp_path / "out"), "--device", "cpu", "--tile-size", "64"]
+    assert main(argv) == 0
+    assert 1 < len(calls) <= 9
+    mask = np.asarray(Image.open(tmp_path / "out" / "photo.mask.png"))
+    assert mask.shape == (70, 96)

@@ -319,3 +319,17 @@ def test_missing_local_folder_is_named_before_any_network_check(tmp_path, monkey
         publish("model", "user/repo", tmp_path / "missing-ckpt")
     with pytest.raises(HubError, match="nothing-here: not a folder"):
         publish("dataset", "user/data", tmp_path / "nothing-here", dry_run=True, out=tmp_path / "o")
+
+
+def test_card_command_line_is_a_valid_predict_call(dry_run):
+    import argparse
+    import shlex
+
+    from diffseg30k.cli import predict_cmd
+
+    text = (dry_run[0] / "README.md").read_text()
+    command = re.search(r"`(diffseg30k predict [^`]+)`", text).group(1)
+    parser = argparse.ArgumentParser()
+    predict_cmd.add_arguments(parser)
+    args = parser.parse_args(shlex.split(command)[2:])  # exits (SystemExit) when a required option lacks
+    assert args.checkpoint == REPO and args.images == ["photo.jpg"]

@@ -204,7 +204,7 @@ print(result.is_edited, result.edited_fraction, result.generators)
 
 Weights: `config.json` + `model.safetensors` ({_loading_note(library)}). Images are processed at
 native resolution (no resizing: it erases the generator traces); command line:
-`diffseg30k predict --checkpoint {repo_id} photo.jpg`.
+`diffseg30k predict --checkpoint {repo_id} --out predictions photo.jpg`.
 
 ## Evaluation (last report stored with the checkpoint: {where})
 

@@ -148,7 +148,7 @@ def test_bad_sources_are_logged_and_skipped(tmp_path: Path, caplog):
     failures = [json.loads(line) for line in (out / "failures.jsonl").read_text().splitlines()]
     reasons = {Path(f["source"]).name: f["reason"] for f in failures}
     assert set(reasons) == {"a_corrupt.png", "c_small.png"}
-    assert "not a readable image" in reasons["a_corrupt.png"] and "too small" in reasons["c_small.png"]
+    assert "not an image file" in reasons["a_corrupt.png"] and "too small" in reasons["c_small.png"]
     assert [r["base_source"] for r in read_metadata(out)] == [str(source / "b_good.png")]
     assert "a_corrupt.png" in caplog.text and "c_small.png" in caplog.text
 
@@ -207,3 +207,16 @@ def test_glide_runs_in_the_pipeline_like_any_editor(tmp_path: Path):
                                           editors=("glide", "sd2"), real_fraction=1.0, progress=False))
     turns = [t for r in read_metadata(out) for t in r["turns"]]
     assert any(t["generator"] == "glide" for t in turns)
+
+
+def test_a_16_bit_source_photo_is_scaled_not_saturated(tmp_path: Path):
+    source = tmp_path / "photos"
+    source.mkdir()
+    ramp = np.linspace(0, 65535, 96 * 96).reshape(96, 96).astype(np.uint16)
+    Image.fromarray(ramp).save(source / "deep.png")  # a 16-bit greyscale photo (mode I;16)
+    config = gp.GenerationConfig(out=tmp_path / "out", profile="mini", num_images=1, size=64,
+                                 editors=("sd2",), source=source, real_fraction=1.0, progress=False)
+    run = gp.GenerationRun(config, gp.plans_for(config), "cpu")
+    run.real_base(run.stores[0])
+    base = np.asarray(run.stores[0].load_image("base.png"), dtype=np.float64)
+    assert abs(base.mean() - 127.5) < 15 and (base >= 250).mean() < 0.1

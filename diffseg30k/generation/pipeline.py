@@ -39,7 +39,7 @@ from diffseg30k.generation.plan import (
 )
 from diffseg30k.generation.prompts import EditInstruction
 from diffseg30k.generation.workspace import ModelPool, SampleStore
-from diffseg30k.io import ImageError, atomic_write_text, open_image
+from diffseg30k.io import ImageError, atomic_write_text, normalize_image
 from diffseg30k.labels import GENERATOR_BY_NAME
 
 
@@ -95,7 +95,7 @@ class GenerationRun:
 
             image = varied_photo(plan.source, np.random.default_rng(plan.base_seed))
         else:
-            image = open_image(plan.source)
+            image = normalize_image(plan.source, name=plan.source).image  # 16-bit, CMYK, EXIF
         if min(image.size) < size // 2:
             raise ValueError(f"{plan.source}: image is {image.size[0]}x{image.size[1]}, too small for "
                              f"{size}x{size} output (short side must be >= {size // 2})")

@@ -65,3 +65,21 @@ def test_atomic_dir_leaves_nothing_on_failure(tmp_path):
     with atomic_dir(target) as tmp:
         (tmp / "x").write_text("done")
     assert (target / "x").read_text() == "done"
+
+
+def test_atomic_outputs_get_the_usual_permissions(tmp_path):
+    # mkstemp/mkdtemp create 0600 files and 0700 folders; outputs must look like ordinary writes
+    import os
+    import stat
+
+    from diffseg30k.io import atomic_write_text
+
+    old = os.umask(0o022)
+    try:
+        atomic_write_text(tmp_path / "a.json", "{}")
+        with atomic_dir(tmp_path / "folder") as tmp:
+            (tmp / "b.txt").write_text("x")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "a.json").stat().st_mode) == 0o644
+    assert stat.S_IMODE((tmp_path / "folder").stat().st_mode) == 0o755

@@ -198,3 +198,31 @@ def test_holdout_ids_are_empty_when_no_image_holds_the_held_out_generators():
     table = datasets.Dataset.from_dict({"id": ["1", "2", "3"], "models": [["sd2"], [], ["flux", "kolors"]]})
     assert holdout_ids(table, ("flux", "hunyuan")) == ["2", "3"]
     assert holdout_ids(table, ("glide", "hunyuan")) == []  # only unedited images: no hold-out to score
+
+
+def test_a_prediction_set_of_another_image_count_is_not_reused(tmp_path, monkeypatch):
+    import types
+
+    import datasets
+
+    from diffseg30k import detector as detector_module
+    from diffseg30k.experiments import artifacts, evaluation
+    from diffseg30k.experiments.config import quick_config
+    from diffseg30k.experiments.plan import PlanContext
+    from diffseg30k.experiments.predictions import PredictionRecord, write_predictions
+
+    ctx = PlanContext(tmp_path, quick_config(), results={"data": {"fingerprint": "fp"}}, log=lambda _: None)
+    ckpt = {"key": "m-semantic", "path": "unused", "task": "semantic", "sha256": "abc"}
+    maps = np.zeros((4, 4), np.uint8)
+    write_predictions(tmp_path / "predictions" / "m-semantic" / "none",
+                      [PredictionRecord(str(i), maps, maps, 0.0) for i in range(2)],
+                      {"checkpoint_sha256": "abc", "dataset_fingerprint": "fp"})  # made under --eval-limit 2
+    calls = []
+    fake = types.SimpleNamespace(id2label={0: "background"})
+    monkeypatch.setattr(detector_module.Detector, "from_pretrained", staticmethod(lambda *a, **k: fake))
+    monkeypatch.setattr(evaluation, "predict_dataset", lambda _, table, *a, **k: calls.append(len(table)))
+    table = datasets.Dataset.from_dict({"id": ["0", "1", "2"]})
+    artifacts.predict_checkpoint(ctx, ckpt, ["none"], table=table)
+    assert calls == [3]
+    artifacts.predict_checkpoint(ctx, ckpt, ["none"], table=table.select(range(2)))
+    assert calls == [3]  # the saved set covers these images: reused

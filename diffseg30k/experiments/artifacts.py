@@ -123,8 +123,10 @@ def device_for(cfg: BenchmarkConfig) -> str:
         return "cpu"
 
 
-def current_set(path: Path, checkpoint_sha256: str | None, dataset_fingerprint: str) -> bool:
-    """A saved prediction set made by this checkpoint on this dataset."""
+def current_set(path: Path, checkpoint_sha256: str | None, dataset_fingerprint: str,
+                count: int | None = None) -> bool:
+    """A saved prediction set made by this checkpoint on this dataset (on ``count`` images when given,
+    e.g. not one made under another ``eval_limit``)."""
     from diffseg30k.experiments.predictions import read_meta
 
     try:
@@ -132,7 +134,8 @@ def current_set(path: Path, checkpoint_sha256: str | None, dataset_fingerprint: 
     except (FileNotFoundError, ValueError):
         return False
     return (meta.get("checkpoint_sha256") == checkpoint_sha256
-            and meta.get("dataset_fingerprint") == dataset_fingerprint)
+            and meta.get("dataset_fingerprint") == dataset_fingerprint
+            and (count is None or meta.get("count") == count))
 
 
 def predict_checkpoint(ctx: PlanContext, checkpoint: dict[str, Any], distortions: Sequence[str],
@@ -145,9 +148,10 @@ def predict_checkpoint(ctx: PlanContext, checkpoint: dict[str, Any], distortions
     root = ctx.out_dir / "predictions" / (name or checkpoint["key"])
     chosen = parse_distortions(list(distortions), include_baseline=False)
     fingerprint = ctx.result("data")["fingerprint"]
-    missing = [d for d in chosen if not current_set(root / d.name, checkpoint.get("sha256"), fingerprint)]
+    table = eval_table(ctx) if table is None else table
+    missing = [d for d in chosen
+               if not current_set(root / d.name, checkpoint.get("sha256"), fingerprint, len(table))]
     if missing:
-        table = eval_table(ctx) if table is None else table
         detector = Detector.from_pretrained(checkpoint["path"], device=device_for(cfg))
         meta = {"task": checkpoint["task"], "checkpoint": checkpoint["key"],
                 "checkpoint_sha256": checkpoint.get("sha256"), "id2label": detector.id2label,

@@ -123,3 +123,17 @@ def test_paper_profile_loads_by_repo_id_with_revision_from_a_local_folder(tmp_pa
     out = editor.inpaint(EditRequest(photo, region, "a red car", seed=3))
     assert out.size == (64, 64)
     assert create_editor("flux").repo_id == GENERATOR_BY_NAME["flux"].editor_repo
+
+
+def test_tiny_lora_follows_the_seed_not_what_the_cache_already_holds(tmp_path, monkeypatch):
+    def fused_unet(seed: int) -> dict[str, torch.Tensor]:
+        editor = create_editor("sdxl-lora", profile="mini", tiny_seed=seed)
+        editor.load()
+        return {k: v.clone() for k, v in editor.pipeline.unet.state_dict().items()}
+
+    monkeypatch.setenv("DIFFSEG30K_CACHE", str(tmp_path / "used"))
+    fused_unet(0)  # leaves the seed-0 LoRA in the cache
+    after_another_seed = fused_unet(1)
+    monkeypatch.setenv("DIFFSEG30K_CACHE", str(tmp_path / "fresh"))
+    fresh = fused_unet(1)
+    assert all(torch.equal(after_another_seed[k], fresh[k]) for k in fresh)

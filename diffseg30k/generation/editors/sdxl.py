@@ -54,9 +54,10 @@ class SDXLLoraEditor(SDXLEditor):
         if self.profile == "mini" and "lora_repo" not in self.options:
             from diffseg30k.io import cache_dir
 
-            folder = cache_dir("tiny", "sdxl-lora")
-            tiny.save_tiny_lora(folder, pipe.unet, seed=int(self.options.get("tiny_seed", 0)) + 7,
-                                weight_name=weight_name, pipeline_class=type(pipe))
+            lora_seed = int(self.options.get("tiny_seed", 0)) + 7
+            folder = cache_dir("tiny", f"sdxl-lora-{lora_seed}")  # one cached LoRA per seed
+            tiny.save_tiny_lora(folder, pipe.unet, seed=lora_seed, weight_name=weight_name,
+                                pipeline_class=type(pipe))
             lora_repo = str(folder)
         pipe.load_lora_weights(lora_repo, weight_name=weight_name, adapter_name="accelerator",
                                revision=self.options.get("lora_revision"))

@@ -179,3 +179,17 @@ def test_concurrent_processes_share_one_conversion(tmp_path, release):
     assert [run.returncode for run in runs] == [0, 0], outputs
     folders = {out.strip().splitlines()[-1] for out, _ in outputs}
     assert len(folders) == 1 and load_module.is_converted_folder(Path(folders.pop()))
+
+
+def test_binary_mapping_checks_each_mask_before_decoding_it():
+    import io
+
+    from diffseg30k.io import ImageError
+
+    buffer = io.BytesIO()
+    Image.new("L", (64, 64), 3).save(buffer, format="PNG")
+    truncated = buffer.getvalue()[:-30]  # a parquet export not built by the converter: nothing was checked
+    with pytest.raises(ImageError, match="00000007.mask.png"):
+        load_module._binary_png({"bytes": truncated, "path": "00000007.mask.png"})
+    mapped = load_module._binary_png({"bytes": buffer.getvalue(), "path": "00000007.mask.png"})
+    assert set(np.unique(np.asarray(Image.open(io.BytesIO(mapped["bytes"]))))) == {1}

@@ -17,9 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from PIL import Image
-
-from diffseg30k.io import cache_dir
+from diffseg30k.io import cache_dir, open_image
 from diffseg30k.labels import IGNORE_INDEX, TASKS
 
 OFFICIAL_REPO = "Chaos2629/Diffseg30k"
@@ -109,7 +107,7 @@ def resolve_source(source: str | os.PathLike, revision: str | None = None, progr
 
 
 def _binary_png(cell: dict[str, Any]) -> dict[str, Any]:
-    mask = Image.open(io.BytesIO(cell["bytes"]))
+    mask = open_image(cell["bytes"], name=cell.get("path") or "mask")  # size-checked before decoding
     buffer = io.BytesIO()
     mask.point(BINARY_LUT).save(buffer, format="PNG", compress_level=1)
     return {"bytes": buffer.getvalue(), "path": cell.get("path")}

@@ -333,3 +333,11 @@ def test_card_command_line_is_a_valid_predict_call(dry_run):
     predict_cmd.add_arguments(parser)
     args = parser.parse_args(shlex.split(command)[2:])  # exits (SystemExit) when a required option lacks
     assert args.checkpoint == REPO and args.images == ["photo.jpg"]
+
+
+def test_space_checkpoint_that_is_neither_a_folder_nor_a_repo_id_is_refused(tmp_path):
+    # a mistyped local path used to be linked in the Space card (and set as DIFFSEG_CHECKPOINT)
+    with pytest.raises(HubError, match="missing/best: not a checkpoint folder or a Hub model id"):
+        publish("space", "user/space", checkpoint=str(tmp_path / "missing" / "best"), dry_run=True,
+                out=tmp_path / "o")
+    assert not (tmp_path / "o").exists()

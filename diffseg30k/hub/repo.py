@@ -264,6 +264,10 @@ def publish(repo_type: str, repo_id: str, source: str | os.PathLike | None = Non
         raise HubError(f"{repo_id!r}: expected a repository id 'owner/name'")
     if repo_type in ("model", "dataset") and not Path(_required(source, repo_type + " folder")).is_dir():
         raise HubError(f"{source}: not a folder (a local {repo_type} folder is pushed)")
+    if repo_type == "space" and checkpoint and not Path(checkpoint).is_dir() and (
+            Path(checkpoint).exists() or str(checkpoint).count("/") != 1
+            or str(checkpoint).startswith((".", "/", "~"))):
+        raise HubError(f"{checkpoint}: not a checkpoint folder or a Hub model id 'owner/name'")
     if not dry_run:
         token = check_hub_access(token)
     scratch = None

@@ -70,3 +70,18 @@ def test_predict_small_tile_size_keeps_a_real_stride(checkpoint, tmp_path, monke
     assert 1 < len(calls) <= 9
     mask = np.asarray(Image.open(tmp_path / "out" / "photo.mask.png"))
     assert mask.shape == (70, 96)
+
+
+def test_predict_normalises_each_image_once(checkpoint, tmp_path, monkeypatch):
+    from diffseg30k import detector as detector_module
+    from diffseg30k.data.synthetic import synthetic_pair
+
+    calls = []
+    normalize = detector_module.normalize_image
+    monkeypatch.setattr(detector_module, "normalize_image",
+                        lambda *a, **k: calls.append(1) or normalize(*a, **k))
+    synthetic_pair(6, (40, 30))[0].save(tmp_path / "photo.png")
+    argv = ["predict", str(tmp_path / "photo.png"), "--checkpoint", str(checkpoint), "--out",
+            str(tmp_path / "out"), "--device", "cpu"]
+    assert main(argv) == 0
+    assert len(calls) == 1

@@ -27,8 +27,8 @@ def run(args: argparse.Namespace) -> int:
     from tqdm.auto import tqdm
 
     from diffseg30k.cli import CommandError
-    from diffseg30k.detector import Detector, render_overlay
-    from diffseg30k.io import ImageError, atomic_write_bytes, atomic_write_text, open_image
+    from diffseg30k.detector import Detector, render_overlay, to_rgb_array
+    from diffseg30k.io import ImageError, atomic_write_bytes, atomic_write_text
 
     try:
         detector = Detector.from_pretrained(args.checkpoint, revision=args.revision, device=args.device,
@@ -39,8 +39,8 @@ def run(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     used: set[str] = set()
     for path in tqdm(args.images, desc="predict", disable=len(args.images) < 2):
-        try:
-            image = open_image(path)
+        try:  # decoded and normalised once, for the detector and the overlay alike
+            image = to_rgb_array(path)
         except ImageError as err:
             raise CommandError(str(err)) from err
         result = detector(image)

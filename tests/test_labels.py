@@ -83,3 +83,19 @@ def test_atomic_outputs_get_the_usual_permissions(tmp_path):
         os.umask(old)
     assert stat.S_IMODE((tmp_path / "a.json").stat().st_mode) == 0o644
     assert stat.S_IMODE((tmp_path / "folder").stat().st_mode) == 0o755
+
+
+def test_atomic_dir_replaces_despite_a_stale_old_folder(tmp_path):
+    # a run killed while removing the replaced folder leaves `.NAME.old-PID`; a restart with the same pid
+    # (PID 1 in containers) must still be able to replace NAME
+    import os
+
+    target = tmp_path / "best"
+    target.mkdir()
+    (target / "v").write_text("1")
+    stale = tmp_path / f".best.old-{os.getpid()}"
+    stale.mkdir()
+    (stale / "leftover").write_text("x")
+    with atomic_dir(target, overwrite=True) as tmp:
+        (tmp / "v").write_text("2")
+    assert (target / "v").read_text() == "2" and not stale.exists()

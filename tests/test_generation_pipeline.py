@@ -220,3 +220,20 @@ def test_a_16_bit_source_photo_is_scaled_not_saturated(tmp_path: Path):
     run.real_base(run.stores[0])
     base = np.asarray(run.stores[0].load_image("base.png"), dtype=np.float64)
     assert abs(base.mean() - 127.5) < 15 and (base >= 250).mean() < 0.1
+
+
+def test_a_sample_failing_while_it_is_published_leaves_no_half_in_the_release(tmp_path: Path, monkeypatch):
+    import shutil
+
+    copy = shutil.copyfile
+
+    def disk_full_on_images(src, dst, *args, **kwargs):  # publishing a final image fails
+        if Path(src).parent.name.isdigit() and Path(src).name in {"turn0.png", "turn1.png", "turn2.png"}:
+            raise OSError(28, "No space left on device")
+        return copy(src, dst, *args, **kwargs)
+
+    monkeypatch.setattr(gp.shutil, "copyfile", disk_full_on_images)
+    out = gp.generate(gp.GenerationConfig(out=tmp_path / "out", **{**ARGS, "num_images": 2}))
+    failures = [json.loads(line) for line in (out / "failures.jsonl").read_text().splitlines()]
+    assert any(f["stage"] == "finalize" for f in failures)
+    assert not list(out.glob("*.mask.png")) and not list(out.glob("*.image.png"))

@@ -208,10 +208,16 @@ class GenerationRun:
                "base_seed": plan.base_seed, "size": [int(labels.shape[1]), int(labels.shape[0])],
                "models": sorted({t["generator"] for t in turns}, key=lambda n: GENERATOR_BY_NAME[n].id),
                "edited_fraction": round(float((labels > 0).mean()), 6), "turns": turns}
-        shutil.copyfile(store.path(f"turn{last}.label.png"), store.path("final.mask.tmp"))
-        store.path("final.mask.tmp").replace(self.config.out / f"{plan.id}.mask.png")
-        shutil.copyfile(store.path(f"turn{last}.png"), store.path("final.image.tmp"))
-        store.path("final.image.tmp").replace(self.config.out / f"{plan.id}.image.png")
+        published = {f"turn{last}.label.png": f"{plan.id}.mask.png",
+                     f"turn{last}.png": f"{plan.id}.image.png"}
+        try:
+            for name, target in published.items():
+                shutil.copyfile(store.path(name), store.path("final.tmp"))
+                store.path("final.tmp").replace(self.config.out / target)
+        except BaseException:  # never leave half a sample (a mask without its image) in the release
+            for target in published.values():
+                (self.config.out / target).unlink(missing_ok=True)
+            raise
         store.save_json("done.json", row)
         for path in store.dir.glob("*.png"):  # keep only the small JSON records of a finished sample
             path.unlink()

@@ -329,3 +329,22 @@ def test_resumed_conversion_lists_each_scan_problem_once(tmp_path, monkeypatch):
     monkeypatch.setattr(decode, "decode_pair", original)
     summary = convert([source], tmp_path / "out", **kwargs)
     assert len(reference.skipped) == 1 and summary.skipped == reference.skipped
+
+
+def test_parquet_row_groups_are_read_once_by_decoders_straddling_a_boundary(tmp_path, monkeypatch):
+    from diffseg30k.data.release import scan_sources
+
+    source = write_synthetic_release(tmp_path / "r", num=16, size=SIZE, split="train")
+    convert([source], tmp_path / "first", progress=False, rows_per_group=8)
+    entries = scan_sources(sorted((tmp_path / "first" / "data").glob("*.parquet"))).entries
+    reads, original = [], pq.ParquetFile.read_row_group
+
+    def counting(self, group, *args, **kwargs):
+        if kwargs.get("columns") == ["image", "mask"]:
+            reads.append(group)
+        return original(self, group, *args, **kwargs)
+
+    monkeypatch.setattr(pq.ParquetFile, "read_row_group", counting)
+    for index in (6, 8, 7, 9, 7, 10):  # decoding threads finish in any order around row 8
+        entries[index].read()
+    assert reads == [0, 1]

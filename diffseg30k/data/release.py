@@ -14,6 +14,7 @@ Sources:
 
 from __future__ import annotations
 
+import collections
 import hashlib
 import json
 import os
@@ -244,10 +245,12 @@ def _read_file(path: Path) -> bytes:
 
 
 class _ParquetReader:
-    """Row access into parquet files; one row group cached for all files together (bounded memory)."""
+    """Row access into parquet files; the two row groups used last are cached for all files together
+    (bounded memory; decoding threads straddling a row-group boundary do not read groups twice)."""
 
-    _cache: tuple[tuple[str, int], dict[str, list[Any]]] | None = None
+    _cache: collections.OrderedDict[tuple[str, int], dict[str, list[Any]]] = collections.OrderedDict()
     _lock = threading.Lock()
+    CACHED_GROUPS = 2
 
     def __init__(self, path: Path):
         import pyarrow.parquet as pq
@@ -262,11 +265,13 @@ class _ParquetReader:
         key = (str(self.path), group)
         with _ParquetReader._lock:
             cache = _ParquetReader._cache
-            if cache is None or cache[0] != key:
-                _ParquetReader._cache = None  # free the previous row group before reading the next
-                table = self.file.read_row_group(group, columns=["image", "mask"])
-                cache = _ParquetReader._cache = (key, table.to_pydict())
-            return {k: v[index] for k, v in cache[1].items()}
+            if key in cache:
+                cache.move_to_end(key)
+            else:
+                while len(cache) >= self.CACHED_GROUPS:  # free the oldest before reading the next
+                    cache.popitem(last=False)
+                cache[key] = self.file.read_row_group(group, columns=["image", "mask"]).to_pydict()
+            return {k: v[index] for k, v in cache[key].items()}
 
 
 def _cell_bytes(value: Any, label: str) -> bytes:

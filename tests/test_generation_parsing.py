@@ -163,6 +163,10 @@ def test_config_rejects_bad_arguments(tmp_path: Path):
         GenerationConfig(out=tmp_path, editors=("dalle",))
     with pytest.raises(ValueError, match="unknown profile"):
         GenerationConfig(out=tmp_path, profile="huge")
+    with pytest.raises(ValueError, match="no editors"):
+        GenerationConfig(out=tmp_path, editors=())
+    with pytest.raises(ValueError, match="unknown editor 'sd3'"):  # an option for a misspelt editor
+        GenerationConfig(out=tmp_path, editor_options={"sd3": {"steps": 10}})
     with pytest.raises(ValueError, match="--source"):
         GenerationConfig(out=tmp_path, profile="paper")
 

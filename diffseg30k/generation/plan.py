@@ -69,7 +69,9 @@ class GenerationConfig:
         if self.editors is None:
             self.editors = tuple(installed_generators())
         self.editors = tuple(self.editors)
-        for name in self.editors:
+        if not self.editors:
+            raise ValueError(f"no editors to draw from; registered: {', '.join(EDITORS)}")
+        for name in (*self.editors, *self.editor_options):
             if name not in EDITORS:
                 raise ValueError(f"unknown editor {name!r}; registered: {', '.join(EDITORS)}")
         if self.profile == "paper" and self.real_fraction > 0 and self.source is None:

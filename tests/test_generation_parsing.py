@@ -43,7 +43,8 @@ def test_edit_answers_are_parsed(answer, edit_type, prompt):
 
 @pytest.mark.parametrize("answer", [
     "", "   \n", '{"edit_type": "attribute"}', '{"prompt": ""}', "I'm sorry, I can't help with that image.",
-    "x" * 400, '{"edit_type": "attribute", "prompt": ',
+    "x" * 400, '{"edit_type": "attribute", "prompt": ', '{"edit_type": "attribute", "prompt": null}',
+    '{"prompt": ["a red umbrella", "a blue umbrella"]}',
 ])
 def test_malformed_edit_answers_fall_back_to_a_template(answer):
     instruction = parse_edit_answer(answer, "attribute", "umbrella")

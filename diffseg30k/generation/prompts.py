@@ -87,7 +87,8 @@ def parse_edit_answer(answer: str, edit_type: str, object_name: str = "") -> Edi
         for key, value in _KEY_LINE.findall(answer):
             key = key.lower().replace(" ", "_")
             fields.setdefault("prompt" if "prompt" in key else key, value)
-    prompt = _clean(fields.get("prompt", ""))
+    value = fields.get("prompt")
+    prompt = _clean(value) if isinstance(value, str) else ""  # null or a list is no prompt
     if not prompt and not fields:  # a bare sentence: take its first non-empty line
         line = next((ln for ln in answer.splitlines() if ln.strip()), "")
         prompt = _clean(line) if not line.strip().startswith("{") else ""

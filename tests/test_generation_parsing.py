@@ -195,3 +195,15 @@ def test_fit_square_and_composite_only_inside_the_mask():
     assert (labels[mask] == 5).all() and labels[0, 0] == 2 and mask_area(mask) == pytest.approx(100 / 1024)
     with pytest.raises(ValueError, match="does not match"):
         composite(square, square, np.ones((8, 8), bool))
+
+
+def test_resuming_with_other_quality_exemplars_is_refused(tmp_path: Path):
+    from diffseg30k.generation.pipeline import _check_fingerprint
+
+    def config(*exemplars: str) -> GenerationConfig:
+        return GenerationConfig(out=tmp_path, profile="paper", real_fraction=0.0, exemplar_images=exemplars)
+
+    _check_fingerprint(config("fig7a.png", "fig7b.png"))
+    _check_fingerprint(config("fig7a.png", "fig7b.png"))  # the same arguments resume
+    with pytest.raises(ValueError, match="exemplar_images"):
+        _check_fingerprint(config("other.png"))

@@ -82,7 +82,7 @@ class GenerationConfig:
     def fingerprint(self) -> dict[str, Any]:
         keys = ("profile", "num_images", "seed", "size", "editors", "real_fraction", "turn_weights",
                 "quality_threshold", "captions", "first_id", "editor_options", "vlm", "detector",
-                "segmenter")
+                "segmenter", "exemplar_images")  # the exemplars decide which edits are kept
         data = {k: getattr(self, k) for k in keys}
         data["source"] = str(self.source) if self.source else None
         data["pipeline_version"] = PIPELINE_VERSION

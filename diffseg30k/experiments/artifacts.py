@@ -16,7 +16,7 @@ from diffseg30k.experiments.bench_data import eval_table, split_table
 from diffseg30k.experiments.config import BenchmarkConfig
 from diffseg30k.experiments.plan import PlanContext, StepFailed
 from diffseg30k.experiments.scoring import clean
-from diffseg30k.io import sha256_file
+from diffseg30k.io import atomic_write_text, sha256_file
 
 
 def _checkpoint_info(key: str, path: Path) -> dict[str, Any]:
@@ -108,7 +108,7 @@ def train_detector(ctx: PlanContext, family: str, task: str, holdout: Sequence[s
                                  **{"mixed_precision": cfg.mixed_precision, **overrides}))
     info = {**_checkpoint_info(key, Path(best)), "model": model, "family": family, "task": task,
             "holdout": list(holdout), "augment": augment}
-    marker.write_text(json.dumps(info, indent=2))
+    atomic_write_text(marker, json.dumps(info, indent=2))
     return info
 
 

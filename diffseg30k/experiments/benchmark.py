@@ -39,14 +39,11 @@ from diffseg30k.experiments.bench_data import eval_table, holdout_ids, step_data
 from diffseg30k.experiments.config import BenchmarkConfig
 from diffseg30k.experiments.evaluation import score_prediction_set
 from diffseg30k.experiments.plan import Plan, PlanContext, Step, StepFailed
-from diffseg30k.experiments.reference import holdout_key
+from diffseg30k.experiments.reference import IMAGE_KEYS, SEG_KEYS, holdout_key
 from diffseg30k.experiments.scoring import clean
 from diffseg30k.labels import LABEL2ID
 
 TASKS = ("binary", "semantic")
-IMAGE_KEYS = ("image_accuracy", "image_ap")
-SEG_KEYS = ("binary_accuracy", "binary_miou", "binary_bf1", "semantic_accuracy", "semantic_miou",
-            "semantic_bf1")
 
 
 def score(path: Path, ctx: PlanContext, by: Iterable[str] = (), bootstrap: int = 0,

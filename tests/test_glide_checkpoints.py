@@ -291,3 +291,16 @@ def test_respaced_schedules_match_the_original_implementation():
         assert betas.sum().item() == pytest.approx(total, rel=1e-12)
         assert diffusion.timestep_map[:3].tolist() == steps
         assert diffusion.tables["posterior_log_variance"][1].item() == pytest.approx(log_var, rel=1e-12)
+
+
+def test_a_download_failing_verification_is_fetched_again_next_time(tmp_path):
+    served = tmp_path / "served"
+    served.mkdir()
+    url_path, _ = _save(served, TINY_BASE_INPAINT, name="retry_inpaint.pt", seed=1)  # a wrong file served
+    good, digest = _save(tmp_path, TINY_BASE_INPAINT, name="retry_inpaint.pt", seed=0)
+    with pytest.raises(CheckpointError, match=f"retry_inpaint.pt: sha256 is .*, expected {digest}"):
+        load_unet(url_path.as_uri(), TINY_BASE_INPAINT, sha256=digest, progress=False)
+    url_path.write_bytes(good.read_bytes())  # the server now has the right file
+    model = load_unet(url_path.as_uri(), TINY_BASE_INPAINT, sha256=digest, progress=False)
+    expected = original_state_dict(TINY_BASE_INPAINT)["input_blocks.0.0.weight"]
+    assert torch.equal(model.input_conv.weight, expected)

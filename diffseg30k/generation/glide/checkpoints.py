@@ -206,7 +206,10 @@ def convert_checkpoint(source: str | os.PathLike, config: GlideConfig, sha256: s
             raise CheckpointError(f"{source}: checkpoint file not found")
     digest = sha256_file(path)
     if expected and digest != expected:
-        raise CheckpointError(f"{path}: sha256 is {digest}, expected {expected} (corrupt or wrong file)")
+        if _is_url(source):
+            path.unlink(missing_ok=True)  # not kept: a retry downloads again instead of failing forever
+        raise CheckpointError(f"{source if _is_url(source) else path}: sha256 is {digest}, expected "
+                              f"{expected} (corrupt or wrong file)")
     if not expected:
         _record_sha256(source, digest)
         warnings.warn(f"{source}: no sha256 pinned; computed {digest} and recorded it in {_record_path()} "

@@ -200,10 +200,19 @@ def test_fit_square_and_composite_only_inside_the_mask():
 def test_resuming_with_other_quality_exemplars_is_refused(tmp_path: Path):
     from diffseg30k.generation.pipeline import _check_fingerprint
 
-    def config(*exemplars: str) -> GenerationConfig:
+    def config(*names: str) -> GenerationConfig:
+        for name in names:
+            Image.new("RGB", (8, 8)).save(tmp_path / name)
+        exemplars = tuple(str(tmp_path / n) for n in names)
         return GenerationConfig(out=tmp_path, profile="paper", real_fraction=0.0, exemplar_images=exemplars)
 
     _check_fingerprint(config("fig7a.png", "fig7b.png"))
     _check_fingerprint(config("fig7a.png", "fig7b.png"))  # the same arguments resume
     with pytest.raises(ValueError, match="exemplar_images"):
         _check_fingerprint(config("other.png"))
+
+
+def test_a_missing_quality_exemplar_is_reported_before_any_work(tmp_path: Path):
+    with pytest.raises(ValueError, match="exemplar image not found: .*fig7a.png"):
+        GenerationConfig(out=tmp_path, profile="paper", real_fraction=0.0,
+                         exemplar_images=(str(tmp_path / "fig7a.png"),))

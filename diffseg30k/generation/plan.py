@@ -76,6 +76,10 @@ class GenerationConfig:
                 raise ValueError(f"unknown editor {name!r}; registered: {', '.join(EDITORS)}")
         if self.profile == "paper" and self.real_fraction > 0 and self.source is None:
             raise ValueError("the paper profile needs --source DIR with real photos (or real_fraction=0)")
+        self.exemplar_images = tuple(str(p) for p in self.exemplar_images)
+        missing = [p for p in self.exemplar_images if not Path(p).is_file()]
+        if missing:  # found now, not after every sample's edits have failed their quality step
+            raise ValueError(f"quality exemplar image not found: {', '.join(missing)}")
         if self.keep_loaded is None:
             self.keep_loaded = self.profile == "mini"
 

@@ -50,8 +50,10 @@ def test_release_layout_metadata_and_exact_labels(reference: Path):
         assert max(t["mask_area"] for t in row["turns"]) <= row["edited_fraction"] + 1e-6
         assert row["base"] in ("real", "ai") and (row["base_generator"] is None) == (row["base"] == "real")
         assert len({t["generator"] for t in row["turns"]}) == len(row["turns"]) <= 3
+        assert (row["base_backend"] is None) == (row["base"] == "real")
         for turn in row["turns"]:
             assert turn["editor"] in EDITORS and turn["edit_type"] in ("attribute", "addition", "removal")
+            assert turn["editor_backend"].startswith("mini stand-in: classical content")
             assert turn["prompt"] and turn["quality"] >= 3 and isinstance(turn["seed"], int)
     assert not list((reference / ".work").glob("*/*.png"))  # finished samples keep only JSON records
     assert json.loads((reference / "generation.json").read_text())["seed"] == 3
@@ -202,11 +204,19 @@ def test_mini_release_is_cached(monkeypatch):
 
 @pytest.mark.skipif(importlib.util.find_spec("diffseg30k.generation.editors.glide") is None,
                     reason="the GLIDE adapter is not installed")
-def test_glide_runs_in_the_pipeline_like_any_editor(tmp_path: Path):
-    out = gp.generate(gp.GenerationConfig(out=tmp_path / "g", profile="mini", num_images=4, seed=2, size=64,
-                                          editors=("glide", "sd2"), real_fraction=1.0, progress=False))
+@pytest.mark.parametrize("profile", ["mini", "tiny"])
+def test_glide_runs_in_the_pipeline_like_any_editor(tmp_path: Path, profile: str):
+    out = gp.generate(gp.GenerationConfig(out=tmp_path / "g", profile=profile, num_images=4, seed=2, size=64,
+                                          editors=("glide", "sd2"), real_fraction=1.0, progress=False,
+                                          quality_threshold=0))  # tiny random editors paint noise
     turns = [t for r in read_metadata(out) for t in r["turns"]]
     assert any(t["generator"] == "glide" for t in turns)
+    backends = {t["editor"]: t["editor_backend"] for t in turns}
+    if profile == "tiny":  # the real diffusers/GLIDE code paths with tiny random weights
+        assert backends.get("sd2", "SD2Editor (tiny random weights)") == "SD2Editor (tiny random weights)"
+        assert backends["glide"] == "GlideEditor (tiny random weights)"
+    else:
+        assert "UNet2DModel" in backends["glide"] and "no diffusion step" in backends["glide"]
 
 
 def test_a_16_bit_source_photo_is_scaled_not_saturated(tmp_path: Path):

@@ -10,10 +10,10 @@ PRESETS: dict[str, dict[str, Any]] = {
     # CPU-sized: small crops, a few hundred steps, AdamW for every family (fast from scratch).
     "quick": dict(crop_size=128, batch_size=8, max_steps=200, eval_every=100, save_every=100,
                   max_eval_samples=64, optimizer="adamw", lr=1e-3, weight_decay=0.01, warmup_steps=10,
-                  poly_power=1.0, head_lr_mult=1.0),
+                  poly_power=1.0, head_lr_mult=1.0, loss="balanced"),
     # The paper: 512x512 crops and the public mmsegmentation defaults of each family.
     "paper": dict(crop_size=512, batch_size=8, max_steps=80_000, eval_every=8_000, save_every=4_000,
-                  max_eval_samples=None),
+                  max_eval_samples=None, loss="ce"),
 }
 #: mmsegmentation defaults per optimizer family (SegFormer: AdamW + warmup; CNNs: SGD + poly 0.9).
 PAPER_OPTIMIZERS: dict[str, dict[str, Any]] = {
@@ -57,6 +57,8 @@ class TrainConfig:
     max_steps: int | None = None
     grad_accum: int = 1
     max_grad_norm: float | None = None
+    #: "ce" (pixel cross-entropy, the paper) or "balanced" (inverse class frequency per batch).
+    loss: str | None = None
     mixed_precision: str = "no"
     eval_every: int | None = None
     save_every: int | None = None
@@ -98,6 +100,8 @@ class TrainConfig:
         for name in ("batch_size", "crop_size", "max_steps", "grad_accum"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.loss not in ("ce", "balanced"):
+            raise ValueError(f"loss must be 'ce' or 'balanced', got {self.loss!r}")
         if self.lr <= 0:
             raise ValueError(f"lr must be > 0, got {self.lr}")
 

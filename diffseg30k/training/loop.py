@@ -208,7 +208,7 @@ def _train(config: TrainConfig) -> Path:
             labels = labels.to(accelerator.device, non_blocking=True).long()
             sync = micro == accum - 1
             with (contextlib.nullcontext() if sync else accelerator.no_sync(model)), accelerator.autocast():
-                loss = model(pixel_values=pixels, labels=labels).loss / accum
+                loss = _loss(model, pixels, labels, config.loss) / accum
                 accelerator.backward(loss)
             total_loss += loss.detach()
         mean_loss = accelerator.reduce(total_loss, reduction="mean")
@@ -243,3 +243,12 @@ def _train(config: TrainConfig) -> Path:
     progress.close()
     accelerator.end_training()
     return out / "best"
+
+
+def _loss(model: Any, pixels: torch.Tensor, labels: torch.Tensor, kind: str) -> torch.Tensor:
+    """The model's own loss ("ce"), or a loss of :data:`diffseg30k.models.common.LOSSES` on its logits."""
+    if kind == "ce":
+        return model(pixel_values=pixels, labels=labels).loss
+    from diffseg30k.models.common import LOSSES
+
+    return LOSSES[kind](model(pixel_values=pixels).logits, labels)

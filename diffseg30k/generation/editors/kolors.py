@@ -5,12 +5,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from diffseg30k.generation.component_spec import ComponentSpec
 from diffseg30k.generation.editors import tiny
 from diffseg30k.generation.editors.common import BlendedLatentEditor
 
 
 class KolorsEditor(BlendedLatentEditor):
     name = "kolors"
+    component = ComponentSpec("kolors", "vae", 4, "pixelshuffle", seed=23)
     pipeline_class_name = "KolorsPipeline"
     steps = 50
     guidance_scale = 6.5

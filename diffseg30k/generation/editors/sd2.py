@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from diffseg30k.generation.component_spec import ComponentSpec
 from diffseg30k.generation.editors import tiny
 from diffseg30k.generation.editors.common import DiffusersEditor
 
 
 class SD2Editor(DiffusersEditor):
     name = "sd2"
+    component = ComponentSpec("sd2", "vae", 4, "transposed", seed=21)
     pipeline_class_name = "StableDiffusionInpaintPipeline"
     steps = 50
 

@@ -73,6 +73,15 @@ def test_the_data_converter_reads_the_output(reference: Path):
         assert [t["generator"] for t in meta["turns"]] == [t["generator"] for t in row["turns"]]
 
 
+def test_the_dataset_card_says_the_mini_data_is_a_stand_in(reference: Path, tmp_path: Path):
+    from diffseg30k.data.convert import convert
+
+    convert([reference], tmp_path / "converted", progress=False)
+    card = (tmp_path / "converted" / "README.md").read_text()
+    assert "DiffSeg30k *mini* stand-in" in card and "no diffusion model runs" in card
+    assert "COCO licence" not in card and "## Labels" in card and "## Citation" in card
+
+
 def test_rerun_with_same_arguments_changes_nothing(reference: Path):
     before = _digest(reference)
     gp.generate(gp.GenerationConfig(out=reference, **ARGS))

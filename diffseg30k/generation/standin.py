@@ -183,8 +183,20 @@ class StandInEditor(Editor):
         return Image.fromarray(np.round(out).astype(np.uint8), "RGB")
 
     def inpaint(self, request: EditRequest) -> Image.Image:
+        """The content re-synthesised by the family's component over the mask's box (+ 8 px context;
+        only masked pixels are kept by the caller, so the rest of the image is left as it is)."""
         self.load()
-        return self.pipeline.resynthesize(self.content(request))
+        content = self.content(request)
+        mask = np.asarray(request.mask, dtype=bool)
+        if not mask.any():
+            return content
+        top, bottom, left, right = _bbox(mask)
+        top, left = max(top - 8, 0), max(left - 8, 0)
+        bottom, right = min(bottom + 8, mask.shape[0]), min(right + 8, mask.shape[1])
+        box = (left, top, right, bottom)
+        out = content.copy()
+        out.paste(self.pipeline.resynthesize(content.crop(box)), box[:2])
+        return out
 
     def text_to_image(self, prompt: str, seed: int, size: int) -> Image.Image:
         """An AI base: a bundled photo or (every other seed) a procedural scene, re-synthesised."""

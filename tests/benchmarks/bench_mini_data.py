@@ -57,6 +57,7 @@ def main() -> None:
     parser.add_argument("--num", type=int, default=16)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--profile", default="mini")
+    parser.add_argument("--editors", default=None, help="comma-separated editors (default: all eight)")
     parser.add_argument("--release", type=Path, default=None, help="measure this release instead")
     args = parser.parse_args()
     if args.release is not None:
@@ -68,7 +69,8 @@ def main() -> None:
         start = time.perf_counter()
         # quality_threshold=0: measure what the editors make, before the filter drops anything
         out = generate(GenerationConfig(out=Path(tmp) / "g", profile=args.profile, num_images=args.num,
-                                        seed=args.seed, quality_threshold=0, progress=False))
+                                        seed=args.seed, quality_threshold=0, progress=False,
+                                        editors=tuple(args.editors.split(",")) if args.editors else None))
         seconds = time.perf_counter() - start
         result = measure(out)
     print(json.dumps({"profile": args.profile, "generate_seconds": round(seconds, 1),

@@ -69,9 +69,14 @@ def high_frequency_maps(image: Image.Image) -> tuple[np.ndarray, np.ndarray]:
     return luma, chroma
 
 
-def energy_ratios(image: Image.Image, mask: np.ndarray, ring: int = 12) -> tuple[float, float]:
+def energy_ratios(image: Image.Image, mask: np.ndarray, ring: int = 12,
+                  chroma_floor: float = 0.1) -> tuple[float, float]:
     """(luma, chroma) high-frequency energy inside ``mask`` (its 1-px seam excluded) divided by that
-    of the unmasked pixels within ``ring`` px of it (all unmasked pixels when the ring is empty)."""
+    of the unmasked pixels within ``ring`` px of it (all unmasked pixels when the ring is empty).
+
+    The chroma reference is at least ``chroma_floor`` x the surroundings' *luma* energy: grey or
+    flat-coloured surroundings (chroma energy ~0) would otherwise make any colour look like noise
+    (natural colour photos have chroma/luma energy ratios of ~0.05-0.35)."""
     from scipy.ndimage import binary_dilation, binary_erosion
 
     mask = np.asarray(mask, dtype=bool)
@@ -82,8 +87,9 @@ def energy_ratios(image: Image.Image, mask: np.ndarray, ring: int = 12) -> tuple
     luma, chroma = high_frequency_maps(image)
     if not around.any():
         return 1.0, 1.0
-    ratio = lambda e: float(e[inside].mean() / max(float(e[around].mean()), 1e-3))  # noqa: E731
-    return ratio(luma), ratio(chroma)
+    luma_around = max(float(luma[around].mean()), 1e-3)
+    chroma_around = max(float(chroma[around].mean()), chroma_floor * luma_around, 1e-3)
+    return float(luma[inside].mean()) / luma_around, float(chroma[inside].mean()) / chroma_around
 
 
 class StatisticsQualityScorer:

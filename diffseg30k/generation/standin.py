@@ -32,15 +32,22 @@ def _bbox(mask: np.ndarray) -> tuple[int, int, int, int]:
 
 
 def _texture_source(pixels: np.ndarray, mask: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """The image shifted so the masked area is covered by (mostly) unmasked pixels of itself."""
+    """Fine detail for the masked area: of 12 random shifts of the image, the one whose detail energy
+    under the mask best matches that around the mask, with little overlap of the mask itself."""
+    detail = pixels - _blur(pixels, 2.0)
+    energy = (detail ** 2).sum(-1)
+    ring = (_blur(mask.astype(np.float32), 4.0) > 0.02) & ~mask
+    target = float(energy[ring].mean()) if ring.any() else float(energy.mean())
     height, width = mask.shape
-    best, best_overlap = pixels, 2.0
+    best, best_cost = np.zeros_like(detail), np.inf
     for _ in range(12):
         dy, dx = int(rng.integers(-height // 2, height // 2)), int(rng.integers(-width // 2, width // 2))
-        shifted_mask = np.roll(mask, (dy, dx), axis=(0, 1))
-        overlap = float((shifted_mask & mask).sum() / max(mask.sum(), 1))
-        if overlap < best_overlap:
-            best, best_overlap = np.roll(pixels, (dy, dx), axis=(0, 1)), overlap
+        overlap = float((np.roll(mask, (dy, dx), axis=(0, 1)) & mask).sum() / max(mask.sum(), 1))
+        shifted = np.roll(detail, (dy, dx), axis=(0, 1))
+        got = float((shifted ** 2).sum(-1)[mask].mean())
+        cost = abs(np.log((got + 1.0) / (target + 1.0))) + 4.0 * overlap
+        if cost < best_cost:
+            best, best_cost = shifted, cost
     return best
 
 
@@ -67,8 +74,7 @@ def smooth_fill(pixels: np.ndarray, mask: np.ndarray) -> np.ndarray:
 def removal_content(pixels: np.ndarray, mask: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Fill the mask from its surroundings: smooth fill for the low frequencies + high frequencies
     copied from an unmasked part of the same image (texture continuation)."""
-    texture = _texture_source(pixels.astype(np.float32), mask, rng)
-    detail = texture - _blur(texture, 2.0)
+    detail = _texture_source(pixels.astype(np.float32), mask, rng)
     smooth = _blur(smooth_fill(pixels, mask), 1.0)
     result = np.where(mask[..., None], smooth + detail, pixels.astype(np.float32))
     return np.clip(result, 0, 255)

@@ -37,27 +37,31 @@ def is_converted_folder(path: Path) -> bool:
 
 
 def fingerprint(sources: Sequence[str | os.PathLike], extra_real: str | os.PathLike | None = None,
-                layout: str | None = None, preset: str | None = None) -> str:
+                layout: str | None = None, preset: str | None = None, on_error: str = "raise") -> str:
     """A key for a raw source set: every file's path, size and modification time (no content read)."""
     from diffseg30k.data.convert import VERSION
     from diffseg30k.data.release import source_fingerprint
 
     key = f"diffseg30k-convert-{VERSION}-{source_fingerprint([*sources, extra_real])}"
-    if layout or preset:  # an IML layout / dataset preset (diffseg30k.data.foreign, .presets)
-        key += f"-{layout}-{preset}"
+    if layout or preset or on_error != "raise":  # IML layout / preset (diffseg30k.data.foreign, .presets)
+        key += f"-{layout}-{preset}-{on_error}"
     return hashlib.sha256(key.encode()).hexdigest()[:24]
 
 
 def converted_cache(sources: Sequence[str | os.PathLike], extra_real: str | os.PathLike | None = None,
-                    progress: bool = True, layout: str | None = None, preset: str | None = None) -> Path:
-    """Convert raw sources once into the cache (``cache_dir('converted', <fingerprint>)``) and reuse it."""
+                    progress: bool = True, layout: str | None = None, preset: str | None = None,
+                    on_error: str = "raise") -> Path:
+    """Convert raw sources once into the cache (``cache_dir('converted', <fingerprint>)``) and reuse it.
+
+    ``on_error="skip"`` leaves bad files out (listed in the folder's ``conversion.json``).
+    """
     from diffseg30k.data.convert import convert
 
-    target = cache_dir("converted") / fingerprint(sources, extra_real, layout, preset)
+    target = cache_dir("converted") / fingerprint(sources, extra_real, layout, preset, on_error)
     if not is_converted_folder(target):
         try:
             convert(sources, target, extra_real=extra_real, overwrite=target.exists(), progress=progress,
-                    layout=layout, preset=preset)
+                    layout=layout, preset=preset, on_error=on_error)
         except (FileExistsError, OSError):
             if not is_converted_folder(target):  # another process finished the same conversion first
                 raise
@@ -99,15 +103,17 @@ def resolve_hub(repo_id: str, revision: str | None = None, progress: bool = True
     return converted_cache([Path(local) / name for name in archives], progress=progress)
 
 
-def resolve_source(source: str | os.PathLike, revision: str | None = None, progress: bool = True) -> str:
+def resolve_source(source: str | os.PathLike, revision: str | None = None, progress: bool = True,
+                   on_error: str = "raise") -> str:
     """Where ``datasets.load_dataset`` should read ``source`` from: a folder path or a Hub repo id."""
     from diffseg30k.data.presets import find_preset, resolve_preset
 
     path = Path(source).expanduser()
     if path.exists():
-        return str(path if is_converted_folder(path) else converted_cache([path], progress=progress))
+        return str(path if is_converted_folder(path) else converted_cache([path], progress=progress,
+                                                                          on_error=on_error))
     if find_preset(source) is not None:  # a named public test set (cocoglide, opensdi-test, ...)
-        return str(resolve_preset(str(source), revision, progress=progress))
+        return str(resolve_preset(str(source), revision, progress=progress, on_error=on_error))
     if isinstance(source, str) and _REPO_ID.match(source):
         folder = resolve_hub(source, revision, progress=progress)
         return source if folder is None else str(folder)

@@ -98,13 +98,14 @@ def download_hub(preset: DatasetPreset, revision: str | None = None) -> Path:
                          f"({type(err).__name__}: {err}); download it yourself and pass the folder") from err
 
 
-def resolve_preset(name: str, revision: str | None = None, progress: bool = True) -> Path:
+def resolve_preset(name: str, revision: str | None = None, progress: bool = True,
+                   on_error: str = "raise") -> Path:
     """The converted folder of a preset (downloaded and converted once, then cached)."""
     from diffseg30k.data.load import converted_cache
 
     preset = get_preset(name)
     return converted_cache([download_hub(preset, revision)], progress=progress, layout=preset.layout,
-                           preset=preset.name)
+                           preset=preset.name, on_error=on_error)
 
 
 # -------------------------------------------------------------------------------------------- layouts

@@ -69,7 +69,9 @@ def run(args: argparse.Namespace) -> int:
             raise CommandError("--from-predictions re-scores saved predictions: drop --checkpoint")
         try:
             scores = rescore(args.from_predictions, by=by, bootstrap=args.bootstrap, seed=args.seed)
-        except (FileNotFoundError, ValueError) as err:
+        except FileNotFoundError as err:
+            raise CommandError(f"{err} (a folder of another toolkit's masks needs --dataset)") from err
+        except ValueError as err:
             raise CommandError(str(err)) from err
         meta = {"predictions": str(args.from_predictions)}
     else:

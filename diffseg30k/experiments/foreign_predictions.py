@@ -2,7 +2,8 @@
 named like the dataset's images, scored with the DiffSeg30k metric (no model of ours involved).
 
 Files are matched to dataset ids by name: ``<id>.png`` / ``<id>.npy``, also with ``.image``,
-``.mask``, ``_mask``, ``_pred``, ``.pred`` or ``_prediction`` before the extension. What a file holds:
+``.mask``, ``_mask``, ``_pred``, ``.pred`` or ``_prediction`` (also stacked, ``<id>.image_pred.png``)
+before the extension. What a file holds:
 
 - an 8-bit PNG (L / P / RGB averaged to grey / 1-bit) whose values are only 0 and 255: a binary mask;
 - an 8-bit PNG with values in 0..8: a label map (semantic when some value is >= 2);
@@ -52,8 +53,10 @@ class ForeignMap:
 
 def prediction_keys(name: str) -> list[str]:
     """The dataset ids a prediction file name may stand for."""
-    stem = name[: -len(Path(name).suffix)] if Path(name).suffix.lower() in SUFFIXES else name
-    return [stem] + [stem[: -len(s)] for s in NAME_SUFFIXES if stem.endswith(s) and len(stem) > len(s)]
+    keys = [name[: -len(Path(name).suffix)] if Path(name).suffix.lower() in SUFFIXES else name]
+    for key in keys:  # suffixes may stack: <id>.image_pred.png
+        keys += [key[: -len(s)] for s in NAME_SUFFIXES if key.endswith(s) and len(key) > len(s)]
+    return list(dict.fromkeys(keys))
 
 
 def index_predictions(folder: Path, ids: Iterable[str]) -> tuple[dict[str, Path], list[PredictionError]]:

@@ -147,6 +147,9 @@ def scan_mani(folder: Path, result: ScanResult) -> None:
     split = split_from_name(folder.name) or DEFAULT_SPLIT
     masks: dict[str, Path] = {}
     for mask in _files(gt):
+        if mask.suffix.lower() not in _MASK_SUFFIXES:
+            result.problems.append(ReleaseError(str(mask), "not an image file"))
+            continue
         key = mask_key(mask.name)
         if key in masks:
             result.problems.append(ReleaseError(str(mask), f"second mask for image {key!r} (first: "

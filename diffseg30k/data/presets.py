@@ -125,7 +125,7 @@ register_preset(DatasetPreset(
     name="cocoglide", title="CocoGlide",
     description="512 COCO val2017 images locally inpainted with GLIDE (256x256) plus their 512 real "
                 "originals, from TruFor (Guillaro et al., CVPR 2023).",
-    layout="cocoglide-parquet", hub_id="nebula/CocoGlide",
+    layout="cocoglide-parquet", hub_id="nebula/CocoGlide", default_split=None,
     download="https://www.grip.unina.it/download/prog/TruFor/CocoGlide.zip",
     licence="GRIP-UNINA's TruFor terms (research and non-profit use; see the archive / "
             "github.com/grip-unina/TruFor); the COCO images keep their own licences "
@@ -137,9 +137,11 @@ register_preset(DatasetPreset(
              "for Trustworthy Image Forgery Detection and Localization},\n  booktitle = {CVPR},\n  "
              "year = {2023}\n}",
     notes="By id it loads the Hub re-packaging nebula/CocoGlide (columns key, image, mask, label 0 real / 1 "
-          "fake, prompt; a real image's missing mask is all background). The original GRIP zip unpacks "
-          "to CocoGlide/{real,fake,mask}/ + table.csv (columns real, fake, mask, prompt): pass that folder "
-          "and its layout is detected (prompts become GLIDE turns in the metadata).",
+          "fake, prompt; a real image's missing mask is all background); its splits are the "
+          "re-packager's (third parties cite a 256 + 256-image validation split): pick one with --split. "
+          "The original GRIP zip unpacks to CocoGlide/{real,fake,mask}/ + table.csv (columns real, fake, "
+          "mask, prompt), the whole set as one test split: pass that folder and its layout is detected "
+          "(prompts become GLIDE turns in the metadata).",
 ))
 register_preset(DatasetPreset(
     name="opensdi-test", title="OpenSDI test (OpenSDID)",

@@ -153,6 +153,8 @@ def step_cross(ctx: PlanContext) -> dict[str, Any]:
     checkpoints = ctx.result("tab2")["checkpoints"]
     for name, split in parse_cross(specs):
         data = open_eval_dataset(name, split, progress=False)
+        if cfg.eval_limit and len(data.table) > cfg.eval_limit:  # the same cap as the DiffSeg30k tables
+            data.table = data.table.select(range(cfg.eval_limit))
         fingerprint = _dataset_fingerprint(data.location)
         for ckpt in checkpoints.values():
             scored = score_prediction_set(_predict(ctx, ckpt, data, fingerprint), seed=cfg.seed)

@@ -30,9 +30,9 @@ def test_mani_pairs_by_name_with_mask_suffix_and_binarises_jpeg_masks(tmp_path):
     assert summary.splits == {"test": 4} and not summary.skipped
     assert json.loads((tmp_path / "out" / "id2label.json").read_text()) == {"0": "background", "1": "edited"}
     card = (tmp_path / "out" / "README.md").read_text()
-    assert "Binary-only" in card and "127" in card and "mani layout" in card
+    assert "Binary-only" in card and "127.5" in card and "mani layout" in card
     masks = _masks(diffseg30k.load_benchmark(tmp_path / "out", task="binary", split="test", progress=False))
-    for k in range(4):  # JPEG-compressed 0/255 masks come back exactly (threshold 127)
+    for k in range(4):  # JPEG-compressed 0/255 masks come back exactly (threshold 127.5)
         np.testing.assert_array_equal(masks[f"im{k}"], fx.region(k))
     with pytest.raises(ValueError, match="binary-only.*task='binary'"):
         diffseg30k.load_benchmark(tmp_path / "out", progress=False)
@@ -41,8 +41,9 @@ def test_mani_pairs_by_name_with_mask_suffix_and_binarises_jpeg_masks(tmp_path):
 def test_binarisation_threshold_and_modes():
     grey = Image.fromarray(np.array([[0, 127, 128, 255]], np.uint8), "L")
     assert np.asarray(foreign.binarise(grey)).tolist() == [[0, 0, 1, 1]]
-    rgb = Image.fromarray(np.array([[[255, 255, 0], [255, 0, 0], [130, 128, 127]]], np.uint8), "RGB")
-    assert np.asarray(foreign.binarise(rgb)).tolist() == [[1, 0, 1]]  # mean of the channels > 127
+    pixels = [[[255, 255, 0], [255, 0, 0], [130, 128, 124], [129, 128, 126]]]  # sums 510, 255, 382, 383
+    rgb = Image.fromarray(np.array(pixels, np.uint8), "RGB")
+    assert np.asarray(foreign.binarise(rgb)).tolist() == [[1, 0, 0, 1]]  # mean of the channels > 127.5
     deep = Image.fromarray(np.array([[0, 30000, 40000]], np.uint16))
     assert np.asarray(foreign.binarise(deep)).tolist() == [[0, 0, 1]]
 

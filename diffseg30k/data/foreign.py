@@ -14,8 +14,8 @@ semantic task. Layouts:
 - parquet layouts of Hub-hosted sets (:class:`ParquetLayout`: which column holds image, mask, label).
 
 Masks are 0/255 images (L, RGB, P, 16-bit, possibly JPEG-compressed): a pixel is **edited when the mean
-of its colour channels exceeds** :data:`BINARY_THRESHOLD` (127 on the 8-bit scale, i.e. >= 128; the
-IMDL-BenCo rule ``mean > 127.5``), so JPEG ringing around 0 and 255 falls on the right side.
+of its colour channels exceeds 127.5** (IMDL-BenCo's rule; for a grey mask: value >= 128, i.e. above
+:data:`BINARY_THRESHOLD`), so JPEG ringing around 0 and 255 falls on the right side.
 """
 
 from __future__ import annotations
@@ -46,7 +46,8 @@ from diffseg30k.data.release import (
 )
 from diffseg30k.labels import BINARY_COLORS, BINARY_ID2LABEL, LabelSet
 
-#: Grey level (mean of the channels, 8-bit scale) above which a mask pixel counts as edited.
+#: Grey level (8-bit) above which a mask pixel counts as edited: a grey value >= 128, a channel mean
+#: > 127.5 (channel sum >= 383), as IMDL-BenCo binarises.
 BINARY_THRESHOLD = 127
 #: The label set of every binary-only dataset.
 BINARY_LABELS = LabelSet(id2label=dict(BINARY_ID2LABEL), colors=dict(BINARY_COLORS))
@@ -75,7 +76,7 @@ def binary_mask_png(data: bytes, label: str) -> bytes:
 
 
 def binarise(image: Image.Image) -> Image.Image:
-    """Edited (1) where the mean of the channels exceeds :data:`BINARY_THRESHOLD`, else 0."""
+    """Edited (1) where the mean of the channels exceeds 127.5 (grey >= 128), else 0."""
     if image.mode == "1":
         image = image.convert("L")
     if image.mode == "L":
@@ -84,9 +85,10 @@ def binarise(image: Image.Image) -> Image.Image:
         values = np.asarray(image, np.float64)
         scale = 255.0 / 65535.0 if image.mode.startswith("I") else 255.0
         grey = values * scale if values.max(initial=0) > 255 or image.mode == "F" else values
-        return Image.fromarray((grey > BINARY_THRESHOLD).astype(np.uint8), "L")
-    rgb = np.asarray(image.convert("RGB"), np.uint16)
-    return Image.fromarray((rgb.sum(axis=2) > 3 * BINARY_THRESHOLD + 1).astype(np.uint8), "L")
+        return Image.fromarray((grey > BINARY_THRESHOLD + 0.5).astype(np.uint8), "L")
+    rgb = np.asarray(image.convert("RGB"))
+    total = rgb[..., 0].astype(np.uint16) + rgb[..., 1] + rgb[..., 2]  # (faster than a sum over axis 2)
+    return Image.fromarray((total > 3 * BINARY_THRESHOLD + 1).astype(np.uint8), "L")
 
 
 def _png(image: Image.Image) -> bytes:

@@ -227,5 +227,5 @@ register_preset(DatasetPreset(
              "Yan and Cai, Jialing and Lyu, Siwei},\n  booktitle = {CVPR Workshops},\n  year = {2023}\n}",
     notes="The download link comes by e-mail after the request form; arrange one JPEG version as a "
           "ManiDataset folder (Tp/ forged + authentic images, Gt/ masks) or an IMDL-BenCo JSON with "
-          "\"Negative\" for the authentic images. JPEG-compressed masks are binarised at 127.",
+          "\"Negative\" for the authentic images. JPEG-compressed masks are binarised at 127.5.",
 ))

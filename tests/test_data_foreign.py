@@ -12,6 +12,7 @@ import pytest
 from PIL import Image
 
 import diffseg30k
+from diffseg30k.cli import main
 from diffseg30k.data import foreign, presets
 from diffseg30k.data.convert import convert
 from diffseg30k.data.release import ReleaseError
@@ -48,12 +49,15 @@ def test_binarisation_threshold_and_modes():
     assert np.asarray(foreign.binarise(deep)).tolist() == [[0, 0, 1]]
 
 
-def test_mani_bad_inputs_are_named_and_skippable(tmp_path):
+def test_mani_bad_inputs_are_named_and_skippable(tmp_path, capsys):
     lonely = tmp_path / "lonely"
     (lonely / "Tp").mkdir(parents=True)
     fx.image(0).save(lonely / "Tp" / "a.png")
     with pytest.raises(ReleaseError, match=r"lonely: has Tp/ but no Gt/ folder"):
         convert([lonely], tmp_path / "o1", progress=False)
+    assert main(["convert", str(lonely), "--out", str(tmp_path / "o1"), "--quiet"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "lonely: has Tp/ but no Gt/ folder" in err[0]
 
     root = fx.write_mani(tmp_path / "bad", num=3, jpeg_masks=False)
     fx.image(9).save(root / "Tp" / "orphan.jpg")
@@ -151,7 +155,7 @@ def test_download_only_presets_read_a_folder_in_their_layout(tmp_path, name):
     with pytest.raises(ValueError, match=f"{name}: not on the Hub; download it from"):
         diffseg30k.load_benchmark(name, task="binary", progress=False)
     root = fx.write_mani(tmp_path / name, num=2)
-    convert([root], tmp_path / "out", preset=name, progress=False)
+    assert main(["convert", str(root), "--out", str(tmp_path / "out"), "--preset", name, "--quiet"]) == 0
     card = (tmp_path / "out" / "README.md").read_text()
     assert preset.title in card and preset.licence.split(" (")[0] in card
 

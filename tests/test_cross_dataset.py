@@ -145,3 +145,28 @@ def test_evaluate_lists_presets(capsys):
     assert main(["evaluate", "--list-datasets"]) == 0
     out = capsys.readouterr().out
     assert "cocoglide" in out and "nebula/CocoGlide" in out and "autosplice" in out
+
+
+def test_prediction_file_kinds(tmp_path):
+    from diffseg30k.experiments.foreign_predictions import PredictionError, prediction_keys, read_prediction
+
+    faint = tmp_path / "faint.png"
+    Image.fromarray(np.array([[0, 3, 200]], np.uint8)).save(faint)
+    assert read_prediction(faint).kind == "probability"  # 200 > 8: not a label map
+    Image.fromarray(np.array([[0, 3, 8]], np.uint8)).save(faint)
+    assert read_prediction(faint).kind == "labels"  # a faint probability map passes for labels ...
+    Image.fromarray(np.array([[0, 3, 200]], np.uint8)).save(faint)
+    forced = read_prediction(faint, "probability")
+    assert forced.kind == "probability" and forced.labels.tolist() == [[0, 0, 1]]
+    assert read_prediction(faint, "binary").labels.tolist() == [[0, 0, 1]]
+    deep = tmp_path / "deep.png"
+    Image.fromarray(np.array([[0, 30000, 40000]], np.uint16)).save(deep)
+    found = read_prediction(deep)
+    assert found.kind == "probability" and found.labels.tolist() == [[0, 0, 1]]
+    np.testing.assert_allclose(found.probability, [[0, 30000 / 65535, 40000 / 65535]], rtol=1e-6)
+    bad = tmp_path / "bad.npy"
+    np.save(bad, np.array([[0.2, 1.5]], np.float32))
+    with pytest.raises(PredictionError, match=r"bad\.npy: probabilities must be finite and lie in \[0, 1\]"):
+        read_prediction(bad)
+    assert prediction_keys("00000001.image_pred.png")[:3] == ["00000001.image_pred", "00000001.image",
+                                                              "00000001"]

@@ -37,6 +37,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "--dataset, score a folder of another toolkit's masks / probability maps "
                              "named like the dataset's images (PNG 0/255 or 0..8, float .npy/.png); no model "
                              "needed")
+    parser.add_argument("--prediction-kind", choices=("auto", "binary", "labels", "probability"),
+                        default="auto", help="how --from-predictions reads 8-bit PNGs (default auto: 0/255 "
+                                             "binary, 0..8 labels, else probability v/255)")
     parser.add_argument("--report", metavar="DIR",
                         help="output: evaluation.json, evaluation.md, predictions/<distortion>/")
 
@@ -81,7 +84,8 @@ def run(args: argparse.Namespace) -> int:
     from diffseg30k.cli.benchmark_cmd import command_line
 
     command = command_line(args, {"by": "turns,edit_type,base,area", "bootstrap": 1000,
-                                  "seed": 0, "batch_size": 8, "on_error": "raise"})
+                                  "seed": 0, "batch_size": 8, "on_error": "raise",
+                                  "prediction_kind": "auto"})
     payload = {"command": command, **meta, "scores": scores}
     atomic_write_text(report / "evaluation.json", json.dumps(payload, indent=2, default=str) + "\n")
     atomic_write_text(report / "evaluation.md", render_evaluation(scores, meta))
@@ -143,7 +147,7 @@ def _foreign(args: argparse.Namespace, by: list[str], report) -> tuple[dict, dic
     try:
         scores, problems = score_foreign(args.from_predictions, data, report / "predictions" / "none", by=by,
                                          bootstrap=args.bootstrap, seed=args.seed, on_error=args.on_error,
-                                         limit=args.limit)
+                                         limit=args.limit, kind=args.prediction_kind)
     except PredictionError as err:
         raise CommandError(str(err)) from err
     for problem in problems:

@@ -190,6 +190,11 @@ def load_benchmark(source: str | os.PathLike = OFFICIAL_REPO, task: str = "seman
     if task not in TASKS:
         raise ValueError(f"unknown task {task!r}; expected one of {TASKS}")
     split = {"val": "validation", "valid": "validation"}.get(split, split)  # the release's own name
+    from diffseg30k.data.presets import find_preset
+
+    if task == "semantic" and not Path(source).exists() and find_preset(source) is not None:
+        raise ValueError(f"{source}: a binary-only dataset preset (edited/unedited masks, no generator "
+                         "labels): the semantic task does not apply; load it with task='binary'")
     location = resolve_source(source, revision, progress=progress)
     if task == "semantic" and is_binary_only(location):
         raise ValueError(f"{source}: a binary-only dataset (edited/unedited masks, no generator labels): "

@@ -10,6 +10,8 @@ before the extension. What a file holds:
 - any other 8-bit PNG: a probability map ``value / 255``; a 16-bit PNG: ``value / 65535``;
 - a ``.npy`` array: float = probabilities in [0, 1]; integer or bool = a label map.
 
+``kind`` (CLI ``--prediction-kind``) forces one reading of 8-bit PNGs: ``binary`` (> 127 = edited),
+``labels`` or ``probability`` (a faint probability map would otherwise pass for a 0..8 label map).
 Probability maps are thresholded at :data:`THRESHOLD` (the IMDL convention, 0.5). The task is semantic
 when some label map holds a generator id >= 2 and the dataset has generator labels, else binary; binary
 masks or probability maps mixed with such label maps are refused. Each image's score is its predicted
@@ -80,8 +82,17 @@ def index_predictions(folder: Path, ids: Iterable[str]) -> tuple[dict[str, Path]
     return found, problems
 
 
-def _from_values(values: np.ndarray, file: Path, scale: float | None) -> ForeignMap:
-    """Classify an integer map: binary 0/255 mask, 0..8 label map, or a scaled probability map."""
+def _from_values(values: np.ndarray, file: Path, scale: float | None, kind: str = "auto") -> ForeignMap:
+    """Classify an integer map: binary 0/255 mask, 0..8 label map, or a scaled probability map
+    (``kind`` forces one reading of an 8-bit map)."""
+    if kind == "binary":
+        return ForeignMap((values > 127).astype(np.uint8), None, "binary")
+    if kind == "labels":
+        if values.size and values.max() > 8:
+            raise PredictionError(str(file), f"label maps hold ids 0..8, found {int(values.max())}")
+        return ForeignMap(values.astype(np.uint8), None, "labels")
+    if kind == "probability":
+        scale = scale or 255.0
     if scale is None:
         present = np.unique(values)
         if present.size and set(present.tolist()) <= {0, 255} and 255 in present:
@@ -93,14 +104,18 @@ def _from_values(values: np.ndarray, file: Path, scale: float | None) -> Foreign
     return ForeignMap((probability >= THRESHOLD).astype(np.uint8), probability, "probability")
 
 
-def read_prediction(file: Path) -> ForeignMap:
-    """Read one prediction file (see the module docstring for what each kind means)."""
+def read_prediction(file: Path, kind: str = "auto") -> ForeignMap:
+    """Read one prediction file (see the module docstring for what each kind means); ``kind`` (one of
+    :data:`KINDS`) forces how an 8-bit PNG is read, a ``.npy`` array is read by its dtype."""
+    if kind not in ("auto", *KINDS):
+        raise ValueError(f"prediction kind must be auto or one of {KINDS}, got {kind!r}")
     if file.suffix.lower() == ".npy":
         try:
             array = np.load(file, allow_pickle=False)
         except (OSError, ValueError) as err:
             raise PredictionError(str(file), f"not a readable .npy array ({err})") from err
-        array = np.squeeze(array)
+        while array.ndim > 2 and 1 in (array.shape[0], array.shape[-1]):  # (1, H, W) or (H, W, 1)
+            array = array[0] if array.shape[0] == 1 else array[..., 0]
         if array.ndim != 2:
             raise PredictionError(str(file), f"expected a 2-D map, got shape {array.shape}")
         if array.dtype.kind == "f":
@@ -110,10 +125,10 @@ def read_prediction(file: Path) -> ForeignMap:
         if array.dtype.kind in "biu" and array.size and array.min() >= 0 and array.max() <= 8:
             return ForeignMap(array.astype(np.uint8), None, "labels")
         raise PredictionError(str(file), f"integer maps must hold label ids 0..8 (dtype {array.dtype})")
-    return _read_png(file)
+    return _read_png(file, kind)
 
 
-def _read_png(file: Path) -> ForeignMap:
+def _read_png(file: Path, kind: str) -> ForeignMap:
     from diffseg30k.io import ImageError, open_image
 
     try:
@@ -131,7 +146,7 @@ def _read_png(file: Path) -> ForeignMap:
         values = np.asarray(image.convert("L") if image.mode == "1" else image)
     else:
         values = np.asarray(image.convert("RGB"), np.uint16).mean(axis=2).round().astype(np.uint8)
-    return _from_values(values, file, None)
+    return _from_values(values, file, None, kind)
 
 
 def _reference(row: dict[str, Any]) -> np.ndarray:
@@ -173,8 +188,8 @@ def _problem_text(problems: list[PredictionError]) -> str:
 
 
 def write_foreign_set(folder: str | Path, table: Any, out: str | Path, binary_only: bool,
-                      meta: dict[str, Any], on_error: str = "raise", limit: int | None = None
-                      ) -> tuple[Path, list[PredictionError]]:
+                      meta: dict[str, Any], on_error: str = "raise", limit: int | None = None,
+                      kind: str = "auto") -> tuple[Path, list[PredictionError]]:
     """Pair the files of ``folder`` with ``table``'s rows into a prediction set at ``out``.
 
     ``on_error="raise"`` stops at the first problem (a missing, unreadable, mis-sized or unmatched
@@ -199,7 +214,7 @@ def write_foreign_set(folder: str | Path, table: Any, out: str | Path, binary_on
     try:
         for row in tqdm(rows, desc="reading predictions", leave=False):
             try:
-                record = _record(row, files, tracker, with_pixels)
+                record = _record(row, files, tracker, with_pixels, kind)
             except PredictionError as err:
                 if on_error == "raise":
                     raise
@@ -217,14 +232,14 @@ def write_foreign_set(folder: str | Path, table: Any, out: str | Path, binary_on
         raise
 
 
-def _record(row: dict[str, Any], files: dict[str, Path], tracker: _TaskTracker, with_pixels: bool
-            ) -> PredictionRecord:
+def _record(row: dict[str, Any], files: dict[str, Path], tracker: _TaskTracker, with_pixels: bool,
+            kind: str) -> PredictionRecord:
     sample_id = str(row["id"])
     file = files.get(sample_id)
     if file is None:
         raise PredictionError(f"image {sample_id!r}", "no prediction file (expected "
                               f"{sample_id}.png or {sample_id}.npy)")
-    found = read_prediction(file)
+    found = read_prediction(file, kind)
     reference = _reference(row)
     if found.labels.shape != reference.shape:
         raise PredictionError(str(file), f"prediction is {found.labels.shape[1]}x{found.labels.shape[0]} but "
@@ -236,12 +251,12 @@ def _record(row: dict[str, Any], files: dict[str, Path], tracker: _TaskTracker, 
 
 
 def score_foreign(folder: str | Path, data: Any, out: str | Path, by: Iterable[str] = (), bootstrap: int = 0,
-                  seed: int = 0, on_error: str = "raise", limit: int | None = None
+                  seed: int = 0, on_error: str = "raise", limit: int | None = None, kind: str = "auto"
                   ) -> tuple[dict[str, Any], list[PredictionError]]:
     """Score a folder of foreign predictions on an opened dataset (:class:`EvalDataset`)."""
     from diffseg30k.data.load import label_names
 
     meta = {"distortion": "none", "predictions": str(folder), "dataset": data.source, "split": data.split,
             "id2label": {str(k): v for k, v in label_names(data.location).items()}}
-    path, problems = write_foreign_set(folder, data.table, out, data.binary_only, meta, on_error, limit)
+    path, problems = write_foreign_set(folder, data.table, out, data.binary_only, meta, on_error, limit, kind)
     return {"none": score_prediction_set(path, by=by, bootstrap=bootstrap, seed=seed)}, problems

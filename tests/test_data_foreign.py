@@ -27,14 +27,17 @@ def _masks(split) -> dict[str, np.ndarray]:
 
 def test_mani_pairs_by_name_with_mask_suffix_and_binarises_jpeg_masks(tmp_path):
     root = fx.write_mani(tmp_path / "CASIA-like", num=4)
+    fx.image(7).save(root / "Tp" / "im4_a.tif")  # any suffix after _ - . ; the longest image-name prefix wins
+    fx.mask_image(4).save(root / "Gt" / "im4_a_edgemask.bmp")
     summary = convert([root], tmp_path / "out", progress=False)
-    assert summary.splits == {"test": 4} and not summary.skipped
+    assert summary.splits == {"test": 5} and not summary.skipped
     assert json.loads((tmp_path / "out" / "id2label.json").read_text()) == {"0": "background", "1": "edited"}
     card = (tmp_path / "out" / "README.md").read_text()
     assert "Binary-only" in card and "127.5" in card and "mani layout" in card
     masks = _masks(diffseg30k.load_benchmark(tmp_path / "out", task="binary", split="test", progress=False))
     for k in range(4):  # JPEG-compressed 0/255 masks come back exactly (threshold 127.5)
         np.testing.assert_array_equal(masks[f"im{k}"], fx.region(k))
+    np.testing.assert_array_equal(masks["im4_a"], fx.region(4))
     with pytest.raises(ValueError, match="binary-only.*task='binary'"):
         diffseg30k.load_benchmark(tmp_path / "out", progress=False)
 
@@ -63,7 +66,7 @@ def test_mani_bad_inputs_are_named_and_skippable(tmp_path, capsys):
     fx.image(9).save(root / "Tp" / "orphan.jpg")
     fx.mask_image(1).save(root / "Gt" / "stray_gt.png")
     fx.mask_image(2, (20, 20)).save(root / "Gt" / "im2_gt.png")  # another size than its image
-    with pytest.raises(ReleaseError, match=r"orphan\.jpg: unpaired: no mask .* \(and 1 more problems"):
+    with pytest.raises(ReleaseError, match=r"stray_gt\.png: unpaired: no image .* \(and 1 more problems"):
         convert([root], tmp_path / "o2", progress=False)
     summary = convert([root], tmp_path / "o3", on_error="skip", progress=False)
     reasons = {f.split("/")[-1]: r for f, r in summary.skipped}

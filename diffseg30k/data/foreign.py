@@ -5,7 +5,9 @@ convert with the two-class label set (0 background, 1 edited) and ``load_benchma
 semantic task. Layouts:
 
 - ``mani``: IMDL-BenCo's ManiDataset, a folder holding ``Tp/`` (images, often JPEG) and ``Gt/`` (masks);
-  pairs match by name, the mask's name possibly carrying a suffix (``x.jpg`` + ``x_gt.png``);
+  pairs match by name, the mask's name possibly adding a suffix after ``_``/``-``/``.`` (``x.jpg`` +
+  ``x_gt.png``); IMDL-BenCo itself pairs the two sorted lists by position, which silently mispairs
+  when a file is missing, so unpaired names are errors here;
 - ``json``: IMDL-BenCo's JsonDataset, a JSON list of ``[image, mask]`` paths, ``"Negative"`` for an
   authentic image (all-background mask); paths are resolved against the JSON's own folder and must stay
   inside its folder tree;
@@ -51,11 +53,9 @@ from diffseg30k.labels import BINARY_COLORS, BINARY_ID2LABEL, LabelSet
 BINARY_THRESHOLD = 127
 #: The label set of every binary-only dataset.
 BINARY_LABELS = LabelSet(id2label=dict(BINARY_ID2LABEL), colors=dict(BINARY_COLORS))
-#: Suffixes a mask's name may add to its image's name (``x.jpg`` -> ``x_gt.png``).
-MASK_SUFFIXES = ("_gt", "-gt", ".gt", "_mask", "-mask", ".mask", "_m", "_groundtruth")
 NEGATIVE = "Negative"
 DEFAULT_SPLIT = "test"
-_MASK_SUFFIXES = (*IMAGE_SUFFIXES, ".bmp", ".tif", ".tiff")
+_IMAGE_FILES = (*IMAGE_SUFFIXES, ".bmp", ".tif", ".tiff")
 
 
 def is_binary_labels(id2label: dict[int, str]) -> bool:
@@ -130,52 +130,58 @@ def _files(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
 
 
-def mask_key(name: str) -> str:
-    """The image name a mask's file name stands for (extension and mask suffix removed)."""
+def mask_key(name: str, image_stems: set[str] | frozenset[str]) -> str | None:
+    """The image a mask's file name stands for: its stem, or its longest prefix ending before a ``_``,
+    ``-`` or ``.`` that is an image's stem (``x_gt.png``, ``x_edgemask.jpg`` -> ``x``); else None."""
     stem = PurePosixPath(name).stem
-    for suffix in MASK_SUFFIXES:
-        if stem.lower().endswith(suffix) and len(stem) > len(suffix):
-            return stem[: -len(suffix)]
-    return stem
+    if stem in image_stems:
+        return stem
+    for cut in range(len(stem) - 1, 0, -1):
+        if stem[cut] in "_-." and stem[:cut] in image_stems:
+            return stem[:cut]
+    return None
+
+
+def _image_files(folder: Path, result: ScanResult) -> list[Path]:
+    """The image files of a folder; anything else is a problem naming the file."""
+    files = []
+    for file in _files(folder):
+        if file.suffix.lower() in _IMAGE_FILES:
+            files.append(file)
+        else:
+            result.problems.append(ReleaseError(str(file), f"not an image file (expected "
+                                                f"{', '.join(_IMAGE_FILES)})"))
+    return files
 
 
 def scan_mani(folder: Path, result: ScanResult) -> None:
-    """IMDL-BenCo ManiDataset: ``Tp/`` images + ``Gt/`` masks, paired by name (mask suffix allowed)."""
+    """IMDL-BenCo ManiDataset: ``Tp/`` images + ``Gt/`` masks, paired by name (the mask's name may add a
+    suffix: ``x.jpg`` + ``x_gt.png``)."""
     tp, gt = _child(folder, "Tp"), _child(folder, "Gt")
     if tp is None or gt is None:
         present, missing = ("Tp", "Gt") if tp is not None else ("Gt", "Tp")
         raise ReleaseError(str(folder), f"has {present}/ but no {missing}/ folder (ManiDataset layout: Tp/ "
                            "images + Gt/ masks of the same names)")
     split = split_from_name(folder.name) or DEFAULT_SPLIT
+    images = _image_files(tp, result)
+    stems = frozenset(p.stem for p in images)
     masks: dict[str, Path] = {}
-    for mask in _files(gt):
-        if mask.suffix.lower() not in _MASK_SUFFIXES:
-            result.problems.append(ReleaseError(str(mask), "not an image file"))
-            continue
-        key = mask_key(mask.name)
-        if key in masks:
+    for mask in _image_files(gt, result):
+        key = mask_key(mask.name, stems)
+        if key is None:
+            result.problems.append(ReleaseError(str(mask), f"unpaired: no image in {tp} named "
+                                                f"{PurePosixPath(mask.name).stem}.* or a prefix of it"))
+        elif key in masks:
             result.problems.append(ReleaseError(str(mask), f"second mask for image {key!r} (first: "
                                                 f"{masks[key]})"))
-            continue
-        masks[key] = mask
-    used: set[str] = set()
-    images = _files(tp)
-    stems = {p.stem for p in images}
-    for image in images:
-        mask = masks.get(image.stem)
-        if image.suffix.lower() not in _MASK_SUFFIXES:
-            result.problems.append(ReleaseError(str(image), "not an image file (expected "
-                                                f"{', '.join(_MASK_SUFFIXES)})"))
-        elif mask is None:
-            result.problems.append(ReleaseError(str(image), f"unpaired: no mask in {gt} named "
-                                                f"{image.stem}.png or {image.stem}_gt.png (or another mask "
-                                                "suffix)"))
         else:
-            used.add(image.stem)
-            result.entries.append(_entry(image.stem, split, image, mask, folder))
-    for key, mask in masks.items():
-        if key not in used and key not in stems:
-            result.problems.append(ReleaseError(str(mask), f"unpaired: no image in {tp} named {key}.*"))
+            masks[key] = mask
+    for image in images:
+        if image.stem not in masks:
+            result.problems.append(ReleaseError(str(image), f"unpaired: no mask in {gt} named "
+                                                f"{image.stem}.* or {image.stem}_<suffix>.* (e.g. _gt)"))
+        else:
+            result.entries.append(_entry(image.stem, split, image, masks[image.stem], folder))
 
 
 # -------------------------------------------------------------------------------------------- JsonDataset

@@ -418,13 +418,13 @@ def _scan_one(path: Path, result: ScanResult) -> None:
 
 def source_fingerprint(sources: Iterable[str | os.PathLike | None]) -> str:
     """A key for a set of sources: every file's resolved path, size and mtime (no content is read)."""
+    from diffseg30k.data.foreign import fingerprint_files  # a JSON list names files elsewhere
+
     digest = hashlib.sha256()
     for root in sources:
         if root is None:
             continue
         root = Path(root).resolve()
-        from diffseg30k.data.foreign import fingerprint_files  # a JSON list names files elsewhere
-
         files = fingerprint_files(root) or ([root] if root.is_file() else
                                             sorted(p for p in root.rglob("*") if p.is_file()))
         for path in files:

@@ -178,6 +178,8 @@ def render_cross(results: dict[str, Any]) -> list[str]:
     from diffseg30k.experiments.report import _name, _table, fmt
 
     rows = (results.get("cross") or {}).get("rows", [])
+    if not rows:
+        return []
     keys: list[str] = []
     for row in rows:
         keys += [k for k in row["metrics"] if k not in keys]

@@ -145,7 +145,8 @@ def _read_png(file: Path, kind: str) -> ForeignMap:
     if image.mode in ("1", "L", "P"):
         values = np.asarray(image.convert("L") if image.mode == "1" else image)
     else:
-        values = np.asarray(image.convert("RGB"), np.uint16).mean(axis=2).round().astype(np.uint8)
+        rgb = np.asarray(image.convert("RGB"))  # grey = channel mean (adds: faster than a mean over axis 2)
+        values = ((rgb[..., 0].astype(np.uint16) + rgb[..., 1] + rgb[..., 2] + 1) // 3).astype(np.uint8)
     return _from_values(values, file, None, kind)
 
 

@@ -176,3 +176,18 @@ def test_preset_registry_entries_are_complete(tmp_path):
         diffseg30k.load_benchmark("cocoglid")
     with pytest.raises(ValueError, match="cannot mix DiffSeg30k sources and IML layouts"):
         foreign.layout_of([tmp_path, fx.write_json_dataset(tmp_path / "js")])
+
+
+def test_json_list_spanning_sub_datasets_keeps_ids_apart(tmp_path):
+    for sub in ("CASIA", "Columbia"):
+        (tmp_path / sub / "Tp").mkdir(parents=True)
+        fx.image(len(sub)).save(tmp_path / sub / "Tp" / "1.png")
+    (tmp_path / "CASIA" / "Gt").mkdir()
+    fx.mask_image(3).save(tmp_path / "CASIA" / "Gt" / "1_gt.png")
+    listing = tmp_path / "all.json"
+    windows = "CASIA\\Gt\\1_gt.png"  # a list written on Windows
+    listing.write_text(json.dumps([["CASIA/Tp/1.png", windows], ["Columbia/Tp/1.png", "Negative"]]))
+    table = diffseg30k.load_benchmark(listing, task="binary", split="test", progress=False)
+    masks = _masks(table)
+    assert set(masks) == {"CASIA_Tp_1", "Columbia_Tp_1"} and not masks["Columbia_Tp_1"].any()
+    np.testing.assert_array_equal(masks["CASIA_Tp_1"], fx.region(3))

@@ -189,6 +189,7 @@ def _inside(root: Path, value: Any, where: str) -> Path:
     """``value`` resolved against ``root``; must be an existing file inside ``root``'s tree."""
     if not isinstance(value, str) or not value:
         raise ReleaseError(where, f"expected a path string, got {value!r}")
+    value = value.replace("\\", "/") if os.sep == "/" else value  # lists written on Windows
     path = Path(value) if os.path.isabs(value) else root / value
     resolved = path.resolve()
     if not resolved.is_relative_to(root.resolve()):
@@ -213,6 +214,7 @@ def scan_json(path: Path, result: ScanResult) -> None:
     """IMDL-BenCo JsonDataset: ``[[image, mask | "Negative"], ...]`` relative to the JSON's folder."""
     root = path.parent
     split = split_from_name(path.stem) or DEFAULT_SPLIT
+    pairs: list[tuple[Path, Path | None]] = []
     for index, item in enumerate(json_items(path)):
         where = f"{path}[{index}]"
         try:
@@ -223,7 +225,12 @@ def scan_json(path: Path, result: ScanResult) -> None:
         except ReleaseError as err:
             result.problems.append(err)
             continue
-        result.entries.append(_entry(image.stem, split, image, mask, path))
+        pairs.append((image, mask))
+    stems = collections.Counter(image.stem for image, _ in pairs)
+    for image, mask in pairs:  # a name several sub-datasets share gets its path as id (CASIA/Tp/1 -> ...)
+        sample_id = image.stem if stems[image.stem] == 1 else _safe_id(
+            image.relative_to(root.resolve()).as_posix())
+        result.entries.append(_entry(sample_id, split, image, mask, path))
 
 
 def json_files(path: Path) -> list[Path]:

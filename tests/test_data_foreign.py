@@ -50,6 +50,11 @@ def test_binarisation_threshold_and_modes():
     assert np.asarray(foreign.binarise(rgb)).tolist() == [[1, 0, 0, 1]]  # mean of the channels > 127.5
     deep = Image.fromarray(np.array([[0, 30000, 40000]], np.uint16))
     assert np.asarray(foreign.binarise(deep)).tolist() == [[0, 0, 1]]
+    photo = np.full((1, 3, 4), 250, np.uint8)  # a bright photo whose transparent hole is the edit
+    photo[0, 1, 3] = 0
+    assert np.asarray(foreign.binarise(Image.fromarray(photo, "RGBA"))).tolist() == [[0, 1, 0]]
+    photo[..., 3] = 255  # opaque: back to the brightness rule
+    assert np.asarray(foreign.binarise(Image.fromarray(photo, "RGBA"))).tolist() == [[1, 1, 1]]
 
 
 def test_mani_bad_inputs_are_named_and_skippable(tmp_path, capsys):

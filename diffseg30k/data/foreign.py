@@ -17,7 +17,8 @@ semantic task. Layouts:
 
 Masks are 0/255 images (L, RGB, P, 16-bit, possibly JPEG-compressed): a pixel is **edited when the mean
 of its colour channels exceeds 127.5** (IMDL-BenCo's rule; for a grey mask: value >= 128, i.e. above
-:data:`BINARY_THRESHOLD`), so JPEG ringing around 0 and 255 falls on the right side.
+:data:`BINARY_THRESHOLD`), so JPEG ringing around 0 and 255 falls on the right side. A mask with
+transparency marks the edited region by alpha < 128 (the DALL-E 2 inpainting-mask convention).
 """
 
 from __future__ import annotations
@@ -76,7 +77,15 @@ def binary_mask_png(data: bytes, label: str) -> bytes:
 
 
 def binarise(image: Image.Image) -> Image.Image:
-    """Edited (1) where the mean of the channels exceeds 127.5 (grey >= 128), else 0."""
+    """Edited (1) where the mean of the channels exceeds 127.5 (grey >= 128), else 0.
+
+    A mask with real transparency (some alpha < 255) marks the edited region by transparency instead
+    (DALL-E 2's inpainting-mask convention, used by MagicBrush): edited where alpha < 128.
+    """
+    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
+        alpha = image.convert("RGBA").getchannel("A")
+        if alpha.getextrema()[0] < 255:
+            return alpha.point([1] * 128 + [0] * 128)
     if image.mode == "1":
         image = image.convert("L")
     if image.mode == "L":

@@ -185,8 +185,9 @@ register_preset(DatasetPreset(
              "Instruction-Guided Image Editing},\n  author = {Zhang, Kai and Mo, Lingbo and Chen, Wenhu and "
              "Sun, Huan and Su, Yu},\n  booktitle = {NeurIPS},\n  year = {2023}\n}",
     notes="Columns img_id, turn_index, source_img, mask_img, instruction, target_img; ids are "
-          "<img_id>_<turn_index>. The card does not state the mask polarity: the preset reads bright "
-          "mask pixels as edited (check a few rows before relying on the numbers).",
+          "<img_id>_<turn_index>. The card does not state how mask_img marks the region: a mask with "
+          "transparency is read by DALL-E 2's convention (transparent = edited), one without by the "
+          "bright-is-edited rule; check a few rows before relying on the numbers.",
 ))
 register_preset(DatasetPreset(
     name="tgif", title="TGIF (Text-Guided Inpainting Forgery)",

@@ -88,7 +88,8 @@ evaluation; source: {source}. It loads with no custom code (`datasets.load_datas
 
 **Binary-only**: masks say edited (1) or unedited (0), not which generator edited a pixel, so only the
 binary task applies (`load_benchmark` refuses `task="semantic"`). Source masks (0/255, possibly JPEG) were
-binarised: a pixel is edited when the mean of its channels exceeds 127.5 (grey >= 128, 8-bit scale).
+binarised: a pixel is edited when the mean of its channels exceeds 127.5 (grey >= 128, 8-bit scale), or,
+for a mask with transparency, where its alpha is below 128.
 
 ## Splits
 

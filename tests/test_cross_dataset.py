@@ -124,6 +124,13 @@ def test_cross_step_scores_trained_detectors_and_renders_every_key(tmp_path, che
     assert row["count"] == 2 and "binary_miou" in row["metrics"] and "image_ap" in row["metrics"]
     lines = render_cross({"cross": result})
     assert "binary_miou" in lines[0] and "FCN-8s" in lines[2]
+    from diffseg30k.experiments.report import write_report
+
+    write_report(tmp_path / "run", config, {"cross": result}, {}, "diffseg30k benchmark")
+    report = (tmp_path / "run" / "report.md").read_text()
+    assert "## Generalisation to other datasets" in report and f"| {mani} | test | FCN-8s" in report
+    tables = json.loads((tmp_path / "run" / "results.json").read_text())["tables"]
+    assert tables["cross"][0]["metrics"] == row["metrics"]
     assert step_cross(PlanContext(tmp_path, quick_config(), results={}))["rows"] == []
     assert parse_cross(["cocoglide", "opensdi-test:sdxl", "C:\\data"]) == [
         ("cocoglide", None), ("opensdi-test", "sdxl"), ("C:\\data", None)]

@@ -177,3 +177,21 @@ def test_prediction_file_kinds(tmp_path):
         read_prediction(bad)
     assert prediction_keys("00000001.image_pred.png")[:3] == ["00000001.image_pred", "00000001.image",
                                                               "00000001"]
+
+
+def test_evaluate_on_error_skip_lists_bad_dataset_items(tmp_path, capsys):
+    root = fx.write_mani(tmp_path / "mani", num=2, jpeg_masks=False)
+    fx.image(9).save(root / "Tp" / "orphan.jpg")
+    preds = tmp_path / "preds"
+    preds.mkdir()
+    for k in range(2):
+        fx.mask_image(k).save(preds / f"im{k}.png")
+    argv = ["evaluate", "--from-predictions", str(preds), "--dataset", str(root), "--report",
+            str(tmp_path / "r"), "--bootstrap", "0"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "orphan.jpg: unpaired: no mask" in err
+    assert main([*argv, "--on-error", "skip"]) == 0
+    assert "orphan.jpg: unpaired: no mask" in capsys.readouterr().out
+    scored = _scores(tmp_path / "r")["scores"]["none"]
+    assert scored["count"] == 2 and scored["metrics"]["binary_miou"] == pytest.approx(1.0)

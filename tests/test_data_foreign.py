@@ -71,12 +71,15 @@ def test_mani_bad_inputs_are_named_and_skippable(tmp_path, capsys):
     fx.image(9).save(root / "Tp" / "orphan.jpg")
     fx.mask_image(1).save(root / "Gt" / "stray_gt.png")
     fx.mask_image(2, (20, 20)).save(root / "Gt" / "im2_gt.png")  # another size than its image
-    with pytest.raises(ReleaseError, match=r"stray_gt\.png: unpaired: no image .* \(and 1 more problems"):
+    fx.image(8).save(tmp_path / "elsewhere.png")
+    (root / "Tp" / "link.png").symlink_to(tmp_path / "elsewhere.png")
+    with pytest.raises(ReleaseError, match=r"link\.png: a link to .*elsewhere\.png, outside .* \(and 2 more"):
         convert([root], tmp_path / "o2", progress=False)
     summary = convert([root], tmp_path / "o3", on_error="skip", progress=False)
     reasons = {f.split("/")[-1]: r for f, r in summary.skipped}
     assert summary.splits == {"test": 2}
     assert "unpaired: no image" in reasons["stray_gt.png"] and "unpaired: no mask" in reasons["orphan.jpg"]
+    assert "outside" in reasons["link.png"]
     assert "mask size 20x20 does not match image size 32x24" in reasons["im2_gt.png"]
 
 

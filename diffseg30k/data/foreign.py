@@ -153,9 +153,11 @@ def mask_key(name: str, image_stems: set[str] | frozenset[str]) -> str | None:
 
 def _image_files(folder: Path, result: ScanResult) -> list[Path]:
     """The image files of a folder; anything else is a problem naming the file."""
-    files = []
+    files, root = [], folder.resolve()
     for file in _files(folder):
-        if file.suffix.lower() in _IMAGE_FILES:
+        if not file.resolve().is_relative_to(root):
+            result.problems.append(ReleaseError(str(file), f"a link to {file.resolve()}, outside {folder}"))
+        elif file.suffix.lower() in _IMAGE_FILES:
             files.append(file)
         else:
             result.problems.append(ReleaseError(str(file), f"not an image file (expected "

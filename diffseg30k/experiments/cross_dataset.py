@@ -84,9 +84,10 @@ def open_eval_dataset(source: str, split: str | None = None, revision: str | Non
 
 
 def binary_predictor(predictor: Predictor) -> Predictor:
-    """A predictor whose label maps are collapsed to the binary task (every generator -> edited)."""
-    def predict(images: list) -> list[tuple[np.ndarray, float]]:
-        return [(to_binary(label_map), score) for label_map, score in predictor(images)]
+    """A predictor whose label maps are collapsed to the binary task (every generator -> edited); the
+    rest of each output (image score, edited probability when given) passes through."""
+    def predict(images: list) -> list[tuple]:
+        return [(to_binary(output[0]), *output[1:]) for output in predictor(images)]
     return predict
 
 

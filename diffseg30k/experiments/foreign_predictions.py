@@ -34,6 +34,8 @@ SUFFIXES = (".png", ".npy")
 NAME_SUFFIXES = (".image", ".mask", "_mask", "_pred", ".pred", "_prediction")
 THRESHOLD = 0.5
 KINDS = ("binary", "labels", "probability")
+#: The PredictionRecord field metric v2 (issue 13) scores as ``pixel_scores``: probability maps fill it.
+PROBABILITY_FIELD = "edited_probability"
 
 
 class PredictionError(ValueError):
@@ -210,7 +212,7 @@ def write_foreign_set(folder: str | Path, table: Any, out: str | Path, binary_on
     if problems and on_error == "raise":
         raise PredictionError(problems[0].item, _problem_text(problems))
     tracker = _TaskTracker(binary_only)
-    with_pixels = "pixel_scores" in {f.name for f in fields(PredictionRecord)}  # the metric-v2 field
+    with_pixels = PROBABILITY_FIELD in {f.name for f in fields(PredictionRecord)}
     writer, written = PredictionWriter(out, meta), 0
     try:
         for row in tqdm(rows, desc="reading predictions", leave=False):
@@ -246,7 +248,7 @@ def _record(row: dict[str, Any], files: dict[str, Path], tracker: _TaskTracker, 
         raise PredictionError(str(file), f"prediction is {found.labels.shape[1]}x{found.labels.shape[0]} but "
                               f"image {sample_id!r} is {reference.shape[1]}x{reference.shape[0]}")
     labels = tracker.see(found, file)
-    extra = {"pixel_scores": found.probability} if with_pixels and found.probability is not None else {}
+    extra = {PROBABILITY_FIELD: found.probability} if with_pixels and found.probability is not None else {}
     score = float((labels > 0).mean())
     return PredictionRecord(sample_id, labels, reference, score, row_meta(row, reference), **extra)
 

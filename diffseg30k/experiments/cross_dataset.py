@@ -16,8 +16,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from diffseg30k.experiments.evaluation import Predictor
 from diffseg30k.experiments.plan import PlanContext
 from diffseg30k.labels import to_binary

@@ -143,6 +143,8 @@ def test_hub_presets_load_by_id_from_their_own_columns(tmp_path, monkeypatch, na
     preset = presets.get_preset(name)
     table = diffseg30k.load_benchmark(name, task="binary", split=split, progress=False)
     assert calls == [(preset.hub_id, "dataset", list(preset.hub_files))]
+    by_id = diffseg30k.load_benchmark(preset.hub_id, task="binary", split=split, progress=False)
+    assert by_id["id"] == table["id"]  # the Hub id is the preset too (converted from its own columns)
     masks = [np.asarray(m) for m in table["mask"]]
     assert len(masks) == 4 and all(m.shape == (fx.SIZE[1], fx.SIZE[0]) for m in masks)
     for k, mask in enumerate(masks):

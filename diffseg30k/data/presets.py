@@ -56,8 +56,11 @@ def register_preset(preset: DatasetPreset) -> DatasetPreset:
 
 
 def find_preset(name: object) -> DatasetPreset | None:
-    """The preset called ``name`` (case-insensitive, ``_`` = ``-``), or None."""
-    return PRESETS.get(str(name).lower().replace("_", "-")) if isinstance(name, str) else None
+    """The preset called ``name`` (case-insensitive, ``_`` = ``-``) or hosted at Hub id ``name``, or None."""
+    if not isinstance(name, str):
+        return None
+    found = PRESETS.get(name.lower().replace("_", "-"))
+    return found or next((p for p in PRESETS.values() if p.hub_id and p.hub_id.lower() == name.lower()), None)
 
 
 def get_preset(name: str) -> DatasetPreset:
@@ -103,7 +106,7 @@ def resolve_preset(name: str, revision: str | None = None, progress: bool = True
     """The converted folder of a preset (downloaded and converted once, then cached)."""
     from diffseg30k.data.load import converted_cache
 
-    preset = get_preset(name)
+    preset = find_preset(name) or get_preset(name)
     return converted_cache([download_hub(preset, revision)], progress=progress, layout=preset.layout,
                            preset=preset.name, on_error=on_error)
 

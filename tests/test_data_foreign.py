@@ -118,6 +118,11 @@ def test_cocoglide_folder_layout_with_prompts(tmp_path):
     np.testing.assert_array_equal(np.asarray(fake["mask"]), fx.region(1, (24, 24)))
     assert fake["turns"][0]["generator"] == "glide" and fake["turns"][0]["prompt"] == "a dog 1"
     assert not np.asarray(rows["dog_1001"]["mask"]).any() and rows["dog_1001"]["base"] == "real"
+    (root / "table.csv").unlink()  # without the table: real/fake/mask matched by COCO image id
+    again = diffseg30k.load_benchmark(root, task="binary", split="test", progress=False)
+    masks = _masks(again)
+    assert len(masks) == 6 and not masks["dog_1002"].any()
+    np.testing.assert_array_equal(masks["glide_inpainting_val2017_1002_up"], fx.region(2, (24, 24)))
 
 
 HUB = {"cocoglide": ("cocoglide", "data/test-00000-of-00001.parquet", "test"),

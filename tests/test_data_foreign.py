@@ -206,3 +206,32 @@ def test_json_list_spanning_sub_datasets_keeps_ids_apart(tmp_path):
     masks = _masks(table)
     assert set(masks) == {"CASIA_Tp_1", "Columbia_Tp_1"} and not masks["Columbia_Tp_1"].any()
     np.testing.assert_array_equal(masks["CASIA_Tp_1"], fx.region(3))
+
+
+def test_layouts_inside_zip_archives(tmp_path):
+    import zipfile
+
+    root = fx.write_cocoglide(tmp_path / "src" / "CocoGlide", num=2)
+    archive = tmp_path / "CocoGlide.zip"
+    with zipfile.ZipFile(archive, "w") as out:
+        for file in sorted(root.rglob("*")):
+            out.write(file, file.relative_to(tmp_path / "src").as_posix())
+    table = diffseg30k.load_benchmark(archive, task="binary", split="test", progress=False)
+    masks = _masks(table)
+    assert len(masks) == 4
+    np.testing.assert_array_equal(masks["glide_inpainting_val2017_1001_up"], fx.region(1, (24, 24)))
+
+    mani = fx.write_mani(tmp_path / "m", num=2, jpeg_masks=False)
+    fx.image(9).save(mani / "Tp" / "orphan.jpg")
+    bad = tmp_path / "mani.zip"
+    with zipfile.ZipFile(bad, "w") as out:
+        for file in sorted(mani.rglob("*")):
+            out.write(file, file.relative_to(mani).as_posix())
+        out.writestr("../evil.png", b"x")
+    with pytest.raises(ReleaseError, match=r"mani\.zip:\.\./evil\.png: archive member path contains '\.\.'"):
+        convert([bad], tmp_path / "o1", progress=False)
+    with zipfile.ZipFile(bad, "w") as out:
+        for file in sorted(mani.rglob("*")):
+            out.write(file, file.relative_to(mani).as_posix())
+    with pytest.raises(ReleaseError, match=r"mani\.zip:Tp/orphan\.jpg: unpaired: no mask"):
+        convert([bad], tmp_path / "o2", progress=False)

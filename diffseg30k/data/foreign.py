@@ -13,6 +13,8 @@ semantic task. Layouts:
   inside its folder tree;
 - ``cocoglide``: TruFor's CocoGlide archive, ``real/``, ``fake/``, ``mask/`` and ``table.csv``
   (columns ``real, fake, mask, prompt``);
+- ``zip``: a zip archive holding a ManiDataset or CocoGlide folder (``CocoGlide.zip`` as downloaded;
+  :mod:`diffseg30k.data.foreign_zip`);
 - parquet layouts of Hub-hosted sets (:class:`ParquetLayout`: which column holds image, mask, label).
 
 Masks are 0/255 images (L, RGB, P, 16-bit, possibly JPEG-compressed): a pixel is **edited when the mean
@@ -414,6 +416,10 @@ def detect_layout(path: Path) -> str | None:
     """The IML layout of a source, or None for DiffSeg30k's own layouts."""
     if path.is_file() and path.suffix.lower() == ".json":
         return "json"
+    if path.is_file() and path.suffix.lower() == ".zip":  # e.g. CocoGlide.zip as downloaded
+        from diffseg30k.data.foreign_zip import zip_layout
+
+        return "zip" if zip_layout(path) else None
     if not path.is_dir():
         return None
     if _child(path, "Tp") is not None or _child(path, "Gt") is not None:
@@ -428,6 +434,8 @@ def scan_foreign(path: Path, result: ScanResult, layout: str | None = None) -> b
     layout = layout or detect_layout(path)
     if layout is None:
         return False
+    if layout == "zip":
+        import diffseg30k.data.foreign_zip  # noqa: F401  (registers the layout)
     if layout not in LAYOUTS:
         raise ValueError(f"unknown layout {layout!r}; expected one of {', '.join(sorted(LAYOUTS))}")
     before = len(result.entries)

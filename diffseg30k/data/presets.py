@@ -143,8 +143,8 @@ register_preset(DatasetPreset(
           "fake, prompt; a real image's missing mask is all background); its splits are the "
           "re-packager's (third parties cite a 256 + 256-image validation split): pick one with --split. "
           "The original GRIP zip unpacks to CocoGlide/{real,fake,mask}/ + table.csv (columns real, fake, "
-          "mask, prompt), the whole set as one test split: pass that folder and its layout is detected "
-          "(prompts become GLIDE turns in the metadata).",
+          "mask, prompt), the whole set as one test split: pass the zip or that folder, its layout is "
+          "detected (prompts become GLIDE turns in the metadata).",
 ))
 register_preset(DatasetPreset(
     name="opensdi-test", title="OpenSDI test (OpenSDID)",

@@ -130,8 +130,9 @@ register_preset(DatasetPreset(
                 "originals, from TruFor (Guillaro et al., CVPR 2023).",
     layout="cocoglide-parquet", hub_id="nebula/CocoGlide", default_split=None,
     download="https://www.grip.unina.it/download/prog/TruFor/CocoGlide.zip",
-    licence="GRIP-UNINA's TruFor terms (research and non-profit use; see the archive / "
-            "github.com/grip-unina/TruFor); the COCO images keep their own licences "
+    licence="GRIP-UNINA's terms for TruFor (its README: use 'only for informational and nonprofit "
+            "purposes', LICENSE.txt at github.com/grip-unina/TruFor); the COCO images keep their "
+            "own licences "
             "(https://cocodataset.org/#termsofuse).",
     citation="@InProceedings{Guillaro_2023_CVPR,\n  author = {Guillaro, Fabrizio and Cozzolino, "
              "Davide and Sud, "
@@ -183,7 +184,8 @@ register_preset(DatasetPreset(
                 "against that mask.",
     layout="magicbrush-parquet", hub_id="osunlp/MagicBrush", hub_files=("data/dev-*.parquet",),
     default_split="dev",
-    licence="CC BY 4.0 (the dataset card).",
+    licence="CC BY 4.0 (the licence reported for the Hub card osunlp/MagicBrush; check it before "
+            "redistributing).",
     citation="@inproceedings{zhang2023magicbrush,\n  title = {MagicBrush: A Manually Annotated Dataset for "
              "Instruction-Guided Image Editing},\n  author = {Zhang, Kai and Mo, Lingbo and Chen, Wenhu and "
              "Sun, Huan and Su, Yu},\n  booktitle = {NeurIPS},\n  year = {2023}\n}",

@@ -41,7 +41,8 @@ def measure(release: Path) -> dict:
         if unedited.any():
             base_chroma[row["base"]].append(float(chroma[unedited].mean()))
     real, ai = np.mean(base_chroma["real"] or [np.nan]), np.mean(base_chroma["ai"] or [np.nan])
-    result = {"samples": len(rows), "real_bases": len(base_chroma["real"]), "ai_bases": len(base_chroma["ai"]),
+    result = {"samples": len(rows), "real_bases": len(base_chroma["real"]),
+              "ai_bases": len(base_chroma["ai"]),
               "median_chroma_ratio_edit_vs_unedited": round(float(np.median(chroma_ratios)), 3),
               "median_luma_ratio_edit_vs_unedited": round(float(np.median(luma_ratios)), 3),
               "ai_vs_real_base_chroma_ratio": round(float(ai / real), 3),

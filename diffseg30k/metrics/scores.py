@@ -1,0 +1,121 @@
+"""Per-pixel edited scores (``pixel_scores``): validation, fixed-bin histograms, ROC AUC and best F1.
+
+Scores are binned into ``SCORE_BINS`` fixed bins that are fine near both ends of [0, 1], where a
+detector's probabilities crowd: a score s (as float32) goes to the bin of t = min(s, 1 - s) given by
+t's sign, exponent and 8 leading mantissa bits (relative width 2**-8 of t), mirrored for s > 0.5.
+The bins are monotone in s, so the AUC and the best threshold computed from them differ from exact
+values only through pixels of both classes sharing a bin (counted as ties); scores on a 1/255 grid
+(uint8 maps) never share a bin. ``quantise_scores`` stores a map as its uint16 bin codes, and
+``dequantise_scores`` gives back float32 scores with exactly those codes, so saved predictions
+re-score to the same histogram.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Any
+
+import numpy as np
+
+from diffseg30k.metrics.inputs import SENTINEL, LabelMapError, to_numpy
+
+_SHIFT = 15  # keeps sign (0), 8 exponent and 8 mantissa bits of a float32
+_HALF = int(np.float32(0.5).view(np.uint32)) >> _SHIFT  # code of 0.5
+SCORE_BINS = 2 * _HALF + 1
+BINNING = (f"{SCORE_BINS} fixed bins, log-spaced towards 0 and 1 (relative width 2^-8 of min(s, 1-s)); "
+           "pixels of both classes in one bin count as ties")
+
+
+def check_pixel_scores(value: Any, shape: tuple[int, int], index: int) -> np.ndarray:
+    """One pair's score map as float32, same shape as its reference, every value in [0, 1]."""
+    where = f"pair {index}: pixel_scores"
+    if type(value).__module__.startswith("torch") and value.is_floating_point():
+        value = value.detach().float()
+    try:
+        array = to_numpy(value)
+    except (TypeError, ValueError):
+        raise LabelMapError(f"{where} is not an array of floats") from None
+    if array.dtype.kind != "f":
+        raise LabelMapError(f"{where} has dtype {array.dtype}; pass float scores in [0, 1]")
+    if array.shape != tuple(shape):
+        raise LabelMapError(f"{where} shape {tuple(array.shape)} differs from reference shape {tuple(shape)}")
+    array = np.ascontiguousarray(array, dtype=np.float32)
+    low, high = float(array.min()), float(array.max())  # NaN propagates into both
+    if np.isnan(low) or np.isnan(high):
+        raise LabelMapError(f"{where} contains NaN")
+    if low < 0.0 or high > 1.0:
+        raise LabelMapError(f"{where} has values in [{low:.6g}, {high:.6g}]; scores must lie in [0, 1]")
+    return array
+
+
+def score_codes(scores: np.ndarray) -> np.ndarray:
+    """Bin code (0 .. SCORE_BINS-1, monotone in the score) of every value of a float32 array.
+
+    Branch-free: ``mask`` is all ones where s >= 0.5 (from the sign of s - 0.5), and
+    ``(c ^ mask) + (mask & (2H + 1))`` is c below 0.5 and 2H - c above (uint32 wrap-around).
+    """
+    flipped = np.subtract(np.float32(1.0), scores, dtype=np.float32)  # exact for s >= 0.5
+    codes = np.minimum(scores, flipped).view(np.uint32)
+    codes >>= np.uint32(_SHIFT)
+    mask = np.subtract(scores, np.float32(0.5), dtype=np.float32).view(np.uint32)
+    mask >>= np.uint32(31)  # 1 below 0.5
+    mask -= np.uint32(1)
+    codes ^= mask
+    mask &= np.uint32(2 * _HALF + 1)
+    codes += mask
+    return codes
+
+
+@lru_cache(maxsize=1)
+def _code_values() -> np.ndarray:
+    """A float32 score inside each bin (one that float32 inputs can reach)."""
+    lower = (np.arange(_HALF + 1, dtype=np.uint32) << np.uint32(_SHIFT)).view(np.float32)
+    edges = lower.astype(np.float64)[::-1][1:]  # t of codes _HALF+1 .. 2*_HALF
+    step = 2.0 ** -24  # float32 scores in [0.5, 1) are multiples of 2^-24, so 1 - s is too
+    upper = (1.0 - np.ceil(edges / step) * step).astype(np.float32)
+    return np.concatenate([lower, upper])
+
+
+def quantise_scores(scores: np.ndarray) -> np.ndarray:
+    """A [0, 1] score map as uint16 bin codes (what saved predictions store)."""
+    return score_codes(np.ascontiguousarray(scores, dtype=np.float32)).astype(np.uint16)
+
+
+def dequantise_scores(codes: np.ndarray) -> np.ndarray:
+    """float32 scores whose bin codes are ``codes`` (inverse of :func:`quantise_scores` on bins)."""
+    codes = np.asarray(codes)
+    if codes.dtype != np.uint16 or (codes.size and int(codes.max()) >= SCORE_BINS):
+        raise ValueError(f"not a map of score codes (dtype {codes.dtype}; want uint16 < {SCORE_BINS})")
+    return _code_values()[codes]
+
+
+def image_histogram(scores: np.ndarray, reference: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Sparse score histogram of one image's valid pixels: (bin codes, background counts, edited
+    counts), codes ascending; ``reference`` is the validated uint8 map (255 = ignored)."""
+    codes = score_codes(scores)
+    label = (reference > 0).view(np.uint8) + (reference == SENTINEL).view(np.uint8)  # 0, 1, 2 = ignored
+    flat = codes.ravel() * np.uint32(3)
+    flat += label.ravel()
+    counts = np.bincount(flat, minlength=3 * SCORE_BINS).reshape(SCORE_BINS, 3)
+    present = np.flatnonzero(counts[:, 0] | counts[:, 1])
+    return present.astype(np.uint16), counts[present, 0].copy(), counts[present, 1].copy()
+
+
+def best_f1(negative: np.ndarray, positive: np.ndarray) -> float:
+    """Highest F1 over thresholds "score >= bin" of one image (bins ascending); NaN with no positive."""
+    total = int(positive.sum())
+    if total == 0:
+        return float("nan")
+    true_pos = np.cumsum(positive[::-1])
+    false_pos = np.cumsum(negative[::-1])
+    return float(np.max(2 * true_pos / (total + true_pos + false_pos)))
+
+
+def histogram_auc(negative: np.ndarray, positive: np.ndarray) -> float:
+    """ROC AUC from per-bin counts (bins ascending), ties counted half; NaN without both classes."""
+    neg_total, pos_total = float(negative.sum()), float(positive.sum())
+    if neg_total == 0 or pos_total == 0:
+        return float("nan")
+    below = np.cumsum(negative) - negative  # negatives in lower bins
+    wins = np.dot(positive.astype(np.float64), below + 0.5 * negative)
+    return float(wins / (neg_total * pos_total))

@@ -62,3 +62,25 @@ def realistic_pair(seed: int, size: int | tuple[int, int] = 512, num_classes: in
     if ignore_band:
         reference[: max(1, shape[0] // 64)] = 255
     return prediction, reference
+
+
+def realistic_scores(prediction: np.ndarray, reference: np.ndarray, seed: int,
+                     confidence: float | None = None) -> np.ndarray:
+    """A float32 edited-probability map for a pair, as a detector's softmax would give it.
+
+    Logits follow the prediction (positive inside its edited region) with a margin that shrinks
+    near the prediction's region boundary, smooth low-frequency noise and per-pixel noise; a share of
+    the reference's edited pixels missed by the prediction get moderate scores, so the ranking is
+    better than the label map's decision but not perfect.
+    """
+    rng = np.random.default_rng(seed + 7919)
+    margin = rng.uniform(3.0, 9.0) if confidence is None else confidence
+    edited = (prediction > 0) & (prediction != 255)
+    logits = np.where(edited, margin, -margin).astype(np.float32)
+    height, width = prediction.shape
+    coarse = rng.normal(0, 1.5, (height // 32 + 2, width // 32 + 2))
+    smooth = np.kron(coarse, np.ones((32, 32)))[:height, :width]
+    logits += smooth.astype(np.float32) + rng.normal(0, 1.0, prediction.shape).astype(np.float32)
+    missed = (reference > 0) & (reference != 255) & ~edited
+    logits[missed] += np.float32(margin) * rng.uniform(0.5, 1.2)
+    return (1.0 / (1.0 + np.exp(-logits))).astype(np.float32)

@@ -31,6 +31,7 @@ from diffseg30k.models.inference import (
     DEFAULT_TILE,
     normalize_batch,
     predict_label_maps,
+    predict_label_maps_and_edited,
     predict_probabilities,
     preprocessing_tensors,
 )
@@ -55,6 +56,11 @@ class DetectionResult:
     is_edited: bool
     task: str
     id2label: dict[int, str] = field(repr=False)
+
+    @property
+    def edited_probability(self) -> np.ndarray:
+        """Per-pixel edited probability 1 - P(background) (float32 HxW, the metric's pixel_scores)."""
+        return np.clip(self.probabilities[1:].sum(axis=0), 0.0, 1.0).astype(np.float32)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready summary (no pixel arrays)."""
@@ -197,6 +203,21 @@ class Detector:
                 maps[index] = label_map
         scores = np.array([float((m > 0).mean()) for m in maps], dtype=np.float64)
         return maps, scores
+
+    def predict_edited(self, images: list[ImageInput]
+                       ) -> tuple[list[np.ndarray], np.ndarray, list[np.ndarray]]:
+        """Like :meth:`predict_label_maps`, plus each image's edited probability map 1 - P(background)
+        (float32 HxW in [0, 1]): what ``evaluate``/``benchmark`` pass to the metric as pixel_scores."""
+        arrays = [to_rgb_array(image) for image in images]
+        maps: list[np.ndarray | None] = [None] * len(arrays)
+        edited: list[np.ndarray | None] = [None] * len(arrays)
+        for batch in self._batches(arrays):
+            pixels = self._pixels([arrays[i] for i in batch])
+            labels, probs = predict_label_maps_and_edited(self.model, pixels, self.tile_size, self.overlap)
+            for index, label_map, prob in zip(batch, labels.cpu().numpy(), probs.cpu().numpy()):
+                maps[index], edited[index] = label_map, prob
+        scores = np.array([float((m > 0).mean()) for m in maps], dtype=np.float64)
+        return maps, scores, edited
 
 
 def render_overlay(image: ImageInput, result: DetectionResult, alpha: float = 0.55) -> Image.Image:

@@ -42,6 +42,7 @@ from diffseg30k.experiments.plan import Plan, PlanContext, Step, StepFailed
 from diffseg30k.experiments.reference import IMAGE_KEYS, SEG_KEYS, holdout_key
 from diffseg30k.experiments.scoring import clean
 from diffseg30k.labels import LABEL2ID
+from diffseg30k.metrics import IMDL_KEYS
 
 TASKS = ("binary", "semantic")
 
@@ -79,7 +80,8 @@ def step_tab2(ctx: PlanContext) -> dict[str, Any]:
                                     "per_class_iou": scored["metrics"].get("per_class_iou"),
                                     "per_class_bf1": scored["metrics"].get("per_class_bf1"),
                                     "confusion_matrix": scored["metrics"].get("confusion_matrix"),
-                                    "all_metrics": _headline(scored["metrics"], SEG_KEYS + IMAGE_KEYS),
+                                    "all_metrics": _headline(scored["metrics"],
+                                                             SEG_KEYS + IMAGE_KEYS + IMDL_KEYS),
                                     "spec": scored["metrics"].get("spec")}
     return {"rows": rows, "checkpoints": checkpoints, "details": details}
 

@@ -294,6 +294,7 @@ def render_evaluation(scores: dict[str, Any], meta: dict[str, Any]) -> str:
     body = [[DISTORTION_DISPLAY.get(name, name), str(s["count"]), *[fmt(s["metrics"].get(k)) for k in keys]]
             for name, s in scores.items()]
     lines += _table(header, body)
+    lines += _imdl_table(scores)
     for name, s in scores.items():
         if s.get("ci"):
             spec = s.get("ci_spec", {})
@@ -308,3 +309,22 @@ def render_evaluation(scores: dict[str, Any], meta: dict[str, Any]) -> str:
             lines += ["", f"{DISTORTION_DISPLAY.get(name, name)} by {by}:", "",
                       *_table([by, "images", *[SHORT[k] for k in gkeys]], body)]
     return "\n".join(lines) + "\n"
+
+
+
+IMDL_COLUMNS = {"pixel_f1_per_image": "pixel F1", "pixel_iou_per_image": "pixel IoU",
+                "pixel_auc": "pixel AUC", "pixel_f1_best_per_image": "pixel F1 (best thr.)",
+                "image_auc": "img AUC", "image_f1": "img F1", "image_balanced_accuracy": "img bal. Acc",
+                "image_mcc": "img MCC"}
+
+
+def _imdl_table(scores: dict[str, Any]) -> list[str]:
+    """The IMDL-convention keys, one row per distortion (absent when no result carries them)."""
+    rows = [(name, s) for name, s in scores.items() if "pixel_f1_per_image" in s.get("metrics", {})]
+    if not rows:
+        return []
+    body = [[DISTORTION_DISPLAY.get(name, name), str(s["count"]),
+             *[fmt(s["metrics"].get(k)) for k in IMDL_COLUMNS]] for name, s in rows]
+    return ["", "IMDL conventions (binary view; pixel F1/IoU per image over edited images, pixel AUC "
+            "pooled over pixels, best threshold per image; see the metric card):", "",
+            *_table(["distortion", "images", *IMDL_COLUMNS.values()], body)]

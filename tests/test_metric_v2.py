@@ -104,7 +104,7 @@ def test_imdl_keys_match_sklearn_on_realistic_pairs_with_ignore_bands():
     assert abs(got["pixel_auc"] - want["pixel_auc"]) < 1e-3, (got["pixel_auc"], want["pixel_auc"])
     assert abs(got["pixel_f1_best_per_image"] - want["pixel_f1_best_per_image"]) < 1e-3
     assert 0.5 < want["pixel_auc"] < 0.9999
-    assert got["pixel_f1_best_per_image"] >= got["pixel_f1_per_image"] - 1e-3
+    assert 0.5 < got["pixel_f1_best_per_image"] <= 1  # the label map is no threshold of the smooth scores
     assert got["pixel_auc"] != got["pixel_f1_per_image"]  # separate quantities
     # the DiffSeg30k keys are unchanged by passing pixel scores
     base = run(pairs)

@@ -62,12 +62,18 @@ def test_saved_probabilities_rescore_to_the_same_keys(tmp_path):
     write_predictions(tmp_path / "set", records, {"task": "semantic"})
     back = list(read_predictions(tmp_path / "set"))
     assert all(b.edited_probability.dtype == np.float32 for b in back)
-    assert max(float(np.max(np.abs(b.edited_probability - m) / np.maximum(np.minimum(m, 1 - m), 1e-30)))
-               for b, m in zip(back, maps)) < 2 ** -8  # relative to min(s, 1 - s): the bin width
+    for b, m in zip(back, maps):  # within half a level (0.0549) in logit units, plus float32 rounding
+        got, want = b.edited_probability.astype(np.float64), m.astype(np.float64)
+        assert np.abs(np.log(got / (1 - got)) - np.log(want / (1 - want))).max() < 0.0549 + 0.005
     live = score_records(records, "semantic", progress=False)["metrics"]
     saved = score_records(back, "semantic", bootstrap=5, by=["base"], progress=False)
     assert set(IMDL_KEYS) <= set(live) and 0.5 < live["pixel_auc"] <= 1
-    assert json.dumps(saved["metrics"]) == json.dumps(live)  # stored bins == the metric's bins
+    assert abs(saved["metrics"]["pixel_auc"] - live["pixel_auc"]) < 1e-3
+    assert abs(saved["metrics"]["pixel_f1_best_per_image"] - live["pixel_f1_best_per_image"]) < 5e-3
+    same = {k: v for k, v in live.items() if k not in ("pixel_auc", "pixel_f1_best_per_image")}
+    assert json.dumps({k: saved["metrics"][k] for k in same}) == json.dumps(same)
+    again = score_records(list(read_predictions(tmp_path / "set")), "semantic", progress=False)["metrics"]
+    assert json.dumps(again) == json.dumps(saved["metrics"])  # re-scoring is deterministic
     direct = DiffSegMetric(imdl=True)
     for (p, r), m, rec in zip(pairs, maps, records):
         direct.update(p, r, score=rec.score, pixel_scores=m)

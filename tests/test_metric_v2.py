@@ -235,7 +235,7 @@ def test_rows_merge_and_pickle_keep_pixel_score_results_identical():
         from_rows.add_row(floats[0], ints[0][:40])
 
 
-def test_bins_are_monotone_and_quantised_maps_round_trip():
+def test_bins_are_monotone_and_cover_the_tails():
     rng = np.random.default_rng(0)
     tails = rng.random(5000).astype(np.float32) ** 12
     s = np.concatenate([rng.random(20000).astype(np.float32), tails, 1 - tails,
@@ -245,10 +245,28 @@ def test_bins_are_monotone_and_quantised_maps_round_trip():
     order = np.argsort(s, kind="stable")
     assert codes.max() == SCORE_BINS - 1 and codes.min() == 0
     assert (np.diff(codes[order].astype(np.int64)) >= 0).all()
-    stored = quantise_scores(s)
-    assert stored.dtype == np.uint16 and (score_codes(dequantise_scores(stored)) == codes).all()
     assert np.unique(score_codes((np.arange(256) / 255).astype(np.float32))).size == 256
-    with pytest.raises(ValueError, match="not a map of score codes"):
+    assert score_codes(np.float32([1e-6, 2e-6, 1 - 2e-6, 1 - 1e-6])).tolist() == sorted(
+        set(score_codes(np.float32([1e-6, 2e-6, 1 - 2e-6, 1 - 1e-6])).tolist()))  # distinct, ordered
+
+
+def test_saved_levels_are_logit_spaced_and_round_trip():
+    rng = np.random.default_rng(1)
+    s = np.concatenate([rng.random(10000), 1 / (1 + np.exp(-rng.uniform(-20, 20, 10000)))]).astype(np.float32)
+    levels = quantise_scores(s)
+    assert levels.dtype == np.uint8 and levels.min() == 0 and levels.max() == 255
+    back = dequantise_scores(levels)
+    assert (np.diff(levels[np.argsort(s)].astype(int)) >= 0).all()  # monotone
+    assert np.array_equal(quantise_scores(back), levels)  # idempotent
+    def logit(x):
+        x = x.astype(np.float64)
+        return np.log(x) - np.log1p(-x)
+
+    inside = np.abs(logit(s)) < 12  # where float32 itself resolves the logit to ~0.01
+    assert np.abs(logit(back) - logit(s))[inside].max() <= 14 / 255 + 0.01  # half a level
+    assert np.unique(score_codes(dequantise_scores(np.arange(256, dtype=np.uint8)))).size == 256
+    assert quantise_scores(np.float32([1e-4, 1e-3])).tolist()[0] < quantise_scores(np.float32([1e-3]))[0]
+    with pytest.raises(ValueError, match="not a map of saved score levels"):
         dequantise_scores(np.zeros(3, np.int32))
 
 

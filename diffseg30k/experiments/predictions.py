@@ -5,13 +5,14 @@ A prediction set is a folder written atomically::
     meta.json        task, id2label, checkpoint, distortion, dataset fingerprint, split, count
     index.jsonl      one row per image: id, score, shard, metadata used by breakdowns
     maps-00000.npz   compressed uint8 arrays ``pred/<id>`` and ``ref/<id>`` (reference as scored), and
-                     ``prob/<id>`` when the predictor gave edited probabilities: uint16 codes of the
-                     metric's fixed score bins (``diffseg30k.metrics.scores.quantise_scores``)
+                     ``prob/<id>`` when the predictor gave edited probabilities: uint8 levels evenly
+                     spaced in logit(p) over [-14, 14] (``diffseg30k.metrics.scores.quantise_scores``)
 
 References are stored as scored (semantic ids, cropped when the distortion crops), so
-``diffseg30k evaluate --from-predictions DIR`` needs neither the model nor the dataset. Edited
-probabilities are stored as the bin of the metric's pixel-score histogram each falls in, so their
-re-scored ``pixel_auc`` and ``pixel_f1_best_per_image`` equal those of the float maps exactly.
+``diffseg30k evaluate --from-predictions DIR`` needs neither the model nor the dataset. The 256
+logit-spaced levels keep a detector's tails apart (a 1/255 grid would tie every score below 0.002);
+``pixel_auc`` from them differs from the float maps' only through pixels of both classes sharing a
+level (``tests/benchmarks/bench_metric.py`` reports the difference), and every other key is unchanged.
 """
 
 from __future__ import annotations

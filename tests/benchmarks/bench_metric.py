@@ -4,7 +4,7 @@ Realistic pairs (``diffseg30k.metrics.fixtures.realistic_pair``: 1-3 edited regi
 1-40 %, predictions a few pixels off at the boundary, false-positive blobs), all keys of both tasks,
 without and with per-pixel scores (``realistic_scores``: a detector-like edited probability map),
 which add the IMDL-convention keys. Also: pixel AUC against scikit-learn, evaluate row sizes, and the
-storage of saved score maps (uint16 bin codes vs a uint8 grid, with the uint8 grid's AUC error).
+storage of saved score maps (uint8 logit levels vs a uniform uint8 grid, and their AUC error).
 Prints one JSON document. Peers that are not installed / not reachable are reported as skipped.
 
     python tests/benchmarks/bench_metric.py                      # 512^2 and 1024^2
@@ -27,7 +27,7 @@ import numpy as np
 
 from diffseg30k.metrics import IMDL_KEYS, DiffSegMetric
 from diffseg30k.metrics.fixtures import realistic_pair, realistic_scores
-from diffseg30k.metrics.scores import quantise_scores
+from diffseg30k.metrics.scores import dequantise_scores, quantise_scores, score_codes
 
 MODULE = Path(__file__).resolve().parents[2] / "evaluate_metrics" / "diffseg30k"
 BATCH = 16
@@ -190,21 +190,40 @@ def pixel_score_report(runs: dict, pairs: list, maps: list) -> dict:
     subset = min(len(pairs), 24)
     truth = np.concatenate([(r[r != 255] > 0) for _, r in pairs[:subset]])
     flat = np.concatenate([m[r != 255] for (_, r), m in zip(pairs[:subset], maps[:subset])])
-    grid = np.round(flat * 255) / 255
     ours = ours_update(pairs[:subset], maps[:subset])["pixel_auc"]
     exact = roc_auc_score(truth, flat)
     out["pixel_auc_vs_sklearn"] = {"pairs": subset, "ours": ours, "sklearn": exact,
-                                   "abs_diff": abs(ours - exact),
-                                   "uint8_grid_abs_diff": abs(roc_auc_score(truth, grid) - exact)}
+                                   "abs_diff": abs(ours - exact)}
+    out["saved_maps"] = saved_map_report(truth, flat, pairs[:subset], maps[:subset])
     metric = DiffSegMetric()
     rows = metric.encode_rows([p for p, _ in pairs[:subset]], [r for _, r in pairs[:subset]],
                               pixel_scores=maps[:subset])
     plain_rows = metric.encode_rows([p for p, _ in pairs[:subset]], [r for _, r in pairs[:subset]])
     out["evaluate_row_bytes_mean"] = {"with_pixel_scores": _mean_len(rows), "without": _mean_len(plain_rows)}
-    out["saved_map_bytes_mean"] = {
-        "uint16_bin_codes_npz": _mean_npz([quantise_scores(m) for m in maps[:subset]]),
-        "uint8_grid_npz": _mean_npz([np.round(m * 255).astype(np.uint8) for m in maps[:subset]]),
-        "label_map_npz": _mean_npz([p for p, _ in pairs[:subset]])}
+    return out
+
+
+def saved_map_report(truth: np.ndarray, flat: np.ndarray, pairs: list, maps: list) -> dict:
+    """Saved score maps: our uint8 logit-spaced levels vs a uniform uint8 grid, size and AUC error
+    against the float scores, on the realistic maps and on "hard" ones where a third of the edited
+    pixels score like background (a detector's confident misses)."""
+    from sklearn.metrics import roc_auc_score
+
+    rng = np.random.default_rng(0)
+    hard = flat.copy()
+    miss = truth & (rng.random(truth.size) < 1 / 3)
+    hard[miss] = rng.choice(flat[~truth], int(miss.sum()))
+    schemes = {"uint8_logit_levels": lambda x: dequantise_scores(quantise_scores(x)),
+               "uint8_uniform_grid": lambda x: np.round(x * 255) / 255}
+    out: dict = {"bytes_per_512px_map_npz": {
+        "uint8_logit_levels": _mean_npz([quantise_scores(m) for m in maps]),
+        "uint8_uniform_grid": _mean_npz([np.round(m * 255).astype(np.uint8) for m in maps]),
+        "uint16_metric_bin_codes": _mean_npz([score_codes(m).astype(np.uint16) for m in maps]),
+        "label_map": _mean_npz([p for p, _ in pairs])}}
+    for name, scores in (("realistic", flat), ("hard", hard)):
+        exact = roc_auc_score(truth, scores)
+        out[f"pixel_auc_{name}"] = {"float": exact, **{k: abs(roc_auc_score(truth, f(scores)) - exact)
+                                                       for k, f in schemes.items()}}
     return out
 
 

@@ -110,7 +110,7 @@ def score_records(records: Iterable[PredictionRecord], task: str, by: Iterable[s
     """
     factory = metric_factory(task, id2label, area_threshold)
     evaluator, total = factory(), factory()
-    states, metas = [], []
+    states, metas, without_scores = [], [], []
     for record in tqdm(records, desc=desc, disable=not progress, leave=False):
         reference = record.reference if task == "semantic" else to_binary(record.reference)
         prediction = np.asarray(record.prediction)
@@ -125,8 +125,14 @@ def score_records(records: Iterable[PredictionRecord], task: str, by: Iterable[s
         total.add_stats(stats)
         states.append(replace(stats, score_histogram=None))  # constant memory per kept image
         metas.append(record.meta)
+        if record.edited_probability is None:
+            without_scores.append(record.id)
     if not states:
         raise ValueError("no predictions to score")
+    if 0 < len(without_scores) < len(states):
+        given = len(states) - len(without_scores)
+        raise ValueError(f"edited probabilities (pixel scores) exist for {given} of {len(states)} images, "
+                         f"not e.g. for {without_scores[0]!r}: give them for all or none")
     result: dict[str, Any] = {"count": len(states), "metrics": clean(total.compute())}
     if bootstrap > 0:
         result["ci"] = bootstrap_intervals(factory, states, HEADLINE[task], bootstrap, seed, confidence)

@@ -108,3 +108,11 @@ def test_evaluation_resizes_probabilities_and_reports_imdl_table(tmp_path):
     assert "IMDL conventions" in text and "pixel AUC" in text and "img MCC" in text
     imdl_rows = text.split("IMDL conventions")[1].split("\n\n")[1].splitlines()
     assert len(imdl_rows) == 2 + len(scores)
+
+
+def test_records_with_and_without_probabilities_name_an_image():
+    pairs = [realistic_pair(i, 32) for i in range(3)]
+    records = [PredictionRecord(f"im{i}", p, r, 0.0, {}, realistic_scores(p, r, i) if i != 1 else None)
+               for i, (p, r) in enumerate(pairs)]
+    with pytest.raises(ValueError, match="exist for 2 of 3 images, not e.g. for 'im1'"):
+        score_records(records, "semantic", progress=False)

@@ -12,7 +12,7 @@ import sys
 
 from diffseg30k import __version__
 
-SUBCOMMANDS = ("convert", "generate", "train", "evaluate", "benchmark", "predict", "push", "demo")
+SUBCOMMANDS = ("convert", "generate", "train", "evaluate", "benchmark", "predict", "push", "demo", "list")
 
 
 class CommandError(Exception):

@@ -66,13 +66,13 @@ def run(args: argparse.Namespace) -> int:
 
     from diffseg30k.cli import CommandError
     from diffseg30k.experiments.artifacts import train_command
-    from diffseg30k.experiments.benchmark import STEP_NAMES, STEPS, build_plan, run_benchmark
+    from diffseg30k.experiments.benchmark import build_plan, run_benchmark, step_names
     from diffseg30k.experiments.plan import StepFailed
+    from diffseg30k.experiments.steps import STEPS
+    from diffseg30k.registry import RegistryError
 
     if args.list_steps:
-        for step in STEPS:
-            print(f"{step.name:8s} {step.title}" + (f"  (needs {', '.join(step.requires)})" if step.requires
-                                                     else ""))
+        print(STEPS.listing())
         print(f"{'report':8s} report.md and results.json (always written at the end)")
         return 0
     try:
@@ -81,9 +81,8 @@ def run(args: argparse.Namespace) -> int:
         raise CommandError(str(err)) from err
     out = Path(args.out or f"benchmark-{config.name}")
     steps = [s.strip() for s in args.steps.split(",") if s.strip()] or None
-    unknown = [s for s in steps or [] if s not in STEP_NAMES]
-    if unknown:
-        raise CommandError(f"--steps: unknown {unknown}; the plan has {', '.join(STEP_NAMES)}")
+    for unknown in [s for s in steps or [] if s not in step_names()]:
+        raise CommandError(f"--steps: {RegistryError('benchmark step', unknown, step_names())}")
     plan = build_plan(config, out)
     if args.dry_run:
         order = plan.order([s for s in steps if s != "report"] if steps else None)

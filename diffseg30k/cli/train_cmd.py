@@ -45,13 +45,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def list_models() -> str:
-    from diffseg30k.models.registry import REGISTRY
+    from diffseg30k.models.registry import DETECTORS
 
-    lines = [f"{'name':<20} {'family':<14} {'weights':<22} description"]
-    for spec in REGISTRY.values():
-        lines.append(f"{spec.name:<20} {spec.family:<14} {spec.pretrained or 'random init':<22} "
-                     f"{spec.description}")
-    return "\n".join(lines)
+    return DETECTORS.listing()
 
 
 def run(args: argparse.Namespace) -> int:
@@ -62,11 +58,14 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if not args.dataset or not args.out:
         raise CommandError("--dataset and --out are required (or pass --list-models)")
-    from diffseg30k.models.registry import REGISTRY
+    from diffseg30k.models.registry import get_spec
+    from diffseg30k.registry import RegistryError
     from diffseg30k.train import TrainConfig, TrainingDiverged, train
 
-    if args.model not in REGISTRY:
-        raise CommandError(f"unknown --model {args.model!r}; available: {', '.join(REGISTRY)}")
+    try:
+        get_spec(args.model)
+    except RegistryError as err:
+        raise CommandError(f"--model: {err}") from err
     config = TrainConfig(
         dataset=args.dataset, out=args.out, model=args.model, task=args.task, preset=args.preset,
         from_scratch=args.from_scratch, pretrained=args.pretrained,

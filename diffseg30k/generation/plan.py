@@ -72,8 +72,7 @@ class GenerationConfig:
         if not self.editors:
             raise ValueError(f"no editors to draw from; registered: {', '.join(EDITORS)}")
         for name in (*self.editors, *self.editor_options):
-            if name not in EDITORS:
-                raise ValueError(f"unknown editor {name!r}; registered: {', '.join(EDITORS)}")
+            EDITORS.get(name)  # RegistryError (a ValueError) suggesting near names
         if self.profile == "paper" and self.real_fraction > 0 and self.source is None:
             raise ValueError("the paper profile needs --source DIR with real photos (or real_fraction=0)")
         self.exemplar_images = tuple(str(p) for p in self.exemplar_images)

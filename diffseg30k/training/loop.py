@@ -25,10 +25,11 @@ def _cpu_threads(local_processes: int) -> int:
     return max(1, cpus // max(1, local_processes))
 
 
-def _param_groups(model, config: TrainConfig) -> list[dict[str, Any]]:
-    """Backbone at ``lr``, heads at ``lr * head_lr_mult``; no weight decay on norms and biases."""
+def _param_groups(model, config: TrainConfig, backbone_prefixes: tuple[str, ...] = ("backbone.",)
+                  ) -> list[dict[str, Any]]:
+    """Backbone (the spec's ``backbone_prefixes``) at ``lr``, heads at ``lr * head_lr_mult``; no
+    weight decay on norms and biases."""
     groups: dict[tuple[bool, bool], list] = {}
-    backbone_prefixes = ("segformer.", "backbone.")
     for name, param in model.named_parameters():
         if not param.requires_grad:
             continue
@@ -40,8 +41,9 @@ def _param_groups(model, config: TrainConfig) -> list[dict[str, Any]]:
             for (head, decay), params in groups.items()]
 
 
-def _optimizer(model, config: TrainConfig) -> torch.optim.Optimizer:
-    groups = _param_groups(model, config)
+def _optimizer(model, config: TrainConfig, backbone_prefixes: tuple[str, ...] = ("backbone.",)
+               ) -> torch.optim.Optimizer:
+    groups = _param_groups(model, config, tuple(backbone_prefixes))
     if config.optimizer == "sgd":
         return torch.optim.SGD(groups, lr=config.lr, momentum=0.9)
     return torch.optim.AdamW(groups, lr=config.lr, betas=(0.9, 0.999))
@@ -137,7 +139,7 @@ def _train(config: TrainConfig) -> Path:
     extra = list_images(config.extra_real) if config.extra_real else []
     dataset = CropDataset(train_table, config.crop_size, config.task, model.config.num_labels, config.seed,
                           make_augment(config.augment), extra)
-    optimizer = _optimizer(model, config)
+    optimizer = _optimizer(model, config, spec.backbone_prefixes)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _poly_schedule(config))
     model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
 

@@ -15,8 +15,10 @@ import torch
 from PIL import Image
 
 from diffseg30k.generation.editors.base import Editor, EditRequest
+from diffseg30k.generation.editors.registry import EDITORS
 
 
+@EDITORS.register
 class GlideEditor(Editor):
     """Editor options (all optional): ``base_checkpoint``, ``upsample_checkpoint`` (path or URL),
     ``base_sha256``, ``upsample_sha256``, ``tokenizer`` (folder or Hub repo id), ``guidance_scale``,

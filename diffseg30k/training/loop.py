@@ -151,7 +151,7 @@ def _train(config: TrainConfig) -> Path:
         state.update(ckpt.read_state(resume_from))
         step = int(state.pop("step"))
         accelerator.print(f"resumed from {resume_from} at step {step}")
-    elif config.resume:
+    elif config.resume and (out / "checkpoints").is_dir():  # a fresh run has nothing to say here
         accelerator.print(f"--resume: no checkpoint in {out / 'checkpoints'} yet; starting at step 0")
     if accelerator.is_main_process and not resume_from:
         out.mkdir(parents=True, exist_ok=True)

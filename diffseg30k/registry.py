@@ -52,10 +52,11 @@ def first_sentence(text: str) -> str:
 class RegistryError(KeyError, ValueError):
     """An unknown registry name; the message suggests near names and lists the registered ones."""
 
-    def __init__(self, kind: str, name: str, choices: Iterable[str], hint: str = "") -> None:
+    def __init__(self, kind: str, name: str, choices: Iterable[str], hint: str = "",
+                 suggestions: list[str] | None = None) -> None:
         choices = list(choices)
         self.kind, self.name, self.choices = kind, name, choices
-        self.suggestions = suggest(str(name), choices)
+        self.suggestions = suggest(str(name), choices) if suggestions is None else suggestions
         message = f"unknown {kind} {name!r}"
         if self.suggestions:
             message += f"; did you mean {' or '.join(self.suggestions)}?"

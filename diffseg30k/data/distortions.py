@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageFilter
 
-from diffseg30k.registry import Registry, RegistryError
+from diffseg30k.registry import Registry, RegistryError, suggest
 
 #: The paper's Tab. 3 distortions, in its order.
 PAPER_DISTORTIONS = ("jpeg60", "jpeg80", "resize256", "resize1024")
@@ -216,7 +216,16 @@ def get_distortion(name: str) -> Distortion:
     kinds = DISTORTION_KINDS.values()
     bare = [kind.name for kind in kinds if kind.default is not None]
     raise RegistryError("distortion", name, list(dict.fromkeys(["none", *DISTORTIONS, *bare])),
-                        "forms: " + ", ".join(kind.form for kind in kinds))
+                        "forms: " + ", ".join(kind.form for kind in kinds), _respelled(key))
+
+
+def _respelled(key: str) -> list[str] | None:
+    """``resze64`` -> ``[resize64]``: the nearest family name with the same parameter, if it parses."""
+    stem, rest = re.fullmatch(r"([a-z]*)(.*)", key).groups()
+    for close in suggest(stem, DISTORTION_KINDS.names())[:1]:
+        if any(kind.parse(close + rest) for kind in DISTORTION_KINDS.values() if kind.name == close):
+            return [close + rest]
+    return None
 
 
 def distortion_order(name: str) -> tuple[int, float, str]:

@@ -108,6 +108,7 @@ def __getattr__(name: str) -> Any:
 
 def build_plan(config: BenchmarkConfig, out_dir: str | Path, log: Any = print) -> Plan:
     """The plan of every step for ``config`` (``report`` is rendered after the steps, see :func:`run`)."""
+    config.validate()
     return Plan(plan_steps(), out_dir, config=config, fingerprint=config.fingerprint(), log=log)
 
 

@@ -12,6 +12,8 @@ import sys
 
 from diffseg30k import __version__
 
+__all__ = ["SUBCOMMANDS", "CommandError", "build_parser", "main"]
+
 SUBCOMMANDS = ("convert", "generate", "train", "evaluate", "benchmark", "predict", "push", "demo", "list")
 
 

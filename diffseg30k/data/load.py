@@ -18,12 +18,10 @@ from pathlib import Path
 from typing import Any
 
 from diffseg30k.io import cache_dir, open_image
-from diffseg30k.labels import IGNORE_INDEX, TASKS
+from diffseg30k.labels import BINARY_LUT, TASKS
 
 OFFICIAL_REPO = "Chaos2629/Diffseg30k"
 _REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
-# Binary task lookup table for PIL's Image.point: 0 stays 0, every label id becomes 1, 255 stays 255.
-BINARY_LUT = [0] + [1] * (IGNORE_INDEX - 1) + [IGNORE_INDEX]
 #: From this many rows on, the one-time binary pass over the masks runs in several processes.
 PARALLEL_BINARY_ROWS = 4096
 

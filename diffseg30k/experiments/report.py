@@ -22,7 +22,7 @@ from diffseg30k.experiments.tables.common import (  # noqa: F401  (re-exported: 
 )
 from diffseg30k.io import atomic_write_text
 
-__all__ = ["build_results", "render_evaluation", "render_markdown", "write_report"]
+__all__ = ["build_results", "render_evaluation", "render_markdown", "write_evaluation", "write_report"]
 
 SCHEMA = "diffseg30k-benchmark/1"
 _table = md_table
@@ -175,6 +175,18 @@ def write_report(out_dir: str | Path, config: Any, results: dict[str, Any], reco
     atomic_write_text(out_dir / "results.json", json.dumps(payload, indent=2, default=str) + "\n")
     atomic_write_text(out_dir / "report.md", render_markdown(config, results, records, command, figures))
     return [out_dir / "report.md", out_dir / "results.json"]
+
+
+def write_evaluation(report: str | Path, scores: dict[str, Any], meta: dict[str, Any], command: str | None
+                     ) -> tuple[str, list[Path]]:
+    """Write ``evaluation.json`` and ``evaluation.md`` (atomically) into ``report``; returns the
+    markdown and the two paths (what ``diffseg30k evaluate`` prints)."""
+    report = Path(report)
+    payload = {"command": command, **meta, "scores": scores}
+    markdown = render_evaluation(scores, meta)
+    atomic_write_text(report / "evaluation.json", json.dumps(payload, indent=2, default=str) + "\n")
+    atomic_write_text(report / "evaluation.md", markdown)
+    return markdown, [report / "evaluation.json", report / "evaluation.md"]
 
 
 def render_evaluation(scores: dict[str, Any], meta: dict[str, Any]) -> str:

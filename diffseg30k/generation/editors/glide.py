@@ -30,9 +30,9 @@ class GlideEditor(Editor):
     guidance_scale: ClassVar[float] = 5.0
 
     def torch_dtype(self) -> torch.dtype:
-        if self.dtype is not None:
-            return getattr(torch, self.dtype) if isinstance(self.dtype, str) else self.dtype
-        return torch.float16 if str(self.device).startswith("cuda") else torch.float32
+        from diffseg30k.io import torch_dtype
+
+        return torch_dtype(self.dtype, self.device)
 
     def load(self) -> None:
         if self.pipeline is not None:

@@ -29,7 +29,8 @@ def test_every_train_config_field_has_a_flag():
 
 def test_flags_become_the_config():
     args = _parser().parse_args(["--dataset", "d", "--out", "o", "--holdout", "sd2,sd35",
-                                 "--poly-power", "0.5", "--head_lr_mult", "3", "--no-progress", "--resume", "--eval-split", "none",
+                                 "--poly-power", "0.5", "--head_lr_mult", "3", "--no-progress", "--resume",
+                                 "--eval-split", "none",
                                  "--augment", "none", "--extra", '{"note": 1}', "--log-with", "none"])
     config = config_from_args(TrainConfig, args)
     assert config.holdout == ("sd2", "sd35") and config.poly_power == 0.5 and config.head_lr_mult == 3.0

@@ -23,6 +23,7 @@ import difflib
 import importlib
 import pkgutil
 import re
+import warnings
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, Generic, TypeVar
 
@@ -90,6 +91,8 @@ class Registry(Generic[T]):
         self._describe = describe
         self._key = key
         self._sort_key = sort_key
+        #: Entry modules not imported, and why (an optional dependency missing).
+        self.skipped: dict[str, str] = {}
 
     # ----------------------------------------------------------------------------- registering
     def register(self, entry: Any = None, *, name: str | None = None, replace: bool = False) -> Any:
@@ -190,14 +193,25 @@ class Registry(Generic[T]):
         try:
             for module_name in (self.package,) if isinstance(self.package, str) else self.package:
                 module = importlib.import_module(module_name)
-                for sub in sorted(
-                    pkgutil.iter_modules(getattr(module, "__path__", [])), key=lambda m: m.name
-                ):
-                    if not sub.name.startswith("_"):  # a package: every public module of it
-                        importlib.import_module(f"{module_name}.{sub.name}")
+                subs = sorted(pkgutil.iter_modules(getattr(module, "__path__", [])), key=lambda m: m.name)
+                for sub in subs:  # a package: every public module of it
+                    if not sub.name.startswith("_"):
+                        self._import_entry_module(f"{module_name}.{sub.name}")
         except BaseException:
             self._loaded = False  # a broken entry module fails every lookup, not just the first
             raise
+
+    def _import_entry_module(self, name: str) -> None:
+        """Import one module of the package; one needing an optional library that is not installed
+        is skipped with a warning (its entries are simply absent), any other error propagates."""
+        try:
+            importlib.import_module(name)
+        except ModuleNotFoundError as err:
+            if err.name is None or err.name.split(".")[0] == "diffseg30k":
+                raise
+            self.skipped[name] = f"needs {err.name}"
+            warnings.warn(f"{self.kind} registry: skipped {name} (optional dependency {err.name!r} "
+                          "is not installed)", stacklevel=3)
 
 
 def _origin(entry: Any) -> str:

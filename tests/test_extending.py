@@ -179,3 +179,19 @@ def test_registry_rules():
     with pytest.raises(ValueError, match="registered twice"):
         fresh.register(object(), name="a")
     assert fresh.unregister("a") is first and "a" not in fresh
+
+
+def test_a_module_needing_a_missing_optional_library_is_skipped(tmp_path, monkeypatch):
+    package = tmp_path / "plugpkg"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "good.py").write_text("from tests_plug_registry import REG\nREG.register('good')(object())\n")
+    (package / "needs_extra.py").write_text("import not_an_installed_library_xyz\n")
+    (tmp_path / "tests_plug_registry.py").write_text(
+        "from diffseg30k.registry import Registry\nREG = Registry('plugin', package='plugpkg')\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    from tests_plug_registry import REG
+
+    with pytest.warns(UserWarning, match="not_an_installed_library_xyz"):
+        assert REG.names() == ["good"]
+    assert "plugpkg.needs_extra" in REG.skipped

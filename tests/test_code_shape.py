@@ -34,3 +34,15 @@ def test_every_package_states_its_public_api(name):
     assert isinstance(getattr(module, "__all__", None), list | tuple), f"{name} has no __all__"
     missing = [n for n in module.__all__ if not hasattr(module, n)]
     assert not missing, f"{name}.__all__ names what it does not define: {missing}"
+
+
+def test_building_the_cli_imports_no_torch():
+    """``diffseg30k --help`` stays instant: subcommand flags (generated from configs) need no torch."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from diffseg30k.cli import build_parser; build_parser(); "
+            "heavy = [m for m in ('torch', 'transformers', 'datasets', 'diffusers') if m in sys.modules]; "
+            "assert not heavy, heavy")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr

@@ -37,11 +37,11 @@ def run(args: argparse.Namespace) -> int:
     from diffseg30k.experiments.evaluation import rescore
     from diffseg30k.experiments.report import write_evaluation
     from diffseg30k.experiments.scoring import BREAKDOWNS
+    from diffseg30k.registry import RegistryError
 
     by = [b.strip() for b in args.by.split(",") if b.strip()]
-    unknown = [b for b in by if b not in BREAKDOWNS]
-    if unknown:
-        raise CommandError(f"--by: unknown breakdown {unknown}; expected some of {', '.join(BREAKDOWNS)}")
+    for unknown in [b for b in by if b not in BREAKDOWNS]:
+        raise CommandError(f"--by: {RegistryError('breakdown', unknown, BREAKDOWNS)}")
     report = Path(args.report)
     if args.from_predictions:
         if args.checkpoint or args.dataset:

@@ -156,7 +156,8 @@ def test_cli_names_the_suggestion(capsys, tmp_path):
     assert "did you mean tab2?" in capsys.readouterr().err
     assert main(["benchmark", "--dry-run", "--out", str(tmp_path / "b"), "--detectors", "fcn8-tiny"]) == 2
     assert "did you mean fcn8s-tiny?" in capsys.readouterr().err
-    assert main(["evaluate", "--from-predictions", str(tmp_path), "--report", str(tmp_path), "--by", "tuns"]) == 2
+    assert main(["evaluate", "--from-predictions", str(tmp_path), "--report", str(tmp_path),
+                 "--by", "tuns"]) == 2
     assert "did you mean turns?" in capsys.readouterr().err
 
 

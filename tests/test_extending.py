@@ -15,7 +15,15 @@ from diffseg30k.data.distortions import DISTORTION_KINDS, Distortion, get_distor
 from diffseg30k.experiments.benchmark import build_plan, run_benchmark, step_names
 from diffseg30k.experiments.config import quick_config
 from diffseg30k.experiments.steps import STEPS
-from diffseg30k.experiments.tables import TABLES, PaperTable, register_table
+from diffseg30k.experiments.tables import (
+    REPORT_TABLES,
+    TABLES,
+    PaperTable,
+    ReportTable,
+    register_report_table,
+    register_table,
+    report_tables,
+)
 from diffseg30k.generation.editors.base import Editor, EditRequest
 from diffseg30k.generation.editors.registry import EDITORS, create_editor, label_of
 from diffseg30k.models.registry import DETECTORS, DetectorSpec, build_model
@@ -57,6 +65,11 @@ def _render_tab99(results: dict) -> list[str]:
 TAB99_PAPER = {"dummynet": {"binary_miou": 0.75}}
 
 
+def _render_extra99(results: dict) -> list[str]:
+    rows = (results.get("extra99") or {}).get("rows", [])
+    return [f"| extra | {r['metrics']['binary_miou']:.3f} |" for r in rows]
+
+
 @pytest.fixture
 def extended():
     """Register one of each from this module; unregister afterwards."""
@@ -92,7 +105,7 @@ def test_dummy_entries_reach_the_benchmark_plan(extended, tmp_path, capsys):
     config.distortions = ("jpeg60", "posterize3")
     config.variant = "sdxl-dummy"
     plan = build_plan(config, tmp_path)
-    assert plan.names[-2:] == ["tab99", "figures"] and "tab99" in step_names()
+    assert plan.names[-3:] == ["tab99", "figures", "cross"] and "tab99" in step_names()
     assert config.families["dummynet"] == "dummynet-tiny"
     assert main(["benchmark", "--dry-run", "--out", str(tmp_path / "p"), "--detectors", "dummynet-tiny",
                  "--distortions", "jpeg60,posterize3", "--variant", "sdxl-dummy"]) == 0
@@ -132,6 +145,29 @@ def test_a_table_without_paper_numbers_fails_when_defined():
     for table in TABLES.values():  # every shipped table carries its reference numbers and renders
         assert table.paper and table.title.startswith(f"Tab. {table.number}")
         assert isinstance(table.render({}), list)
+
+
+def test_a_report_table_without_paper_numbers_registers_from_its_module(tmp_path):
+    stale_calls = []
+    table = register_report_table(ReportTable(
+        "extra99", 1_005.0, "Extra 99: not in the paper", "Extra 99", _run_tab99, _render_extra99,
+        requires=(), forget_stale=lambda plan, config: stale_calls.append(plan.names)))
+    try:
+        assert [t.name for t in report_tables()][-3:] == ["tab8", "extra99", "cross"]
+        assert build_plan(quick_config(), tmp_path).names[-3:] == ["figures", "extra99", "cross"]
+        with pytest.raises(ValueError, match="paper table has that name"):
+            register_report_table(ReportTable("tab2", 1.0, "t", "t", _run_tab99, _render_tab99))
+        config = quick_config(dataset=str(tmp_path), torch_threads=None)
+        run_benchmark(config, tmp_path / "out", steps=["extra99"], progress=False, command="pytest",
+                      log=lambda _: None)
+        report = (tmp_path / "out" / "report.md").read_text()
+        assert "## Extra 99: not in the paper" in report and "| extra | 0.500 |" in report
+        results = json.loads((tmp_path / "out" / "results.json").read_text())
+        assert results["tables"]["extra99"][0]["count"] == 3 and "extra99" not in results["paper"]
+        assert stale_calls and "extra99" in stale_calls[0]
+    finally:
+        REPORT_TABLES.unregister(table.name)
+        STEPS.unregister(table.name)
 
 
 @pytest.mark.parametrize("call, suggestion", [

@@ -11,12 +11,14 @@ Steps (each runnable alone; requirements run first when missing):
 ``tab7``  a generator variant (SDXL-LoRA) scored as its parent label
 ``tab8``  real-base vs AI-base subsets
 ``figures``  Fig. 5 confusion matrices, Fig. 6 qualitative grid
+``cross``  generalisation to other datasets: the Tab. 2 models on each ``--cross-dataset`` set
 ``report``  report.md and results.json
 
 Each step is registered in :data:`diffseg30k.experiments.steps.STEPS` (the tables by their module
-under :mod:`diffseg30k.experiments.tables`, ``data`` and ``figures`` here), so a new table is a new
-module. Checkpoints and prediction sets live under the output folder and are reused by later runs, so an
-interrupted step resumes its unfinished trainings (``resume=True``) and skips finished ones.
+under :mod:`diffseg30k.experiments.tables`, ``cross`` by :mod:`diffseg30k.experiments.cross_dataset`,
+``data`` and ``figures`` here), so a new table is a new module. Checkpoints and prediction sets live
+under the output folder and are reused by later runs, so an interrupted step resumes its unfinished
+trainings (``resume=True``) and skips finished ones.
 """
 
 from __future__ import annotations
@@ -125,6 +127,7 @@ def run_benchmark(config: BenchmarkConfig, out_dir: str | Path, steps: Sequence[
 
         torch.set_num_threads(config.torch_threads)
     plan = build_plan(config, out_dir, log=log)
+    _forget_stale_records(plan, config)
     selected = [s for s in steps if s != "report"] if steps else None
     failure: StepFailed | None = None
     try:
@@ -143,6 +146,16 @@ def run_benchmark(config: BenchmarkConfig, out_dir: str | Path, steps: Sequence[
     if failure is not None:
         raise failure
     return records
+
+
+def _forget_stale_records(plan: Plan, config: BenchmarkConfig) -> None:
+    """Let each report table drop a finished record made stale by inputs outside the fingerprint
+    (``cross``: another ``--cross-dataset`` list)."""
+    from diffseg30k.experiments.tables import REPORT_TABLES
+
+    for table in REPORT_TABLES.values():
+        if table.forget_stale is not None:
+            table.forget_stale(plan, config)
 
 
 def _record_any(plan: Plan, name: str) -> dict[str, Any] | None:

@@ -8,7 +8,7 @@ from typing import Any
 
 from diffseg30k.data.distortions import display_name, distortion_order
 from diffseg30k.experiments.plan import utc_now
-from diffseg30k.experiments.tables import TABLES, paper_tables
+from diffseg30k.experiments.tables import paper_tables, report_tables
 from diffseg30k.experiments.tables.common import (  # noqa: F401  (re-exported: the report's cells)
     BIN,
     IMG,
@@ -29,13 +29,13 @@ _table = md_table
 
 
 def table_titles() -> dict[str, str]:
-    """Step name -> report heading of every registered paper table, in order."""
-    return {table.name: table.title for table in paper_tables()}
+    """Step name -> report heading of every registered table (paper tables and the others), in order."""
+    return {table.name: table.title for table in report_tables()}
 
 
 def renderers() -> dict[str, Any]:
-    """Step name -> ``render(results) -> lines`` of every registered paper table."""
-    return {table.name: table.render for table in paper_tables()}
+    """Step name -> ``render(results) -> lines`` of every registered table, in order."""
+    return {table.name: table.render for table in report_tables()}
 
 
 def __getattr__(name: str) -> Any:
@@ -102,7 +102,8 @@ def render_markdown(config: Any, results: dict[str, Any], records: dict[str, Any
         lines += ["Splits: " + ", ".join(f"{k} {v['rows']} images ({v.get('unedited', '?')} unedited)"
                                          for k, v in splits.items()), ""]
     lines += [LEGEND, ""]
-    for step, title in table_titles().items():
+    for table in report_tables():
+        step, title = table.name, table.title
         lines += [f"## {title}", ""]
         record = records.get(step) or {}
         if step not in results:
@@ -112,7 +113,7 @@ def render_markdown(config: Any, results: dict[str, Any], records: dict[str, Any
             continue
         if results[step].get("note"):
             lines += [f"*{results[step]['note']}*", ""]
-        lines += TABLES.get(step).render(results)
+        lines += table.render(results)
         lines.append("")
     if figures:
         lines += ["## Figures", "", *[f"![{Path(f).stem}]({f})" for f in figures], ""]

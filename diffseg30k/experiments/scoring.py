@@ -111,7 +111,7 @@ def score_records(records: Iterable[PredictionRecord], task: str, by: Iterable[s
     factory = metric_factory(task, id2label, area_threshold)
     evaluator, total = factory(), factory()
     states, metas, without_scores = [], [], []
-    for record in tqdm(records, desc=desc, disable=not progress, leave=False):
+    for record in tqdm(records, desc=desc, disable=not progress, leave=False, delay=2.0):
         reference = record.reference if task == "semantic" else to_binary(record.reference)
         prediction = np.asarray(record.prediction)
         if prediction.shape != reference.shape:

@@ -71,8 +71,7 @@ class GenerationConfig:
         if not self.editors:
             raise ValueError(f"no editors to draw from; registered: {', '.join(EDITORS)}")
         for name in (*self.editors, *self.editor_options):
-            if name not in EDITORS:
-                raise ValueError(f"unknown editor {name!r}; registered: {', '.join(EDITORS)}")
+            EDITORS.get(name)  # RegistryError (a ValueError) suggesting near names
         if self.generation_profile.needs_source and self.real_fraction > 0 and self.source is None:
             raise ValueError(f"the {self.profile} profile needs --source DIR with real photos "
                              "(or real_fraction=0)")

@@ -20,7 +20,8 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
+from diffseg30k.io import IMAGE_SUFFIXES, image_files
+
 #: COCO-style captions for AI bases (written for this toolkit in the style of COCO captions).
 CAPTIONS = (
     "A man riding a bicycle down a city street.", "Two dogs playing with a ball on the grass.",
@@ -78,7 +79,7 @@ def photo_files(folder: str | Path) -> list[str]:
     root = Path(folder)
     if not root.is_dir():
         raise ValueError(f"{root}: --source must be a folder of images")
-    files = sorted(str(p) for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+    files = [str(p) for p in image_files(root)]
     if not files:
         raise ValueError(f"{root}: no images ({', '.join(IMAGE_SUFFIXES)}) found")
     return files

@@ -8,8 +8,10 @@ from typing import Any
 from diffseg30k.generation.component_spec import ComponentSpec
 from diffseg30k.generation.editors import tiny
 from diffseg30k.generation.editors.common import BlendedLatentEditor
+from diffseg30k.generation.editors.registry import EDITORS
 
 
+@EDITORS.register
 class HunyuanEditor(BlendedLatentEditor):
     name = "hunyuan"
     component = ComponentSpec("hunyuan", "vae", 4, "bilinear", seed=24)

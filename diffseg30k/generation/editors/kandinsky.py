@@ -7,8 +7,10 @@ from typing import Any
 from diffseg30k.generation.component_spec import ComponentSpec
 from diffseg30k.generation.editors import tiny
 from diffseg30k.generation.editors.common import DiffusersEditor
+from diffseg30k.generation.editors.registry import EDITORS
 
 
+@EDITORS.register
 class KandinskyEditor(DiffusersEditor):
     name = "kandinsky"
     component = ComponentSpec("kandinsky", "vq", 4, "nearest", seed=27)

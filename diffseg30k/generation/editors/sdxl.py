@@ -7,12 +7,14 @@ from typing import Any, ClassVar
 from diffseg30k.generation.component_spec import ComponentSpec
 from diffseg30k.generation.editors import tiny
 from diffseg30k.generation.editors.common import DiffusersEditor
+from diffseg30k.generation.editors.registry import EDITORS
 
 #: Hyper-SD's 8-step SDXL LoRA (paper supplement §7): repo, file.
 HYPER_SD_REPO = "ByteDance/Hyper-SD"
 HYPER_SD_WEIGHTS = "Hyper-SDXL-8steps-lora.safetensors"
 
 
+@EDITORS.register
 class SDXLEditor(DiffusersEditor):
     name = "sdxl"
     component = ComponentSpec("sdxl", "vae", 4, "nearest", seed=22)
@@ -40,6 +42,7 @@ class SDXLEditor(DiffusersEditor):
         return {"strength": 0.99}
 
 
+@EDITORS.register
 class SDXLLoraEditor(SDXLEditor):
     """SDXL accelerated by a LoRA (Hyper-SD, 8 DDIM steps); labelled ``sdxl``, recorded as ``sdxl-lora``."""
 

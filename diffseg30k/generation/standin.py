@@ -157,7 +157,11 @@ class StandInEditor(Editor):
         self.name = adapter.name  # type: ignore[misc]
         self.editor_name = adapter.editor_name  # type: ignore[misc]
         super().__init__(profile="mini", device=device, **options)
-        self.spec = adapter.component  # type: ignore[attr-defined]
+        self.spec = getattr(adapter, "component", None)
+        if self.spec is None:
+            raise ValueError(f"editor {self.variant!r} ({adapter.__name__}) has no mini stand-in component: "
+                             "set `component = ComponentSpec(...)` on it and train it with "
+                             "`python -m diffseg30k.generation.train_mini_components --only NAME`")
         self.photos = photos
 
     @property

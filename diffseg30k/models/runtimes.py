@@ -25,6 +25,7 @@ import hashlib
 import json
 import logging
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -126,7 +127,11 @@ def export_onnx(model: torch.nn.Module, root: Path, int8: bool = False) -> Path:
                              weight_type=QuantType.QInt8)
         return target / name
     example = torch.zeros(2, 3, 64, 64, dtype=next(model.parameters()).dtype)
-    with atomic_dir(target, overwrite=True) as tmp, torch.no_grad():
+    with atomic_dir(target, overwrite=True) as tmp, torch.no_grad(), warnings.catch_warnings():
+        # the TorchScript-based path is chosen on purpose (module docstring): silence its deprecation
+        # notice and the tracer's notes on shape arithmetic (dynamic axes cover them; tests check sizes)
+        warnings.simplefilter("ignore", category=DeprecationWarning)
+        warnings.simplefilter("ignore", category=torch.jit.TracerWarning)
         torch.onnx.export(LogitsOnly(model).eval(), (example,), str(tmp / name), dynamo=False,
                           input_names=["pixel_values"], output_names=["logits"], opset_version=OPSET,
                           dynamic_axes={"pixel_values": {0: "batch", 2: "height", 3: "width"},

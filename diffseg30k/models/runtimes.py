@@ -102,13 +102,10 @@ def export_root(folder: Path | None, sha: str) -> Path:
 
 
 def _writable_checkpoint(folder: Path) -> bool:
-    try:
-        from huggingface_hub.constants import HF_HUB_CACHE
+    from huggingface_hub import constants
 
-        if folder.resolve().is_relative_to(Path(HF_HUB_CACHE).resolve()):
-            return False  # a Hub snapshot: never write into the shared Hub cache
-    except ImportError:
-        pass
+    if folder.resolve().is_relative_to(Path(constants.HF_HUB_CACHE).resolve()):
+        return False  # a Hub snapshot: never write into the shared Hub cache
     return os.access(folder, os.W_OK | os.X_OK)
 
 

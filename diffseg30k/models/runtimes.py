@@ -25,6 +25,7 @@ import hashlib
 import json
 import logging
 import os
+import threading
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -167,8 +168,13 @@ def openvino_runner(path: Path, threads: int):
     compiled = ov.Core().compile_model(str(path), "CPU", {
         "INFERENCE_NUM_THREADS": threads, "PERFORMANCE_HINT": "LATENCY", "NUM_STREAMS": 1,
         "INFERENCE_PRECISION_HINT": "f32"})
-    request = compiled.create_infer_request()
-    return lambda pixels: request.infer({0: pixels}, share_inputs=True)[0].copy()
+    local = threading.local()  # an infer request is not thread-safe: one per demo worker thread
+
+    def run(pixels: np.ndarray) -> np.ndarray:
+        if not hasattr(local, "request"):
+            local.request = compiled.create_infer_request()
+        return local.request.infer({0: pixels}, share_inputs=True)[0].copy()
+    return run
 
 
 def _int8_agreement(model: torch.nn.Module, fp32_run, int8_run) -> float:

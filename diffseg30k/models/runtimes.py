@@ -241,7 +241,8 @@ def prepare_runtime(model: torch.nn.Module, runtime: str, folder: Path | None = 
         except Exception as err:  # not installed, unsupported operator, failed export: torch instead
             failures.append(f"{candidate}: {type(err).__name__}: {err}")
             continue
-        return ExportedModel(run, model.config, candidate, root), candidate, None
+        skipped = f"skipped {'; '.join(failures)}" if failures else None  # auto: say what was passed over
+        return ExportedModel(run, model.config, candidate, root), candidate, skipped
     note = f"runtime {runtime!r} unavailable, using torch ({'; '.join(failures)})"
     LOG.warning(note)
     return model, "torch", note

@@ -6,7 +6,7 @@ upscaled to 4000x3000): 512^2, 1024^2 and the whole photo (24 windows of 1024^2)
 today's torch Detector (``runtime="torch"``, one window per forward pass, ``tile_batch=1``); the
 runtimes run with the Detector default ``tile_batch=2``. Exports are built (and timed) before the
 cases, so each case loads from the cache. Each (model, size, runtime, threads) case runs in its own
-process, so its peak RSS is its own. Agreement is against the torch case of the same model, size
+process, so its peak RSS (VmHWM) is its own. Agreement is against the torch case of the same model, size
 and thread count: the share of identical labels and the largest probability difference. Prints JSON.
 
     python tests/benchmarks/bench_detector_cpu.py [--models b0,b2] [--sizes 512,1024,12mp]
@@ -41,6 +41,15 @@ def _image(size: str):
     return np.ascontiguousarray(np.asarray(photo)[1000:1000 + side, 1500:1500 + side])
 
 
+def _peak_rss_mib() -> float:
+    """This process's peak RSS: VmHWM (per address space, so fresh after exec; ``ru_maxrss`` would
+    include the parent's peak, inherited across fork + exec)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def _case(folder: str, runtime: str, size: str, threads: int, repeats: int, work: str) -> dict:
     import numpy as np
     import torch
@@ -59,7 +68,7 @@ def _case(folder: str, runtime: str, size: str, threads: int, repeats: int, work
         start = time.perf_counter()
         result = detector(image)
         times.append(time.perf_counter() - start)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak = _peak_rss_mib()
     reference = Path(work) / f"{Path(folder).name}-{size}-{threads}.npz"
     if runtime == "torch":
         np.savez(reference, labels=result.label_map, probs=result.probabilities)

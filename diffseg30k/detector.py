@@ -99,7 +99,7 @@ class Detector:
 
     def __init__(self, model, device: str | torch.device | None = None, tile_size: int = DEFAULT_TILE,
                  overlap: int | None = None, area_threshold: float = AREA_THRESHOLD,
-                 batch_size: int = 4, fuse: bool = True, tile_batch: int = 2):
+                 batch_size: int = 4, fuse: bool = True, tile_batch: int = 1):
         from diffseg30k.models.segformer import fuse_for_inference
 
         if overlap is None:  # the default 256 px, at most a quarter of the window, so windows advance

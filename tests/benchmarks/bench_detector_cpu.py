@@ -4,7 +4,7 @@ SegFormer-B0 and -B2 (random init from config, no download) are saved once as ch
 runtime reads the same folder. Images are crops of one 12 MP photo (scikit-image's ``coffee``,
 upscaled to 4000x3000): 512^2, 1024^2 and the whole photo (24 windows of 1024^2). The peer is
 today's torch Detector (``runtime="torch"``, one window per forward pass, ``tile_batch=1``); the
-runtimes run with the Detector default ``tile_batch=2``. Exports are built (and timed) before the
+runtimes run with ``tile_batch=2`` (the Detector default is 1). Exports are built (and timed) before the
 cases, so each case loads from the cache. Each (model, size, runtime, threads) case runs in its own
 process, so its peak RSS (VmHWM) is its own. Agreement is against the torch case of the same model, size
 and thread count: the share of identical labels and the largest probability difference. Prints JSON.

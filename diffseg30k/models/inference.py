@@ -10,14 +10,30 @@ upsampled bilinearly to the input size.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any, TypeVar
 
 import torch
 import torch.nn.functional as F
 
+T = TypeVar("T")
+
 PAD_MULTIPLE = 32
 DEFAULT_TILE = 1024
 DEFAULT_OVERLAP = 256
+
+
+def equal_size_batches(items: Iterable[T], batch_size: int, shape: Callable[[T], Any]) -> Iterator[list[T]]:
+    """Consecutive ``items`` of one ``shape``, at most ``batch_size`` per batch (streamed): how
+    :class:`~diffseg30k.detector.Detector` and training-time evaluation batch native-size images."""
+    batch: list[T] = []
+    for item in items:
+        if batch and (shape(item) != shape(batch[0]) or len(batch) == batch_size):
+            yield batch
+            batch = []
+        batch.append(item)
+    if batch:
+        yield batch
 
 
 def normalize_batch(images: torch.Tensor, mean: torch.Tensor, std: torch.Tensor,
@@ -100,3 +116,22 @@ def predict_label_maps(model: torch.nn.Module, pixels: torch.Tensor, tile_size: 
     if max(pixels.shape[-2:]) <= tile_size:
         return _forward_padded(model, pixels).argmax(dim=1).to(torch.uint8)
     return predict_probabilities(model, pixels, tile_size, overlap, tile_batch).argmax(dim=1).to(torch.uint8)
+
+
+@torch.inference_mode()
+def predict_label_maps_and_edited(model: torch.nn.Module, pixels: torch.Tensor, tile_size: int = DEFAULT_TILE,
+                                  overlap: int = DEFAULT_OVERLAP, tile_batch: int = 1
+                                  ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Argmax label maps (B, H, W) uint8 and edited probabilities 1 - P(background) (B, H, W) float32.
+
+    One pass: sigmoid(logsumexp(logits[1:]) - logits[0]), which equals 1 - P(background) without
+    the cancellation of ``1 - softmax[0]`` for confident pixels; tiled: the averaged probabilities'
+    non-background sum.
+    """
+    if max(pixels.shape[-2:]) <= tile_size:
+        logits = _forward_padded(model, pixels)
+        edited = torch.sigmoid(torch.logsumexp(logits[:, 1:], dim=1) - logits[:, 0])
+        return logits.argmax(dim=1).to(torch.uint8), edited.float()
+    probabilities = predict_probabilities(model, pixels, tile_size, overlap, tile_batch)
+    edited = probabilities[:, 1:].sum(dim=1).clamp_(0.0, 1.0)
+    return probabilities.argmax(dim=1).to(torch.uint8), edited.float()

@@ -71,6 +71,18 @@ _SPECS = [
     DetectorSpec("fcn8s-tiny", "fcn8s", "tiny random-init FCN-8s for CPU and tests",
                  _resnet_head("fcn8s", True), None, "sgd", tiny=True),
 ]
+
+
+def _family_module_specs() -> list[DetectorSpec]:
+    """Entries that live in their family's module (``REGISTRY_ENTRIES``); importing them also
+    registers their Auto classes."""
+    from diffseg30k.models import dct_frequency, foundation, trufor
+
+    return [DetectorSpec(**entry) for module in (trufor, dct_frequency, foundation)
+            for entry in module.REGISTRY_ENTRIES]
+
+
+_SPECS += _family_module_specs()
 REGISTRY: dict[str, DetectorSpec] = {spec.name: spec for spec in _SPECS}
 
 

@@ -28,7 +28,7 @@ def _cpu_threads(local_processes: int) -> int:
 def _param_groups(model, config: TrainConfig) -> list[dict[str, Any]]:
     """Backbone at ``lr``, heads at ``lr * head_lr_mult``; no weight decay on norms and biases."""
     groups: dict[tuple[bool, bool], list] = {}
-    backbone_prefixes = ("segformer.", "backbone.")
+    backbone_prefixes = getattr(model, "diffseg_backbone_prefixes", ("segformer.", "backbone."))
     for name, param in model.named_parameters():
         if not param.requires_grad:
             continue

@@ -19,8 +19,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--pretrained", help="backbone weights (Hub id or folder) instead of the default")
     parser.add_argument("--holdout", default="", help="GEN1,GEN2: drop training images edited by them")
     parser.add_argument("--extra-real", help="folder of unedited real images added as negatives")
-    parser.add_argument("--augment", choices=("none", "robust"), default="none",
-                        help="robust: random JPEG 50-100, rescale 0.25-2x, blur")
+    parser.add_argument("--augment", choices=("none", "robust", "trufor"), default="none",
+                        help="robust: random JPEG 50-100, rescale 0.25-2x, blur; trufor: JPEG 30-100, "
+                             "rescale 0.5-1.5x, crops aligned to the 8x8 JPEG grid (any model)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--batch-size", type=int, help="per device")
     parser.add_argument("--crop-size", type=int)

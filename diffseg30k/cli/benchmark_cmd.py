@@ -28,6 +28,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--eval-limit", type=int, help="score only the first N validation images")
     parser.add_argument("--bootstrap", type=int, help="bootstrap resamples for the Tab. 2 intervals")
     parser.add_argument("--all-pairs", action="store_true", help="Tab. 4/6: hold out all 28 generator pairs")
+    parser.add_argument("--families", help="comma-separated detector families for Tab. 2 and the ablations "
+                                           "(segformer, deeplabv3plus, fcn8s, trufor, dctfreq, foundation)")
     parser.add_argument("--num-processes", type=int, help="paper: GPUs per training (default: all visible)")
     parser.add_argument("--seed", type=int, help="seed of data generation, training and bootstrap")
     parser.add_argument("--device", help="inference device (default: cuda when available)")
@@ -44,6 +46,9 @@ def build_config(args: argparse.Namespace):
     if args.max_steps:
         config.train_overrides = {**config.train_overrides, "max_steps": args.max_steps}
         config.classifier_steps = args.max_steps
+    families = [f.strip() for f in (getattr(args, "families", None) or "").split(",") if f.strip()]
+    if families:
+        config = config.with_families(families)
     return config.with_all_pairs() if args.all_pairs else config
 
 

@@ -11,6 +11,7 @@ Steps (each runnable alone; requirements run first when missing):
 ``tab7``  a generator variant (SDXL-LoRA) scored as its parent label
 ``tab8``  real-base vs AI-base subsets
 ``figures``  Fig. 5 confusion matrices, Fig. 6 qualitative grid
+``families``  every family side by side: clean mIoU, robustness ratios (paired bootstrap), a hold-out
 ``report``  report.md and results.json
 
 Checkpoints and prediction sets live under the output folder and are reused by later runs, so an
@@ -38,6 +39,7 @@ from diffseg30k.experiments.artifacts import (
 from diffseg30k.experiments.bench_data import eval_table, holdout_ids, step_data
 from diffseg30k.experiments.config import BenchmarkConfig
 from diffseg30k.experiments.evaluation import score_prediction_set
+from diffseg30k.experiments.families import step_families
 from diffseg30k.experiments.plan import Plan, PlanContext, Step, StepFailed
 from diffseg30k.experiments.reference import IMAGE_KEYS, SEG_KEYS, holdout_key
 from diffseg30k.experiments.scoring import clean
@@ -335,6 +337,8 @@ STEPS: tuple[Step, ...] = (
     Step("tab7", "Tab. 7: a generator variant scored as its parent", step_tab7, ("tab2",)),
     Step("tab8", "Tab. 8: real-base vs AI-base images", step_tab8, ("tab2",)),
     Step("figures", "Fig. 5 confusion matrices and Fig. 6 qualitative grid", step_figures, ("tab2",)),
+    Step("families", "detector families side by side: robustness ratios, a hold-out", step_families,
+         ("tab2", "tab4")),
 )
 STEP_NAMES = tuple(s.name for s in STEPS) + ("report",)
 

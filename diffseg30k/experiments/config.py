@@ -16,6 +16,13 @@ from diffseg30k.experiments.reference import HOLDOUTS
 from diffseg30k.labels import GENERATOR_NAMES
 
 OFFICIAL_DATASET = "Chaos2629/Diffseg30k"
+#: The registry model of each detector family in each configuration (``benchmark --families``).
+FAMILY_MODELS: dict[str, dict[str, str]] = {
+    "quick": {"segformer": "segformer-tiny", "deeplabv3plus": "deeplabv3plus-tiny", "fcn8s": "fcn8s-tiny",
+              "trufor": "trufor-tiny", "dctfreq": "dctfreq-tiny", "foundation": "foundation-tiny"},
+    "paper": {"segformer": "segformer-b2", "deeplabv3plus": "deeplabv3plus-r50", "fcn8s": "fcn8s-r50",
+              "trufor": "trufor-b2", "dctfreq": "dctfreq-b2", "foundation": "foundation-dinov2-b"},
+}
 
 
 @dataclass
@@ -65,6 +72,14 @@ class BenchmarkConfig:
     device: str | None = None
     #: torch CPU threads for the whole run (tiny models on a shared 2-core CPU: 1 is ~10x faster than 2).
     torch_threads: int | None = None
+
+    def with_families(self, names: list[str] | tuple[str, ...]) -> BenchmarkConfig:
+        """The same configuration with these detector families in Tab. 2 and in every ablation."""
+        table = FAMILY_MODELS.get(self.name, {})
+        unknown = [n for n in names if n not in table]
+        if unknown or not names:
+            raise ValueError(f"--families: unknown {unknown or names}; expected some of {', '.join(table)}")
+        return replace(self, families={n: table[n] for n in names}, ablation_families=tuple(names))
 
     def with_all_pairs(self) -> BenchmarkConfig:
         """The same configuration with all 28 generator pairs held out in Tab. 4/6."""

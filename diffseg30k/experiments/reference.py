@@ -102,7 +102,8 @@ TRAINING_HOURS_4090 = {"fcn8s": 8.0, "segformer": 6.0, "deeplabv3plus": 3.0}
 
 #: Display names of the detector families, as in the paper.
 DISPLAY = {"segformer": "SegFormer", "deeplabv3plus": "DeepLab v3+", "fcn8s": "FCN-8s", "cnnspot": "CNNSpot",
-           "ufd": "UniversalFakeDet"}
+           "ufd": "UniversalFakeDet", "trufor": "TruFor-style", "dctfreq": "DCT-frequency",
+           "foundation": "Foundation (frozen ViT)"}
 
 TABLES: dict[str, Any] = {"tab2": TAB2, "tab3": TAB3, "tab4": TAB4, "tab5": TAB5, "tab6": TAB6,
                           "tab7": TAB7, "tab8": TAB8}
@@ -110,7 +111,7 @@ TABLES: dict[str, Any] = {"tab2": TAB2, "tab3": TAB3, "tab4": TAB4, "tab5": TAB5
 
 def family_of(model_name: str) -> str:
     """The paper's family for a registry model name (``segformer-tiny`` -> ``segformer``)."""
-    for family in ("segformer", "deeplabv3plus", "fcn8s", "cnnspot", "ufd"):
+    for family in ("segformer", "deeplabv3plus", "fcn8s", "cnnspot", "ufd", "trufor", "dctfreq", "foundation"):
         if model_name.replace("-", "").replace("_", "").startswith(family):
             return family
     return model_name

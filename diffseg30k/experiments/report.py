@@ -25,6 +25,7 @@ TABLE_TITLES = {
     "tab6": "Tab. 6: cross-generator generalization, image level",
     "tab7": "Tab. 7: a generator variant scored as its parent",
     "tab8": "Tab. 8: real-base vs AI-base images",
+    "families": "Detector families side by side (beyond the paper): robustness ratios and a hold-out",
 }
 
 
@@ -174,8 +175,14 @@ def render_tab8(results: dict[str, Any]) -> list[str]:
                    "sem bF1"], out)
 
 
+def render_families(results: dict[str, Any]) -> list[str]:
+    from diffseg30k.experiments.families import render_families as render
+
+    return render(results)
+
+
 RENDERERS = {"tab2": render_tab2, "tab3": render_tab3, "tab4": render_tab4, "tab5": render_tab5,
-             "tab6": render_tab6, "tab7": render_tab7, "tab8": render_tab8}
+             "tab6": render_tab6, "tab7": render_tab7, "tab8": render_tab8, "families": render_families}
 
 
 def _caveat(config: Any) -> list[str]:
@@ -267,7 +274,7 @@ def build_results(config: Any, results: dict[str, Any], records: dict[str, Any],
                   if (results.get(step) or {}).get("note")},
         "checkpoints": collect_checkpoints(results),
         "figures": figures,
-        "paper": {step: getattr(paper, step.upper()) for step in TABLE_TITLES},
+        "paper": {step: getattr(paper, step.upper(), None) for step in TABLE_TITLES},
     }
 
 

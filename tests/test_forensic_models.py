@@ -332,3 +332,36 @@ def test_trufor_augmentation_aligns_crops_to_the_jpeg_grid():
     image = Image.fromarray(rng.integers(0, 255, (90, 60, 3), dtype=np.uint8))
     pixels, labels = train_crop(image, np.zeros((90, 60), np.uint8), 64, rng, TRUFOR_AUGMENT)
     assert pixels.shape == (64, 64, 3) and labels.shape == (64, 64)
+
+
+# ------------------------------------------------------------------ benchmark: --families and ratios
+def test_benchmark_families_option_picks_each_configs_models(tmp_path, capsys):
+    from diffseg30k.cli import main
+    from diffseg30k.experiments.config import paper_config, quick_config
+
+    quick = quick_config().with_families(["segformer", "trufor", "dctfreq", "foundation"])
+    assert quick.families["trufor"] == "trufor-tiny" and quick.ablation_families[-1] == "foundation"
+    assert paper_config().with_families(["foundation"]).families == {"foundation": "foundation-dinov2-b"}
+    with pytest.raises(ValueError, match="unknown"):
+        quick_config().with_families(["unet"])
+    assert main(["benchmark", "--families", "segformer,trufor", "--dry-run", "--out", str(tmp_path)]) == 0
+    assert "families" in capsys.readouterr().out
+
+
+def test_robustness_ratio_interval_resamples_both_sets_jointly(tmp_path):
+    from diffseg30k.experiments.families import paired_ratio
+    from diffseg30k.experiments.predictions import PredictionRecord, write_predictions
+
+    rng = np.random.default_rng(0)
+    references = [rng.integers(0, 9, (16, 16)).astype(np.uint8) for _ in range(12)]
+    meta = {"task": "semantic"}
+    clean = write_predictions(tmp_path / "clean", [PredictionRecord(str(i), r, r, 1.0)
+                                                   for i, r in enumerate(references)], meta)
+    broken = [r if i % 2 else np.zeros_like(r) for i, r in enumerate(references)]
+    jpeg = write_predictions(tmp_path / "jpeg", [PredictionRecord(str(i), b, r, 1.0)
+                                                 for i, (b, r) in enumerate(zip(broken, references))], meta)
+    same = paired_ratio(clean, clean, resamples=20)
+    assert same["ratio"] == pytest.approx(1.0) and same["ci"] == pytest.approx([1.0, 1.0])
+    worse = paired_ratio(clean, jpeg, resamples=50)
+    assert 0.2 < worse["ratio"] < 0.9 and worse["count"] == 12
+    assert worse["ci"][0] <= worse["ratio"] <= worse["ci"][1] < 1.0

@@ -365,3 +365,14 @@ def test_robustness_ratio_interval_resamples_both_sets_jointly(tmp_path):
     worse = paired_ratio(clean, jpeg, resamples=50)
     assert 0.2 < worse["ratio"] < 0.9 and worse["count"] == 12
     assert worse["ci"][0] <= worse["ratio"] <= worse["ci"][1] < 1.0
+
+
+@pytest.mark.parametrize("name", ["trufor-tiny", "foundation-tiny"])
+def test_new_family_checkpoints_stage_for_push(name, tmp_path):
+    from diffseg30k.hub.repo import stage_model_repo
+    from diffseg30k.training.checkpoints import export_detector
+
+    export_detector(build_model(name, task="binary"), tmp_path / "ck", {"step": 0})
+    folder, _ = stage_model_repo(tmp_path / "ck", tmp_path / "repo", f"someone/{name}")
+    assert (folder / "model.safetensors").is_file() and name in (folder / "README.md").read_text()
+    assert type(load_model(folder)).__name__ == type(build_model(name)).__name__

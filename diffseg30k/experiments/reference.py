@@ -111,7 +111,8 @@ TABLES: dict[str, Any] = {"tab2": TAB2, "tab3": TAB3, "tab4": TAB4, "tab5": TAB5
 
 def family_of(model_name: str) -> str:
     """The paper's family for a registry model name (``segformer-tiny`` -> ``segformer``)."""
-    for family in ("segformer", "deeplabv3plus", "fcn8s", "cnnspot", "ufd", "trufor", "dctfreq", "foundation"):
+    families = ("segformer", "deeplabv3plus", "fcn8s", "cnnspot", "ufd", "trufor", "dctfreq", "foundation")
+    for family in families:
         if model_name.replace("-", "").replace("_", "").startswith(family):
             return family
     return model_name

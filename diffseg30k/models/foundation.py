@@ -45,12 +45,13 @@ TINY_DINOV2 = dict(model_type="dinov2", hidden_size=32, num_hidden_layers=2, num
 
 class FoundationConfig(PretrainedConfig):
     """Configuration of :class:`FoundationForSemanticSegmentation`; ``backbone_config`` is the ViT's
-    config dict (its ``model_type`` picks the class)."""
+    config dict (its ``model_type`` picks the class). ``window_size`` must be a multiple of 4 and of the
+    patch size: 532 = 38 DINOv2 patches (DINOv2 trains at 518), so a 512^2 image is one window."""
 
     model_type = "diffseg-foundation"
 
     def __init__(self, backbone_config: dict | None = None, feature_layers: list[int] | None = None,
-                 head_channels: int = 256, detail_channels: int = 32, window_size: int = 448,
+                 head_channels: int = 256, detail_channels: int = 32, window_size: int = 532,
                  window_overlap: int = 112, freeze_backbone: bool = True,
                  semantic_loss_ignore_index: int = 255, **kwargs):
         if backbone_config is not None and not isinstance(backbone_config, dict):
@@ -234,7 +235,7 @@ REGISTRY_ENTRIES = [
          build=_builder(_DINOV2_BASE), pretrained="facebook/dinov2-base", optimizer="adamw"),
     dict(name="foundation-clip-b16", family="foundation",
          description="frozen CLIP ViT-B/16 vision tower (openai/clip-vit-base-patch16) + patch head",
-         build=_builder(_CLIP_B16, window_size=448, window_overlap=112),
+         build=_builder(_CLIP_B16, window_size=512, window_overlap=128),
          pretrained="openai/clip-vit-base-patch16", optimizer="adamw"),
 ]
 

@@ -58,17 +58,21 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--skip-latency", action="store_true")
+    parser.add_argument("--models", help="comma-separated registry names (default: all; latency: "
+                                         "segformer-b2 plus those of LATENCY_MODELS listed)")
     args = parser.parse_args()
     import torch
 
     from diffseg30k.models.registry import available_models
 
     torch.set_num_threads(args.threads)
-    models = {name: count(name) for name in available_models()}
+    chosen = [m for m in (args.models or "").split(",") if m] or available_models()
+    models = {name: count(name) for name in chosen}
     result: dict = {"size": 512, "threads": args.threads, "load_average": list(os.getloadavg()),
                     "models": models}
     if not args.skip_latency:
-        seconds = {name: latency(name, args.repeats) for name in LATENCY_MODELS}
+        timed = [n for n in LATENCY_MODELS if n == "segformer-b2" or not args.models or n in chosen]
+        seconds = {name: latency(name, args.repeats) for name in timed}
         peer = seconds["segformer-b2"]
         result["latency_512_s"] = {n: {"seconds": round(s, 3), "ratio_to_segformer_b2": round(s / peer, 2)}
                                    for n, s in seconds.items()}

@@ -9,6 +9,7 @@ from typing import Any
 
 from diffseg30k.data.distortions import DISPLAY as DISTORTION_DISPLAY
 from diffseg30k.experiments import reference as paper
+from diffseg30k.experiments.cross_dataset import render_cross
 from diffseg30k.experiments.plan import utc_now
 from diffseg30k.io import atomic_write_text
 
@@ -26,6 +27,7 @@ TABLE_TITLES = {
     "tab7": "Tab. 7: a generator variant scored as its parent",
     "tab8": "Tab. 8: real-base vs AI-base images",
     "families": "Detector families side by side (beyond the paper): robustness ratios and a hold-out",
+    "cross": "Generalisation to other datasets (binary task on binary-only sets)",
 }
 
 
@@ -182,7 +184,8 @@ def render_families(results: dict[str, Any]) -> list[str]:
 
 
 RENDERERS = {"tab2": render_tab2, "tab3": render_tab3, "tab4": render_tab4, "tab5": render_tab5,
-             "tab6": render_tab6, "tab7": render_tab7, "tab8": render_tab8, "families": render_families}
+             "tab6": render_tab6, "tab7": render_tab7, "tab8": render_tab8, "families": render_families,
+             "cross": render_cross}
 
 
 def _caveat(config: Any) -> list[str]:

@@ -376,3 +376,60 @@ def test_new_family_checkpoints_stage_for_push(name, tmp_path):
     folder, _ = stage_model_repo(tmp_path / "ck", tmp_path / "repo", f"someone/{name}")
     assert (folder / "model.safetensors").is_file() and name in (folder / "README.md").read_text()
     assert type(load_model(folder)).__name__ == type(build_model(name)).__name__
+
+
+# ------------------------------------------------------------------ registry shape (issue 14)
+@pytest.mark.parametrize("name, display, prefixes", [
+    ("trufor-b2", "TruFor-style", ("rgb_encoder.", "noise_encoder.")),
+    ("dctfreq-tiny", "DCT-frequency", ("high_encoder.", "low_encoder.")),
+    ("foundation-clip-b16", "Foundation (frozen ViT)", ("backbone.",)),
+])
+def test_new_family_specs_carry_display_and_backbone_prefixes(name, display, prefixes):
+    spec = get_spec(name)
+    assert spec.display_name == display and spec.backbone_prefixes == prefixes and len(spec.short_name) == 3
+
+
+def test_spec_prefixes_put_both_streams_in_the_backbone_group():
+    from diffseg30k.training.config import TrainConfig
+    from diffseg30k.training.loop import _param_groups
+
+    model, spec = build_model("trufor-tiny", task="binary"), get_spec("trufor-tiny")
+    config = TrainConfig(dataset=None, out="x", lr=1.0, head_lr_mult=10.0, weight_decay=0.0)
+    by_lr: dict[float, int] = {}
+    for group in _param_groups(model, config, spec.backbone_prefixes):
+        by_lr[group["lr"]] = by_lr.get(group["lr"], 0) + sum(p.numel() for p in group["params"])
+    streams = sum(p.numel() for n, p in model.named_parameters() if n.startswith(spec.backbone_prefixes))
+    assert streams > 0 and by_lr[1.0] == streams and by_lr[10.0] > 0
+    assert any(n.startswith("noise_encoder.") for n, _ in model.named_parameters())
+
+
+def test_augment_trufor_is_a_generated_train_flag():
+    import argparse
+    import dataclasses
+
+    from diffseg30k.cli import train_cmd
+    from diffseg30k.data.transforms import AUGMENTATIONS
+    from diffseg30k.training.config import TrainConfig
+
+    field = next(f for f in dataclasses.fields(TrainConfig) if f.name == "augment")
+    assert tuple(field.metadata["choices"]) == AUGMENTATIONS and "trufor" in field.metadata["help"]
+    parser = argparse.ArgumentParser()
+    train_cmd.add_arguments(parser)
+    assert parser.parse_args(["--augment", "trufor"]).augment == "trufor"
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--augment", "truform"])
+
+
+def test_families_table_registers_from_its_module_with_spec_display_names():
+    from diffseg30k.experiments.families import TABLE
+    from diffseg30k.experiments.report import renderers, table_titles
+    from diffseg30k.experiments.steps import plan_steps
+
+    steps = [s.name for s in plan_steps()]
+    assert steps.index("tab8") < steps.index("figures") < steps.index("families") < steps.index("cross")
+    assert list(table_titles())[-2:] == ["families", "cross"] and TABLE.requires == ("tab2", "tab4")
+    results = {"families": {"distortions": ["jpeg60"], "rows": [
+        {"family": "trufor", "model": "trufor-tiny", "binary_miou": 0.5, "semantic_miou": 0.25,
+         "ratios": {"jpeg60": {"ratio": 0.8, "ci": [0.7, 0.9]}}}]}}
+    text = "\n".join(renderers()["families"](results))
+    assert "TruFor-style (`trufor-tiny`)" in text and "0.800 [0.700, 0.900]" in text

@@ -15,6 +15,11 @@ from typing import Any
 import numpy as np
 
 from diffseg30k.experiments.plan import PlanContext
+from diffseg30k.experiments.tables import ReportTable, register_report_table
+from diffseg30k.experiments.tables.common import fmt, md_table
+from diffseg30k.experiments.tables.common import name as model_name
+
+__all__ = ["ROBUSTNESS_DISTORTIONS", "TABLE", "paired_ratio", "render_families", "step_families"]
 
 ROBUSTNESS_DISTORTIONS = ("jpeg60", "resize256", "resize64", "resize1024")
 
@@ -83,8 +88,6 @@ def step_families(ctx: PlanContext) -> dict[str, Any]:
 
 def render_families(results: dict[str, Any]) -> list[str]:
     """Markdown of the families table (ratios as ``value [lo, hi]``)."""
-    from diffseg30k.experiments.report import _name, _table, fmt
-
     data = results.get("families") or {}
     distortions = data.get("distortions", [])
     body = []
@@ -97,9 +100,19 @@ def render_families(results: dict[str, Any]) -> list[str]:
         holdout = row.get("holdout") or {}
         held = (f"{holdout.get('setting', '–')}: {fmt(holdout.get('binary_miou'))} "
                 f"({fmt(holdout.get('seen_binary_miou'))})")
-        body.append([_name(row["family"], row["model"]), fmt(row.get("binary_miou")),
+        body.append([model_name(row["family"], row["model"]), fmt(row.get("binary_miou")),
                      fmt(row.get("semantic_miou")), *ratios, held])
     header = ["model", "clean bin mIoU", "clean sem mIoU", *[f"sem mIoU {d} / clean" for d in distortions],
               "hold-out bin mIoU (8-generator model)"]
-    return [*_table(header, body), "",
+    return [*md_table(header, body), "",
             "Ratios: plain training; 95 % intervals from a paired bootstrap over validation images."]
+
+
+#: The report table and its benchmark step: after the paper tables and ``figures``, before ``cross``
+#: (no paper numbers: the families beyond the paper's three are not in it).
+TABLE = register_report_table(ReportTable(
+    "families", 1_005.0,
+    "Detector families side by side (beyond the paper): robustness ratios and a hold-out",
+    "detector families side by side: robustness ratios, a hold-out", step_families, render_families,
+    requires=("tab2", "tab4"),
+))

@@ -23,6 +23,7 @@ from transformers.modeling_outputs import SemanticSegmenterOutput
 
 from diffseg30k.models.common import segmentation_loss
 from diffseg30k.models.mit_streams import encoder_config, load_mit_weights, mit_sizes, run_stage
+from diffseg30k.models.registry import DETECTORS, DetectorSpec
 from diffseg30k.models.segformer import ReorderedSegformerDecodeHead
 
 BLOCK = 8
@@ -106,8 +107,6 @@ class DctFrequencyForSemanticSegmentation(PreTrainedModel):
     main_input_name = "pixel_values"
     base_model_prefix = "high_encoder"
     input_modalities = ("image",)
-    #: Parameters trained at the backbone learning rate (both branches start from ImageNet MiT weights).
-    diffseg_backbone_prefixes = ("high_encoder.", "low_encoder.")
 
     def __init__(self, config: DctFrequencyConfig):
         super().__init__(config)
@@ -187,13 +186,14 @@ def _builder(variant: str):
 
 
 #: Registry entries (see :mod:`diffseg30k.models.registry`).
-REGISTRY_ENTRIES = [
-    dict(name="dctfreq-tiny", family="dctfreq", description="tiny random-init DCT high/low-frequency model",
-         build=_builder("tiny"), pretrained=None, optimizer="adamw", tiny=True),
-    dict(name="dctfreq-b2", family="dctfreq",
-         description="Mesorch-like: MiT-B2 on 8x8 block-DCT high/low bands, mixed per scale",
-         build=_builder("b2"), pretrained="nvidia/mit-b2", optimizer="adamw"),
-]
+# Both branches start from ImageNet MiT weights: they train at the backbone learning rate.
+_COMMON = dict(family="dctfreq", optimizer="adamw", backbone_prefixes=("high_encoder.", "low_encoder."),
+               display="DCT-frequency", abbreviation="DCT")
+DETECTORS.register(DetectorSpec("dctfreq-tiny", description="tiny random-init DCT high/low-frequency model",
+                                build=_builder("tiny"), pretrained=None, tiny=True, **_COMMON))
+DETECTORS.register(DetectorSpec(
+    "dctfreq-b2", description="Mesorch-like: MiT-B2 on 8x8 block-DCT high/low bands, mixed per scale",
+    build=_builder("b2"), pretrained="nvidia/mit-b2", **_COMMON))
 
 AutoConfig.register(DctFrequencyConfig.model_type, DctFrequencyConfig, exist_ok=True)
 AutoModelForSemanticSegmentation.register(DctFrequencyConfig, DctFrequencyForSemanticSegmentation,

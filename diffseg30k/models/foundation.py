@@ -33,6 +33,7 @@ from transformers.modeling_outputs import SemanticSegmenterOutput
 
 from diffseg30k.models.common import ConvNormAct, segmentation_loss
 from diffseg30k.models.inference import _starts
+from diffseg30k.models.registry import DETECTORS, DetectorSpec
 
 #: backbone ``model_type`` -> (config class, model class); CLIP checkpoints hold ``clip`` configs.
 BACKBONES = {"dinov2": (Dinov2Config, Dinov2Model), "clip_vision_model": (CLIPVisionConfig, CLIPVisionModel),
@@ -87,8 +88,6 @@ class FoundationForSemanticSegmentation(PreTrainedModel):
     main_input_name = "pixel_values"
     base_model_prefix = "backbone"
     input_modalities = ("image",)
-    #: Parameters trained at the backbone learning rate (the training loop's parameter groups).
-    diffseg_backbone_prefixes = ("backbone.",)
 
     def __init__(self, config: FoundationConfig):
         super().__init__(config)
@@ -223,21 +222,22 @@ _CLIP_B16 = dict(model_type="clip_vision_model", hidden_size=768, intermediate_s
                  num_hidden_layers=12, num_attention_heads=12, patch_size=16, image_size=224,
                  projection_dim=512)
 
-#: Registry entries (see :mod:`diffseg30k.models.registry`).
-REGISTRY_ENTRIES = [
-    dict(name="foundation-tiny", family="foundation",
-         description="tiny random frozen ViT (DINOv2 config) + patch head, for CPU and tests",
-         build=_builder(TINY_DINOV2, head_channels=32, detail_channels=16, window_size=128,
-                        window_overlap=32),
-         pretrained=None, optimizer="adamw", tiny=True),
-    dict(name="foundation-dinov2-b", family="foundation",
-         description="frozen DINOv2-B/14 (facebook/dinov2-base) + light patch head, sliding windows",
-         build=_builder(_DINOV2_BASE), pretrained="facebook/dinov2-base", optimizer="adamw"),
-    dict(name="foundation-clip-b16", family="foundation",
-         description="frozen CLIP ViT-B/16 vision tower (openai/clip-vit-base-patch16) + patch head",
-         build=_builder(_CLIP_B16, window_size=512, window_overlap=128),
-         pretrained="openai/clip-vit-base-patch16", optimizer="adamw"),
-]
+# The ViT ("backbone.") is frozen; only the head trains, at lr * head_lr_mult.
+_COMMON = dict(family="foundation", optimizer="adamw", backbone_prefixes=("backbone.",),
+               display="Foundation (frozen ViT)", abbreviation="FND")
+DETECTORS.register(DetectorSpec(
+    "foundation-tiny", description="tiny random frozen ViT (DINOv2 config) + patch head, for CPU and tests",
+    build=_builder(TINY_DINOV2, head_channels=32, detail_channels=16, window_size=128, window_overlap=32),
+    pretrained=None, tiny=True, **_COMMON))
+DETECTORS.register(DetectorSpec(
+    "foundation-dinov2-b", description="frozen DINOv2-B/14 (facebook/dinov2-base) + light patch head, "
+                                       "sliding windows",
+    build=_builder(_DINOV2_BASE), pretrained="facebook/dinov2-base", **_COMMON))
+DETECTORS.register(DetectorSpec(
+    "foundation-clip-b16", description="frozen CLIP ViT-B/16 vision tower (openai/clip-vit-base-patch16) "
+                                       "+ patch head",
+    build=_builder(_CLIP_B16, window_size=512, window_overlap=128),
+    pretrained="openai/clip-vit-base-patch16", **_COMMON))
 
 AutoConfig.register(FoundationConfig.model_type, FoundationConfig, exist_ok=True)
 AutoModelForSemanticSegmentation.register(FoundationConfig, FoundationForSemanticSegmentation,

@@ -30,6 +30,7 @@ from transformers.modeling_outputs import SemanticSegmenterOutput
 from diffseg30k.models.common import IMAGENET_MEAN, IMAGENET_STD, segmentation_loss
 from diffseg30k.models.fusion import FeatureFusion, FeatureRectify, weighted_statistics
 from diffseg30k.models.mit_streams import encoder_config, load_mit_weights, mit_sizes, run_stage
+from diffseg30k.models.registry import DETECTORS, DetectorSpec
 from diffseg30k.models.segformer import ReorderedSegformerDecodeHead
 
 
@@ -83,8 +84,6 @@ class TruForForSemanticSegmentation(PreTrainedModel):
     main_input_name = "pixel_values"
     base_model_prefix = "rgb_encoder"
     input_modalities = ("image",)
-    #: Parameters trained at the backbone learning rate (both streams start from ImageNet MiT weights).
-    diffseg_backbone_prefixes = ("rgb_encoder.", "noise_encoder.")
 
     def __init__(self, config: TruForConfig):
         super().__init__(config)
@@ -196,14 +195,14 @@ def _builder(variant: str):
     return build
 
 
-#: Registry entries (see :mod:`diffseg30k.models.registry`).
-REGISTRY_ENTRIES = [
-    dict(name="trufor-tiny", family="trufor", description="tiny random-init TruFor-style two-stream model",
-         build=_builder("tiny"), pretrained=None, optimizer="adamw", tiny=True),
-    dict(name="trufor-b2", family="trufor",
-         description="TruFor-style: MiT-B2 RGB + Noiseprint++ streams, CMX fusion, confidence head",
-         build=_builder("b2"), pretrained="nvidia/mit-b2", optimizer="adamw"),
-]
+# Both streams start from ImageNet MiT weights: they train at the backbone learning rate.
+_COMMON = dict(family="trufor", optimizer="adamw", backbone_prefixes=("rgb_encoder.", "noise_encoder."),
+               display="TruFor-style", abbreviation="TRU")
+DETECTORS.register(DetectorSpec("trufor-tiny", description="tiny random-init TruFor-style two-stream model",
+                                build=_builder("tiny"), pretrained=None, tiny=True, **_COMMON))
+DETECTORS.register(DetectorSpec(
+    "trufor-b2", description="TruFor-style: MiT-B2 RGB + Noiseprint++ streams, CMX fusion, confidence head",
+    build=_builder("b2"), pretrained="nvidia/mit-b2", **_COMMON))
 
 AutoConfig.register(TruForConfig.model_type, TruForConfig, exist_ok=True)
 AutoModelForSemanticSegmentation.register(TruForConfig, TruForForSemanticSegmentation, exist_ok=True)

@@ -8,7 +8,9 @@ averaged. Nothing is resized, because resizing erases the traces the detectors l
 
 Speed: a SegFormer's all-MLP decode head is folded into per-stage 1x1 convolutions
 (:class:`~diffseg30k.models.segformer.FusedSegformerDecodeHead`, identical outputs) unless
-``fuse=False``.
+``fuse=False``. ``runtime="onnx"``, ``"onnx-int8"``, ``"openvino"`` or ``"auto"`` runs that model
+exported to ONNX Runtime / OpenVINO (:mod:`diffseg30k.models.runtimes`; torch if unavailable, said
+once); windows of large images go through the model ``tile_batch`` at a time.
 
 Safety: weights load from ``model.safetensors`` only (``use_safetensors=True``), Hub downloads are
 restricted to ``*.json`` and ``*.safetensors`` files, and remote code is never trusted.
@@ -17,6 +19,7 @@ restricted to ``*.json`` and ``*.safetensors`` files, and remote code is never t
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,8 +34,10 @@ from diffseg30k.models.inference import (
     DEFAULT_TILE,
     normalize_batch,
     predict_label_maps,
+    predict_label_maps_and_edited,
     predict_probabilities,
     preprocessing_tensors,
+    tile_windows,
 )
 
 ImageInput = Image.Image | np.ndarray | str | os.PathLike
@@ -55,6 +60,11 @@ class DetectionResult:
     is_edited: bool
     task: str
     id2label: dict[int, str] = field(repr=False)
+
+    @property
+    def edited_probability(self) -> np.ndarray:
+        """Per-pixel edited probability 1 - P(background) (float32 HxW, the metric's pixel_scores)."""
+        return np.clip(self.probabilities[1:].sum(axis=0), 0.0, 1.0).astype(np.float32)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready summary (no pixel arrays)."""
@@ -95,7 +105,7 @@ class Detector:
 
     def __init__(self, model, device: str | torch.device | None = None, tile_size: int = DEFAULT_TILE,
                  overlap: int | None = None, area_threshold: float = AREA_THRESHOLD,
-                 batch_size: int = 4, fuse: bool = True):
+                 batch_size: int = 4, fuse: bool = True, tile_batch: int = 1):
         from diffseg30k.models.segformer import fuse_for_inference
 
         if overlap is None:  # the default 256 px, at most a quarter of the window, so windows advance
@@ -108,13 +118,29 @@ class Detector:
         if fuse:  # same outputs, far fewer FLOPs (SegFormer's decode head folded; see models.segformer)
             self.model = fuse_for_inference(self.model)
         self.tile_size, self.overlap = tile_size, overlap
-        self.area_threshold, self.batch_size = area_threshold, batch_size
+        self.area_threshold, self.batch_size, self.tile_batch = area_threshold, batch_size, max(1, tile_batch)
         self.mean, self.std = preprocessing_tensors(model.config, self.device)
+        self.dtype = next(model.parameters()).dtype
+        self.runtime, self.runtime_note = "torch", None
+
+    def use_runtime(self, runtime: str, folder: str | os.PathLike | None = None) -> Detector:
+        """Run the model on ``runtime`` (see :data:`~diffseg30k.models.runtimes.RUNTIMES`, or 'auto'),
+        exported once and cached by the weights' sha256 (``folder``: the checkpoint). Falls back to
+        torch with :attr:`runtime_note` saying why (logged once); returns ``self``."""
+        from diffseg30k.models.runtimes import prepare_runtime
+
+        if self.runtime != "torch":
+            raise ValueError(f"this detector already runs on {self.runtime}")
+        self.model, self.runtime, self.runtime_note = prepare_runtime(
+            self.model, runtime, Path(folder) if folder else None, self.device)
+        return self
 
     @classmethod
     def from_pretrained(cls, path_or_repo_id: str | os.PathLike, revision: str | None = None,
-                        device: str | torch.device | None = None, **kwargs) -> Detector:
-        """Load from a local checkpoint folder or a Hub model repository (safetensors only)."""
+                        device: str | torch.device | None = None, runtime: str = "torch",
+                        **kwargs) -> Detector:
+        """Load from a local checkpoint folder or a Hub model repository (safetensors only), to run
+        on ``runtime`` (:meth:`use_runtime`)."""
         from diffseg30k.models.registry import load_model
 
         path = Path(path_or_repo_id)
@@ -131,7 +157,7 @@ class Detector:
                                         f"failed ({type(err).__name__}: {err})") from err
         if not any((path / f).is_file() for f in ("model.safetensors", "model.safetensors.index.json")):
             raise FileNotFoundError(f"{path}: no model.safetensors (only safetensors weights are loaded)")
-        return cls(load_model(path), device=device, **kwargs)
+        return cls(load_model(path), device=device, **kwargs).use_runtime(runtime, path)
 
     @property
     def task(self) -> str:
@@ -149,7 +175,11 @@ class Detector:
 
     def _pixels(self, arrays: list[np.ndarray]) -> torch.Tensor:
         batch = torch.from_numpy(np.stack(arrays)).to(self.device)
-        return normalize_batch(batch, self.mean, self.std, next(self.model.parameters()).dtype)
+        return normalize_batch(batch, self.mean, self.std, self.dtype)
+
+    def tile_count(self, height: int, width: int) -> int:
+        """Windows an image of this size is processed in (0: one pass)."""
+        return len(tile_windows(height, width, self.tile_size, self.overlap))
 
     def _result(self, probabilities: torch.Tensor) -> DetectionResult:
         confidence, label_map = probabilities.max(dim=0)
@@ -170,28 +200,45 @@ class Detector:
                                edited_fraction=edited, is_edited=edited > self.area_threshold,
                                task=self.task, id2label=id2label)
 
-    def __call__(self, images: ImageInput | list[ImageInput]) -> DetectionResult | list[DetectionResult]:
+    def __call__(self, images: ImageInput | list[ImageInput],
+                 progress: Callable[[int, int], None] | None = None
+                 ) -> DetectionResult | list[DetectionResult]:
+        """Detect edits; ``progress(done, total)`` is called after each batch of windows of a large image."""
         single = not isinstance(images, list | tuple)
         arrays = [to_rgb_array(image) for image in ([images] if single else images)]
         results: list[DetectionResult | None] = [None] * len(arrays)
         for batch in self._batches(arrays):
             probabilities = predict_probabilities(self.model, self._pixels([arrays[i] for i in batch]),
-                                                  self.tile_size, self.overlap)
+                                                  self.tile_size, self.overlap, self.tile_batch, progress)
             for index, probs in zip(batch, probabilities):
                 results[index] = self._result(probs)
         return results[0] if single else results
 
+    def _per_image(self, images: list[ImageInput], predict) -> list[tuple[np.ndarray, ...]]:
+        """``predict(model, pixels, tile_size, overlap, tile_batch)`` -> tensors (B, H, W) over equal-size
+        batches, regrouped as one tuple of numpy maps per image, in input order."""
+        arrays = [to_rgb_array(image) for image in images]
+        out: list[tuple[np.ndarray, ...] | None] = [None] * len(arrays)
+        for batch in self._batches(arrays):
+            pixels = self._pixels([arrays[i] for i in batch])
+            tensors = predict(self.model, pixels, self.tile_size, self.overlap, self.tile_batch)
+            tensors = tensors if isinstance(tensors, tuple) else (tensors,)
+            for index, *maps in zip(batch, *(t.cpu().numpy() for t in tensors)):
+                out[index] = tuple(maps)
+        return out
+
     def predict_label_maps(self, images: list[ImageInput]) -> tuple[list[np.ndarray], np.ndarray]:
         """Fast path for evaluation loops: (uint8 label maps at input size, edited-fraction scores)."""
-        arrays = [to_rgb_array(image) for image in images]
-        maps: list[np.ndarray | None] = [None] * len(arrays)
-        for batch in self._batches(arrays):
-            predicted = predict_label_maps(self.model, self._pixels([arrays[i] for i in batch]),
-                                           self.tile_size, self.overlap).cpu().numpy()
-            for index, label_map in zip(batch, predicted):
-                maps[index] = label_map
-        scores = np.array([float((m > 0).mean()) for m in maps], dtype=np.float64)
-        return maps, scores
+        maps = [m for (m,) in self._per_image(images, predict_label_maps)]
+        return maps, np.array([float((m > 0).mean()) for m in maps], dtype=np.float64)
+
+    def predict_edited(self, images: list[ImageInput]
+                       ) -> tuple[list[np.ndarray], np.ndarray, list[np.ndarray]]:
+        """Like :meth:`predict_label_maps`, plus each image's edited probability map 1 - P(background)
+        (float32 HxW in [0, 1]): what ``evaluate``/``benchmark`` pass to the metric as pixel_scores."""
+        pairs = self._per_image(images, predict_label_maps_and_edited)
+        maps, edited = [m for m, _ in pairs], [e for _, e in pairs]
+        return maps, np.array([float((m > 0).mean()) for m in maps], dtype=np.float64), edited
 
 
 def render_overlay(image: ImageInput, result: DetectionResult, alpha: float = 0.55) -> Image.Image:

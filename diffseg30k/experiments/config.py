@@ -16,6 +16,13 @@ from diffseg30k.experiments.reference import HOLDOUTS
 from diffseg30k.labels import GENERATOR_NAMES
 
 OFFICIAL_DATASET = "Chaos2629/Diffseg30k"
+#: The registry model of each detector family in each configuration (``benchmark --families``).
+FAMILY_MODELS: dict[str, dict[str, str]] = {
+    "quick": {"segformer": "segformer-tiny", "deeplabv3plus": "deeplabv3plus-tiny", "fcn8s": "fcn8s-tiny",
+              "trufor": "trufor-tiny", "dctfreq": "dctfreq-tiny", "foundation": "foundation-tiny"},
+    "paper": {"segformer": "segformer-b2", "deeplabv3plus": "deeplabv3plus-r50", "fcn8s": "fcn8s-r50",
+              "trufor": "trufor-b2", "dctfreq": "dctfreq-b2", "foundation": "foundation-dinov2-b"},
+}
 
 
 @dataclass
@@ -70,6 +77,18 @@ class BenchmarkConfig:
     #: Other datasets (``NAME[:SPLIT]``: preset, path or Hub id) the ``cross`` step scores the Tab. 2 models
     #: on; not part of the fingerprint (adding one re-runs only that step).
     cross_datasets: tuple[str, ...] = ()
+
+    def with_families(self, names: list[str] | tuple[str, ...]) -> BenchmarkConfig:
+        """The same configuration with these detector families in Tab. 2 and in every ablation."""
+        from diffseg30k.registry import RegistryError
+
+        table = FAMILY_MODELS.get(self.name, {})
+        if not names:
+            raise ValueError(f"--families: name some of {', '.join(table)}")
+        for name in names:
+            if name not in table:
+                raise RegistryError("detector family", name, table, hint=f"--families, {self.name} config")
+        return replace(self, families={n: table[n] for n in names}, ablation_families=tuple(names))
 
     def with_all_pairs(self) -> BenchmarkConfig:
         """The same configuration with all 28 generator pairs held out in Tab. 4/6."""

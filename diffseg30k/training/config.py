@@ -55,8 +55,9 @@ class TrainConfig:
     pretrained: str | None = _opt(None, "backbone weights (Hub id or folder) instead of the default")
     holdout: tuple[str, ...] = _opt((), "GEN1,GEN2: drop training images edited by them")
     extra_real: str | Path | None = _opt(None, "folder of unedited real images added as negatives")
-    augment: str | None = _opt(None, "robust: random JPEG 50-100, rescale 0.25-2x, blur",
-                               choices=("none", "robust"))
+    augment: str | None = _opt(None, "robust: random JPEG 50-100, rescale 0.25-2x, blur; trufor: JPEG "
+                               "30-100, rescale 0.5-1.5x, crops aligned to the 8x8 JPEG grid (any model)",
+                               choices=("none", "robust", "trufor"))
     seed: int = _opt(0, "seed of crops, augmentation and initialisation")
     batch_size: int | None = _opt(None, "per device")
     crop_size: int | None = _opt(None, "square training crop side")

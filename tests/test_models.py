@@ -185,3 +185,28 @@ def test_reordered_segformer_head_is_the_same_function_with_the_same_gradients()
     for (name, a), b in zip(stock.named_parameters(), fast.parameters()):
         assert (a.grad - b.grad).abs().max().item() <= 1e-4 * scale, name
     assert type(build_model("segformer-tiny").decode_head) is ReorderedSegformerDecodeHead
+
+
+@pytest.mark.parametrize("name", ["fcn8s-tiny", "deeplabv3plus-tiny"])
+def test_srm_stem_round_trips_and_sees_high_frequencies(name, tmp_path):
+    from diffseg30k.models.stem import SRMStem, build_stem
+
+    model = build_model(name, task="binary", crop_size=32, stem="srm").eval()
+    assert isinstance(model.stem, SRMStem)
+    model.save_pretrained(tmp_path)
+    assert json.loads((tmp_path / "config.json").read_text())["diffseg_stem"] == "srm"
+    loaded = load_model(tmp_path).eval()
+    assert isinstance(loaded.stem, SRMStem)
+    assert any(k.startswith("stem.mix.") for k in loaded.state_dict())
+    x = torch.randn(1, 3, 32, 40)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(pixel_values=x).logits, model(pixel_values=x).logits)
+    # the fixed filters are high-pass: a constant image has zero residuals at the centre
+    stem = SRMStem()
+    flat = torch.full((1, 3, 16, 16), 0.7)
+    residuals = torch.nn.functional.conv2d(flat, stem.srm, padding=2, groups=3)
+    assert residuals[..., 2:-2, 2:-2].abs().max() < 1e-6
+    assert residuals.shape[1] == 9
+    assert isinstance(build_model("fcn8s-tiny").stem, torch.nn.Identity)
+    with pytest.raises(ValueError, match="unknown input stem 'sobel'"):
+        build_stem("sobel")

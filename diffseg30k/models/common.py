@@ -21,8 +21,9 @@ def default_id2label(task: str) -> dict[int, str]:
 
 
 def diffseg_config_kwargs(task: str, id2label: dict[int, str] | None, crop_size: int,
-                          model_name: str) -> dict:
-    """Config entries stored in every detector's ``config.json`` (labels, task, preprocessing)."""
+                          model_name: str, stem: str | None = None) -> dict:
+    """Config entries stored in every detector's ``config.json`` (labels, task, preprocessing, the
+    input stem of :mod:`diffseg30k.models.stem`)."""
     id2label = {int(k): str(v) for k, v in (id2label or default_id2label(task)).items()}
     return {
         "id2label": id2label,
@@ -33,6 +34,7 @@ def diffseg_config_kwargs(task: str, id2label: dict[int, str] | None, crop_size:
         "image_std": list(IMAGENET_STD),
         "crop_size": int(crop_size),
         "semantic_loss_ignore_index": IGNORE_INDEX,
+        "diffseg_stem": stem or "none",
     }
 
 

@@ -77,11 +77,13 @@ def spec_of_family(family: str) -> DetectorSpec | None:
 
 def build_model(name: str, task: str = "semantic", id2label: dict[int, str] | None = None,
                 from_scratch: bool = False, crop_size: int = 512,
-                pretrained: str | None = None) -> PreTrainedModel:
+                pretrained: str | None = None, stem: str | None = None) -> PreTrainedModel:
     """A detector ready to train. Pretrained backbone weights (Hub id, or ``pretrained`` -- a Hub id
-    or local folder -- overriding it) load unless ``from_scratch``; tiny models are always random."""
+    or local folder -- overriding it) load unless ``from_scratch``; tiny models are always random.
+    ``stem`` ('srm') puts a full-resolution high-pass input stem (:mod:`diffseg30k.models.stem`)
+    before the backbone of the detectors that take one (the ResNet families)."""
     spec = get_spec(name)
-    extra = diffseg_config_kwargs(task, id2label, crop_size, name)
+    extra = diffseg_config_kwargs(task, id2label, crop_size, name, stem)
     weights = None if from_scratch or spec.tiny else (pretrained or spec.pretrained)
     return spec.build(extra, weights)
 

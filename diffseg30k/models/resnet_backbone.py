@@ -16,6 +16,7 @@ from transformers import PreTrainedModel, ResNetConfig, ResNetModel
 from transformers.modeling_outputs import SemanticSegmenterOutput
 
 from diffseg30k.models.common import segmentation_loss
+from diffseg30k.models.stem import build_stem
 
 #: ResNet-50 (He et al. 2016) as in ``microsoft/resnet-50``.
 RESNET50 = dict(embedding_size=64, hidden_sizes=[256, 512, 1024, 2048], depths=[3, 4, 6, 3],
@@ -106,6 +107,7 @@ class ResNetSegmentationModel(PreTrainedModel):
 
     def __init__(self, config, output_stride: int = 32):
         super().__init__(config)
+        self.stem = build_stem(getattr(config, "diffseg_stem", None))
         self.backbone = build_resnet(config.resnet_config(), output_stride=output_stride)
 
     def _init_weights(self, module: nn.Module) -> None:
@@ -132,7 +134,7 @@ class ResNetSegmentationModel(PreTrainedModel):
 
     def forward(self, pixel_values: torch.Tensor, labels: torch.Tensor | None = None,
                 return_dict: bool | None = None, **kwargs) -> SemanticSegmenterOutput | tuple:
-        logits = self.decode(resnet_features(self.backbone, pixel_values))
+        logits = self.decode(resnet_features(self.backbone, self.stem(pixel_values)))
         loss = segmentation_loss(logits, labels, self.config.semantic_loss_ignore_index) \
             if labels is not None else None
         if return_dict is False:

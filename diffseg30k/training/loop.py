@@ -243,7 +243,7 @@ def _prepare(config: TrainConfig, spec: Any) -> tuple[TrainingRun, Any]:
                                              config.max_eval_samples)
     id2label = label_set_for(config.dataset, config.task)
     model = build_model(config.model, task=config.task, id2label=id2label, from_scratch=config.from_scratch,
-                        crop_size=config.crop_size, pretrained=config.pretrained)
+                        crop_size=config.crop_size, pretrained=config.pretrained, stem=config.stem)
     extra = list_images(config.extra_real) if config.extra_real else []
     dataset = CropDataset(train_table, config.crop_size, config.task, model.config.num_labels, config.seed,
                           make_augment(config.augment), extra)

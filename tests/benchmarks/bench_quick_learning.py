@@ -1,7 +1,7 @@
 """Learning curve of the quick recipe on the mini data: validation mIoU every ``--eval-every`` steps.
 
     python tests/benchmarks/bench_quick_learning.py --dataset CONVERTED_MINI [--model fcn8s-tiny]
-        [--task binary] [--steps 1500] [--eval-every 250] [--loss balanced]
+        [--task binary] [--steps 1500] [--eval-every 250] [--loss balanced] [--stem srm]
 
 Trains one detector with the ``quick`` preset plus the benchmark's quick overrides
 (:func:`diffseg30k.experiments.config.quick_config`), evaluating on the validation split during
@@ -40,6 +40,8 @@ def main() -> None:
     parser.add_argument("--eval-every", type=int, default=250)
     parser.add_argument("--loss", default=None, help="ce | balanced (default: the quick preset's)")
     parser.add_argument("--augment", default=None)
+    parser.add_argument("--stem", default=None, help="none | srm (default: the quick config's)")
+    parser.add_argument("--crop-size", type=int, default=None)
     args = parser.parse_args()
     import torch
 
@@ -55,6 +57,10 @@ def main() -> None:
         overrides["max_steps"] = args.steps
     if args.loss:
         overrides["loss"] = args.loss
+    if args.stem:
+        overrides["stem"] = args.stem
+    if args.crop_size:
+        overrides["crop_size"] = args.crop_size
     with tempfile.TemporaryDirectory() as tmp:
         start = time.perf_counter()
         load = os.getloadavg()[0]
@@ -64,7 +70,7 @@ def main() -> None:
         tag = f"eval/{args.task}_miou"
         print(json.dumps({"model": args.model, "task": args.task,
                           "loss": overrides.get("loss", "preset"),
-                          "augment": args.augment, "steps": overrides["max_steps"],
+                          "augment": args.augment, "stem": overrides.get("stem"), "steps": overrides["max_steps"],
                           "wall_s": round(seconds, 1),
                           "loadavg_start": load, "loadavg_end": os.getloadavg()[0],
                           "curve": curve(Path(tmp) / "run", tag)}, indent=1))

@@ -86,7 +86,7 @@ AutoModelForSemanticSegmentation.register(DeepLabV3PlusConfig, DeepLabV3PlusForS
                                           exist_ok=True)
 
 _TINY = dict(aspp_channels=32, low_level_channels=16, decoder_channels=32)
-_COMMON = dict(family="deeplabv3plus", optimizer="sgd", backbone_prefixes=("backbone.",),
+_COMMON = dict(takes_stem=True, family="deeplabv3plus", optimizer="sgd", backbone_prefixes=("backbone.",),
                display="DeepLab v3+", abbreviation="DPL")
 DETECTORS.register(DetectorSpec(
     "deeplabv3plus-r50", description="DeepLabV3+ (ASPP, OS16) on ResNet-50",

@@ -65,8 +65,8 @@ AutoConfig.register(FCN8sConfig.model_type, FCN8sConfig, exist_ok=True)
 AutoModelForSemanticSegmentation.register(FCN8sConfig, FCN8sForSemanticSegmentation, exist_ok=True)
 
 _TINY = dict(head_channels=32)
-_COMMON = dict(family="fcn8s", optimizer="sgd", backbone_prefixes=("backbone.",), display="FCN-8s",
-               abbreviation="FCN")
+_COMMON = dict(takes_stem=True, family="fcn8s", optimizer="sgd", backbone_prefixes=("backbone.",),
+               display="FCN-8s", abbreviation="FCN")
 DETECTORS.register(DetectorSpec(
     "fcn8s-r50", description="FCN-8s (stride 8/16/32 skips) on ResNet-50",
     build=resnet_detector_builder(FCN8sForSemanticSegmentation, FCN8sConfig, _TINY, False),

@@ -40,6 +40,8 @@ class DetectorSpec:
     backbone_prefixes: tuple[str, ...] = ("backbone.",)
     display: str = ""
     abbreviation: str = ""
+    #: Whether ``build_model(stem=...)`` can put an input stem (:mod:`diffseg30k.models.stem`) first.
+    takes_stem: bool = False
 
     @property
     def display_name(self) -> str:
@@ -83,6 +85,9 @@ def build_model(name: str, task: str = "semantic", id2label: dict[int, str] | No
     ``stem`` ('srm') puts a full-resolution high-pass input stem (:mod:`diffseg30k.models.stem`)
     before the backbone of the detectors that take one (the ResNet families)."""
     spec = get_spec(name)
+    if stem not in (None, "none") and not spec.takes_stem:
+        raise ValueError(f"detector {name!r} takes no input stem (stem={stem!r}); the ResNet families "
+                         "(fcn8s, deeplabv3plus) do")
     extra = diffseg_config_kwargs(task, id2label, crop_size, name, stem)
     weights = None if from_scratch or spec.tiny else (pretrained or spec.pretrained)
     return spec.build(extra, weights)

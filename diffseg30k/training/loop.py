@@ -242,8 +242,11 @@ def _prepare(config: TrainConfig, spec: Any) -> tuple[TrainingRun, Any]:
                                              config.eval_split, tuple(config.holdout),
                                              config.max_eval_samples)
     id2label = label_set_for(config.dataset, config.task)
+    stem = config.stem if spec.takes_stem else None
+    if config.stem not in (None, "none") and stem is None:  # a benchmark-wide option: said, not fatal
+        accelerator.print(f"stem={config.stem}: {config.model} takes no input stem; trained without one")
     model = build_model(config.model, task=config.task, id2label=id2label, from_scratch=config.from_scratch,
-                        crop_size=config.crop_size, pretrained=config.pretrained, stem=config.stem)
+                        crop_size=config.crop_size, pretrained=config.pretrained, stem=stem)
     extra = list_images(config.extra_real) if config.extra_real else []
     dataset = CropDataset(train_table, config.crop_size, config.task, model.config.num_labels, config.seed,
                           make_augment(config.augment), extra)

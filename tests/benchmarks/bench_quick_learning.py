@@ -70,7 +70,8 @@ def main() -> None:
         tag = f"eval/{args.task}_miou"
         print(json.dumps({"model": args.model, "task": args.task,
                           "loss": overrides.get("loss", "preset"),
-                          "augment": args.augment, "stem": overrides.get("stem"), "steps": overrides["max_steps"],
+                          "augment": args.augment, "stem": overrides.get("stem"),
+                          "steps": overrides["max_steps"],
                           "wall_s": round(seconds, 1),
                           "loadavg_start": load, "loadavg_end": os.getloadavg()[0],
                           "curve": curve(Path(tmp) / "run", tag)}, indent=1))

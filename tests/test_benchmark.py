@@ -212,3 +212,14 @@ def test_a_missing_generation_pipeline_fails_the_data_step_clearly(tmp_path, mon
     record = json.loads((tmp_path / "out" / "steps" / "data.json").read_text())
     assert record["status"] == "failed"
     assert "not run" in (tmp_path / "out" / "report.md").read_text()
+
+
+def test_report_caveat_states_the_learnability_bar():
+    from diffseg30k.experiments.report import learnability
+
+    rows = [{"family": "fcn8s", "task": "binary", "metrics": {"binary_miou": 0.72}},
+            {"family": "fcn8s", "task": "semantic", "metrics": {"binary_miou": 0.5, "semantic_miou": 0.21}}]
+    text = learnability({"tab2": {"rows": rows}})
+    assert "best binary miou 0.720 (meets the 0.7 bar)" in text
+    assert "best semantic miou 0.210 (BELOW the 0.4 bar)" in text
+    assert learnability({}) == ""

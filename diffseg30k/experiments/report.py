@@ -72,25 +72,47 @@ def render_breakdowns(results: dict[str, Any]) -> list[str]:
     return lines
 
 
-def _caveat(config: Any) -> list[str]:
+#: Issue 15's learnability bar for the quick run: best binary / semantic mIoU on the mini validation split.
+LEARNABLE = {"binary_miou": 0.7, "semantic_miou": 0.4}
+
+
+def learnability(results: dict[str, Any]) -> str:
+    """One sentence: this run's best Tab. 2 binary and semantic mIoU against :data:`LEARNABLE`."""
+    rows = (results.get("tab2") or {}).get("rows") or []
+    parts = []
+    for key, bar in LEARNABLE.items():
+        values = [r["metrics"][key] for r in rows if (r.get("metrics") or {}).get(key) is not None]
+        if values:
+            best = max(values)
+            parts.append(f"best {key.replace('_', ' ')} {best:.3f} ({'meets' if best >= bar else 'BELOW'} "
+                         f"the {bar} bar)")
+    return ("Learnability in this run: " + "; ".join(parts) + ".") if parts else ""
+
+
+def _caveat(config: Any, results: dict[str, Any] | None = None) -> list[str]:
     if config.name == "quick":
         steps = config.train_overrides.get("max_steps", "a few hundred")
         crop = config.train_overrides.get("crop_size", "small")
-        return ["> **Quick configuration.** Tiny randomly initialised detectors trained from scratch for "
+        stem = config.train_overrides.get("stem")
+        stem_text = f" with the {stem.upper()} high-pass input stem" if stem not in (None, "none") else ""
+        learned = learnability(results or {})
+        return ["> **Quick configuration.** Tiny randomly initialised detectors trained from scratch"
+                f"{stem_text} for "
                 f"{steps} steps on {crop}-px crops of the mini dataset, a CPU stand-in for DiffSeg30k: "
                 "no diffusion model runs; edits are classical (fills, recolouring, pasted crops) passed "
                 "through small *trained* per-family components (AutoencoderKL / VQModel round trips, a "
                 "GLIDE-like upsampler) and composited inside the mask (see `editor_backend` in the data). "
                 "The numbers show whether detectors learn such traces and how the protocol's findings "
                 "behave on them; they are **not** comparable with the paper's, which are shown in "
-                "parentheses. Run `diffseg30k benchmark --config paper` on GPUs for the reproduction.", ""]
+                "parentheses. Run `diffseg30k benchmark --config paper` on GPUs for the reproduction."
+                + (f" {learned}" if learned else ""), ""]
     return ["> **Paper configuration** on the official dataset; the paper's numbers are in parentheses.", ""]
 
 
 def render_markdown(config: Any, results: dict[str, Any], records: dict[str, Any], command: str | None,
                     figures: list[str]) -> str:
     data = results.get("data") or {}
-    lines = [f"# DiffSeg30k benchmark report ({config.name})", "", *_caveat(config),
+    lines = [f"# DiffSeg30k benchmark report ({config.name})", "", *_caveat(config, results),
              f"- command: `{command}`" if command else "- command: (Python API)",
              f"- dataset: {data.get('origin', '–')} → `{data.get('path', '–')}`",
              f"- dataset fingerprint (sha256 of the parquet shards): `{data.get('fingerprint', '–')}`",

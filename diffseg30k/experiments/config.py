@@ -148,7 +148,7 @@ def quick_config(**overrides: Any) -> BenchmarkConfig:
     Few, longer trainings so detection is learnable within ~10 minutes on 2 cores: one family
     (FCN-8s with the SRM high-pass input stem, :mod:`diffseg30k.models.stem`; SegFormer takes no stem,
     add it with ``--families fcn8s,segformer``) in every table, 256 planned mini images (the quality
-    filter keeps ~half), 800 steps each with the quick preset's class-balanced loss, 1 torch thread +
+    filter keeps ~half), 500 steps each with the quick preset's class-balanced loss, 1 torch thread +
     1 data worker. Chosen from the learning curves of ``tests/benchmarks/bench_quick_learning.py``.
     """
     values: dict[str, Any] = dict(
@@ -159,7 +159,7 @@ def quick_config(**overrides: Any) -> BenchmarkConfig:
         holdouts=HOLDOUTS[:1],
         mini_images=256,
         train_preset="quick",
-        train_overrides={"max_steps": 800, "stem": "srm", "lr": 3e-3, "crop_size": 128, "batch_size": 8, "eval_split": None,
+        train_overrides={"max_steps": 500, "stem": "srm", "lr": 3e-3, "crop_size": 128, "batch_size": 8, "eval_split": None,
                          "save_every": 0, "log_with": None, "progress": True, "num_workers": 1, "threads": 1},
         from_scratch=True,
         classifiers={"cnnspot": "cnnspot-tiny", "ufd": "ufd-tiny"},

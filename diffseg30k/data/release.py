@@ -16,13 +16,14 @@ from __future__ import annotations
 
 import collections
 import hashlib
+import io
 import json
 import os
 import re
 import threading
 import zipfile
 import zlib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -32,6 +33,10 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
 _PAIR_RE = re.compile(r"^(?P<id>[^/]+)\.(?P<kind>image|mask)\.(?P<ext>png|jpe?g|webp)$", re.IGNORECASE)
 #: Largest archive member read into memory (a guard against zip bombs; images are size-checked too).
 MAX_MEMBER_BYTES = int(os.environ.get("DIFFSEG30K_MAX_MEMBER_BYTES", 1 << 30))
+#: Largest inflation ratio of a zip member above RATIO_CHECK_BYTES (PNG/JPEG data barely deflates).
+MAX_COMPRESSION_RATIO = float(os.environ.get("DIFFSEG30K_MAX_ZIP_RATIO", 100))
+RATIO_CHECK_BYTES = 1 << 20
+HEADER_BYTES = 1 << 16  # read first from a member: its image header decides how large it may be
 METADATA_COLUMNS = ("base", "base_source", "turns", "metadata")
 TURN_FIELDS = ("generator", "edit_type", "prompt", "mask_area", "seed", "quality")
 _TURN_ALIASES = {"quality_score": "quality", "score": "quality", "model": "generator", "type": "edit_type",
@@ -96,7 +101,12 @@ class ScanResult:
 
 
 class _ZipReader:
-    """Thread-safe member reads from one archive, with the traversal and size checks."""
+    """Thread-safe member reads from one archive, with the traversal, size and zip-bomb checks.
+
+    A member is streamed: its declared size and compression ratio are checked first, then its first
+    bytes (the image header), and only a member whose size is plausible for the image its header
+    declares is read into memory.
+    """
 
     def __init__(self, path: Path):
         self.path = path
@@ -106,16 +116,66 @@ class _ZipReader:
             raise ReleaseError(str(path), f"not a readable zip archive ({err})") from err
         self.lock = threading.Lock()
 
+    def check_declared(self, info: zipfile.ZipInfo) -> None:
+        """Refuse a member whose declared size or compression ratio is implausible (before any read)."""
+        label = f"{self.path}:{info.filename}"
+        self.check_declared_size(info)
+        ratio = info.file_size / max(info.compress_size, 1)
+        if info.file_size > RATIO_CHECK_BYTES and ratio > MAX_COMPRESSION_RATIO:
+            raise ReleaseError(label, f"member inflates {ratio:.0f}:1 ({info.compress_size} -> "
+                               f"{info.file_size} bytes), implausible for image data, which is already "
+                               f"compressed (a zip bomb?); the limit is {MAX_COMPRESSION_RATIO:g}:1 above "
+                               f"{RATIO_CHECK_BYTES} bytes (DIFFSEG30K_MAX_ZIP_RATIO)")
+
     def read(self, info: zipfile.ZipInfo) -> bytes:
         label = f"{self.path}:{info.filename}"
-        if info.file_size > MAX_MEMBER_BYTES:
-            raise ReleaseError(label, f"member is {info.file_size} bytes, over the limit of "
-                               f"{MAX_MEMBER_BYTES}")
+        self.check_declared(info)
         try:
-            with self.lock:
-                return self.archive.read(info)
+            with self.lock, self.archive.open(info) as handle:
+                head = handle.read(HEADER_BYTES)
+                limit = plausible_image_bytes(head)
+                if limit is not None and info.file_size > limit:
+                    raise ReleaseError(label, f"member is {info.file_size} bytes, more than an image of the "
+                                       f"size its header declares can take (at most {limit} bytes)")
+                return head + handle.read() if len(head) == HEADER_BYTES else head
         except (OSError, zipfile.BadZipFile, EOFError, zlib.error) as err:
             raise ReleaseError(label, f"cannot read archive member ({err})") from err
+
+    def lines(self, info: zipfile.ZipInfo) -> Iterator[str]:
+        """A text member line by line (never read whole into memory)."""
+        self.check_declared_size(info)
+        with self.lock, self.archive.open(info) as handle:
+            yield from io.TextIOWrapper(handle, encoding="utf-8", errors="replace")
+
+    def check_declared_size(self, info: zipfile.ZipInfo) -> None:
+        if info.file_size > MAX_MEMBER_BYTES:
+            raise ReleaseError(f"{self.path}:{info.filename}", f"member is {info.file_size} bytes, over the "
+                               f"limit of {MAX_MEMBER_BYTES}")
+
+
+_PNG_CHANNELS = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}
+
+
+def plausible_image_bytes(head: bytes) -> int | None:
+    """The most bytes a file starting with ``head`` can take as an image of the size its header
+    declares (PNG: the raw pixel rows, as stored deflate blocks would take them, plus 1 MiB of
+    ancillary chunks; JPEG/WebP: 4 bytes a pixel plus 1 MiB); None when the header is not understood."""
+    slack = 1 << 20
+    if head.startswith(b"\x89PNG\r\n\x1a\n") and len(head) >= 29 and head[12:16] == b"IHDR":
+        width, height = int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
+        depth, colour, interlace = head[24], head[25], head[28]
+        row = 1 + (width * _PNG_CHANNELS.get(colour, 4) * max(depth, 1) + 7) // 8
+        raw = height * row + (7 * height + 64 if interlace else 0)
+        return raw + raw // 1000 + slack
+    if head[:3] == b"\xff\xd8\xff" or (head[:4] == b"RIFF" and head[8:12] == b"WEBP"):
+        from PIL import Image
+
+        try:
+            width, height = Image.open(io.BytesIO(head)).size
+        except Exception:  # header beyond the first bytes (e.g. a large EXIF block): no pixel bound
+            return None
+        return 4 * width * height + slack
+    return None
 
 
 def unsafe_member_reason(name: str) -> str | None:
@@ -190,8 +250,10 @@ def _zip_metadata(reader: _ZipReader, names: dict[str, zipfile.ZipInfo],
     metadata: dict[str, dict[str, Any]] = {}
     for name, info in names.items():
         if PurePosixPath(name).name == "metadata.jsonl":
-            text = reader.read(info).decode("utf-8", errors="replace")
-            metadata.update(parse_metadata(text, f"{reader.path}:{name}", result))
+            try:
+                metadata.update(parse_metadata(reader.lines(info), f"{reader.path}:{name}", result))
+            except (OSError, zipfile.BadZipFile, EOFError, zlib.error) as err:
+                result.problems.append(ReleaseError(f"{reader.path}:{name}", f"cannot read ({err})"))
     return metadata
 
 
@@ -325,10 +387,11 @@ def _parquet_pair(reader: _ParquetReader, group: int, index: int, label: str) ->
 # Generation metadata
 
 
-def parse_metadata(text: str, label: str, result: ScanResult) -> dict[str, dict[str, Any]]:
-    """Parse ``metadata.jsonl``: ``{id: normalised row}``; bad lines become problems."""
+def parse_metadata(text: str | Iterable[str], label: str, result: ScanResult) -> dict[str, dict[str, Any]]:
+    """Parse ``metadata.jsonl`` (its text or its lines): ``{id: normalised row}``; bad lines become
+    problems."""
     rows: dict[str, dict[str, Any]] = {}
-    for number, line in enumerate(text.splitlines(), 1):
+    for number, line in enumerate(text.splitlines() if isinstance(text, str) else text, 1):
         if not line.strip():
             continue
         where = f"{label}:{number}"

@@ -150,3 +150,26 @@ def output_lock(output: str | os.PathLike, command: str, wait: bool = False) -> 
         with contextlib.suppress(OSError):
             path.unlink()
         handle.close()
+
+
+@contextlib.contextmanager
+def shared_output_lock(output: str | os.PathLike, command: str) -> Iterator[None]:
+    """:func:`output_lock` for a job of several processes (``accelerate launch``): the main process
+    checks the folder and holds the lock, and every process raises its error (no rank left waiting)."""
+    from accelerate import PartialState
+    from accelerate.utils import broadcast_object_list
+
+    state = PartialState()
+    with contextlib.ExitStack() as stack:
+        message: list[str | None] = [None]
+        if state.is_main_process:
+            try:
+                check_output_dir(output, "output folder")
+                stack.enter_context(output_lock(output, command))
+            except OutputError as err:
+                message = [str(err)]
+        if state.num_processes > 1:
+            broadcast_object_list(message)
+        if message[0]:
+            raise (OutputBusy if "another run" in message[0] else OutputError)(message[0])
+        yield

@@ -10,6 +10,7 @@ from typing import Any
 
 import torch
 
+from diffseg30k.outputs import shared_output_lock
 from diffseg30k.training.config import TrainConfig
 
 
@@ -91,13 +92,14 @@ def train(config: TrainConfig) -> Path:
     from accelerate.state import AcceleratorState, GradientState
 
     try:
-        return _train(config)
+        with contextlib.ExitStack() as stack:
+            return _train(config, stack)
     finally:
         AcceleratorState._reset_state(reset_partial_state=False)
         GradientState._reset_state()
 
 
-def _train(config: TrainConfig) -> Path:
+def _train(config: TrainConfig, stack: contextlib.ExitStack) -> Path:
     from accelerate import Accelerator
     from accelerate.utils import set_seed
     from tqdm.auto import tqdm
@@ -116,13 +118,13 @@ def _train(config: TrainConfig) -> Path:
     accelerator = Accelerator(cpu=not _has_accelerator(), mixed_precision=config.mixed_precision,
                               log_with=_trackers(config.log_with) or None,
                               project_dir=str(out / "logs"), step_scheduler_with_optimizer=False)
+    stack.enter_context(shared_output_lock(out, "diffseg30k train"))  # one run per --out
     if config.threads:
         torch.set_num_threads(config.threads)
     elif accelerator.num_processes > 1 and "OMP_NUM_THREADS" not in os.environ:
         # Processes sharing a machine must split its cores: oversubscription is catastrophic on CPUs.
         local = int(os.environ.get("LOCAL_WORLD_SIZE", accelerator.num_processes))
         torch.set_num_threads(_cpu_threads(local))
-    resume_from = ckpt.latest_checkpoint(out) if config.resume else None
     if not config.resume and ckpt.checkpoint_dirs(out):
         raise FileExistsError(f"{out}: already holds checkpoints; pass --resume to continue, "
                               "or use a new --out")
@@ -144,9 +146,10 @@ def _train(config: TrainConfig) -> Path:
     state: dict[str, Any] = {"best_metric": None, "best_step": None, "last_eval": None,
                              "loss_first": None, "loss_recent": []}
     step = 0
+    resume_from, saved = (ckpt.resume_checkpoint(accelerator, out, (model, optimizer, scheduler))
+                          if config.resume else (None, {}))
     if resume_from is not None:
-        accelerator.load_state(str(resume_from))
-        state.update(ckpt.read_state(resume_from))
+        state.update(saved)
         step = int(state.pop("step"))
         accelerator.print(f"resumed from {resume_from} at step {step}")
     elif config.resume:
@@ -193,7 +196,8 @@ def _train(config: TrainConfig) -> Path:
         accelerator.wait_for_everyone()
 
     def save() -> Path:
-        return ckpt.save_checkpoint(accelerator, out, step, dict(state), config.keep_checkpoints)
+        return ckpt.save_checkpoint(accelerator, out, step, dict(state), config.keep_checkpoints,
+                                    (model, optimizer, scheduler))
 
     progress = tqdm(total=config.max_steps, initial=step, desc=f"train {config.model}",
                     disable=not (config.progress and accelerator.is_local_main_process))

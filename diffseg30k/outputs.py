@@ -114,7 +114,7 @@ def output_lock(output: str | os.PathLike, command: str, wait: bool = False) -> 
         yield Path(output)
         return
     path = lock_path(output)
-    check_output_dir(path.parent, "folder of the output")
+    check_output_dir(output, "output folder")
     while True:
         try:
             handle = open(path, "a+")  # noqa: SIM115 - held for the whole block

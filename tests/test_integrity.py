@@ -73,3 +73,107 @@ def test_metadata_member_is_streamed(tmp_path):
         archive.writestr("train_copy/metadata.jsonl", "\n" * (4 << 20) + '{"id": 1, "base": "real"}\n')
     summary = convert([release], tmp_path / "out", progress=False)
     assert summary.splits == {"train": 2}
+
+
+# ------------------------------------------------------------------- 5: --overwrite and sources
+def test_overwrite_never_deletes_sources_or_unrelated_folders(tmp_path, capsys):
+    project = tmp_path / "proj"
+    source = write_synthetic_release(project / "data_src", num=2, size=SIZE, split="val", as_zip=True)
+    (project / "thesis.tex").write_text("years of work")
+    argv = ["convert", str(source), "--quiet", "--overwrite", "--out"]
+    assert main([*argv, str(project)]) == 2
+    assert "the output folder contains the source" in capsys.readouterr().err
+    assert main([*argv, str(source.parent)]) == 2  # the folder holding the zip: contains it too
+    capsys.readouterr()
+    release = tmp_path / "release"
+    release.mkdir()
+    inside = source.rename(release / "val.zip")
+    assert main(["convert", str(release), "--quiet", "--overwrite", "--out", str(release)]) == 2
+    assert "the output folder is the source" in capsys.readouterr().err
+    assert main(["convert", str(release), "--quiet", "--out", str(release / "converted")]) == 2
+    assert "lies inside the source" in capsys.readouterr().err
+    unrelated = tmp_path / "notes"
+    unrelated.mkdir()
+    (unrelated / "keep.txt").write_text("mine")
+    assert main(["convert", str(inside), "--quiet", "--overwrite", "--out", str(unrelated)]) == 2
+    assert "was not written by `diffseg30k convert`" in capsys.readouterr().err
+    assert (project / "thesis.tex").exists() and inside.exists() and (unrelated / "keep.txt").exists()
+    converted = tmp_path / "converted"
+    for _ in range(2):  # a folder the converter wrote is replaced
+        assert main(["convert", str(inside), "--quiet", "--overwrite", "--out", str(converted)]) == 0
+    capsys.readouterr()
+
+
+def test_convert_out_dot_and_outputs_under_a_file(tmp_path, monkeypatch, capsys):
+    source = write_synthetic_release(tmp_path / "src", num=2, size=SIZE, split="train", as_zip=True)
+    monkeypatch.chdir(tmp_path)
+    assert main(["convert", str(source), "--quiet", "--out", "."]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "contains the source" in err and "empty name" not in err
+    (tmp_path / "file").write_text("x")
+    assert main(["convert", str(source), "--quiet", "--out", str(tmp_path / "file" / "out")]) == 2
+    assert f"{tmp_path / 'file'} is a file, not a folder" in capsys.readouterr().err
+
+
+# -------------------------------------------------------------------- 8: one writer per output
+def test_convert_waits_for_the_lock_beside_its_output(tmp_path, monkeypatch, capsys):
+    import threading
+
+    from diffseg30k.outputs import lock_path, output_lock
+
+    source = write_synthetic_release(tmp_path / "src", num=2, size=SIZE, split="train")
+    out = tmp_path / "out"
+    assert lock_path(out) == tmp_path / ".out.lock"  # beside the output, whatever the cache
+    monkeypatch.setenv("DIFFSEG30K_CACHE", str(tmp_path / "cache-b"))
+    done = threading.Event()
+    with output_lock(out, "a conversion with another cache"):
+        worker = threading.Thread(target=lambda: (convert([source], out, progress=False), done.set()))
+        worker.start()
+        assert not done.wait(1.0)  # blocked behind the holder
+    worker.join(30)
+    assert done.is_set() and (out / "conversion.json").is_file()
+    assert "waiting for a conversion with another cache" in capsys.readouterr().err
+    assert not lock_path(out).exists()
+
+
+# ------------------------------------------------------------ 11 / 17: disk full, skip-all listing
+def test_disk_full_while_converting_is_one_line_and_removes_the_work_folder(tmp_path, monkeypatch, capsys):
+    import errno
+
+    import pyarrow.parquet as pq
+
+    def full(self, table, *args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(pq.ParquetWriter, "write_table", full)
+    source = write_synthetic_release(tmp_path / "src", num=2, size=SIZE, split="train")
+    assert main(["convert", str(source), "--quiet", "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "disk full" in err and str(tmp_path / "out") in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["src"]
+
+
+def test_skip_with_nothing_converted_prints_the_skipped_files(tmp_path, capsys):
+    source = write_synthetic_release(tmp_path / "src", num=2, size=SIZE, split="train")
+    for path in source.glob("*.image.png"):
+        path.write_bytes(b"bad")
+    assert main(["convert", str(source), "--quiet", "--on-error", "skip", "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert "no pair could be converted; skipped 2 files:" in err
+    assert f"  {source / '00000001.image.png'}: not a readable image" in err
+
+
+# ------------------------------------------------------------------------ 15: non-UTF-8 names
+def test_non_utf8_file_names_are_named_escaped_and_skippable(tmp_path, capsys):
+    import os
+
+    source = write_synthetic_release(tmp_path / "src", num=3, size=SIZE, split="train")
+    for kind in ("image", "mask"):
+        os.rename(source / f"00000002.{kind}.png", os.fsdecode(bytes(source) + f"/0000\xff002.{kind}.png"
+                                                               .encode("latin-1")))
+    assert main(["convert", str(source), "--quiet", "--out", str(tmp_path / "a")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "0000\\xff002.image.png: file name is not valid UTF-8" in err
+    assert main(["convert", str(source), "--quiet", "--on-error", "skip", "--out", str(tmp_path / "b")]) == 0
+    out = capsys.readouterr().out
+    assert "skipped 2 files:" in out and "0000\\xff002.mask.png: file name is not valid UTF-8" in out

@@ -28,6 +28,8 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from diffseg30k.outputs import printable
+
 SPLITS = ("train", "validation", "test")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
 _PAIR_RE = re.compile(r"^(?P<id>[^/]+)\.(?P<kind>image|mask)\.(?P<ext>png|jpe?g|webp)$", re.IGNORECASE)
@@ -265,7 +267,10 @@ def _scan_folder(path: Path, result: ScanResult) -> None:
         for file in sorted(files):
             full = Path(root) / file
             rel = full.relative_to(path).as_posix()
-            if file == "metadata.jsonl":
+            if printable(rel) != rel:  # undecodable bytes: not storable in the dataset's UTF-8 columns
+                result.problems.append(ReleaseError(printable(full), "file name is not valid UTF-8 "
+                                                    "(shown with \\x escapes); rename the file"))
+            elif file == "metadata.jsonl":
                 metadata.update(parse_metadata(full.read_text(errors="replace"), str(full), result))
             elif file.lower().endswith(".zip"):
                 _scan_one(full, result)
@@ -489,7 +494,7 @@ def source_fingerprint(sources: Iterable[str | os.PathLike | None]) -> str:
         files = [root] if root.is_file() else sorted(p for p in root.rglob("*") if p.is_file())
         for path in files:
             stat = path.stat()
-            digest.update(f"{path}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+            digest.update(os.fsencode(path) + f"\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
     return digest.hexdigest()
 
 

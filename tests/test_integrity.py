@@ -177,3 +177,66 @@ def test_non_utf8_file_names_are_named_escaped_and_skippable(tmp_path, capsys):
     assert main(["convert", str(source), "--quiet", "--on-error", "skip", "--out", str(tmp_path / "b")]) == 0
     out = capsys.readouterr().out
     assert "skipped 2 files:" in out and "0000\\xff002.mask.png: file name is not valid UTF-8" in out
+
+
+# ---------------------------------------------------------------- 9 / 10: fast verify, lossless masks
+def _recompressed_png(path: Path, corrupt) -> bytes:
+    """The PNG at ``path`` with its IDAT payload passed through ``corrupt`` and the CRC made valid again."""
+    data = bytearray(path.read_bytes())
+    pos = 8
+    while data[pos + 4:pos + 8] != b"IDAT":
+        pos += 12 + int.from_bytes(data[pos:pos + 4], "big")
+    length = int.from_bytes(data[pos:pos + 4], "big")
+    payload = corrupt(bytes(data[pos + 8:pos + 8 + length]))
+    chunk = b"IDAT" + payload
+    return (bytes(data[:pos]) + len(payload).to_bytes(4, "big") + chunk
+            + zlib.crc32(chunk).to_bytes(4, "big") + bytes(data[pos + 12 + length:]))
+
+
+@pytest.mark.parametrize("corrupt, problem", [
+    (lambda p: p[:2] + bytes(b ^ 0x5A for b in p[2:10]) + p[10:], "compressed image data is invalid"),
+    (lambda p: p[: len(p) // 2], "ends early"),
+    (lambda p: zlib.compress(zlib.decompress(p)[:-7]), "inflates to"),
+], ids=["garbled", "cut", "short-rows"])
+def test_fast_verify_inflates_the_idat_stream(tmp_path, corrupt, problem):
+    """CRCs valid, zlib data broken: refused by --verify fast, not later inside a DataLoader."""
+    source = write_synthetic_release(tmp_path / "src", num=2, size=SIZE, split="train")
+    path = source / "00000002.image.png"
+    path.write_bytes(_recompressed_png(path, corrupt))
+    with pytest.raises(ReleaseError, match=f"00000002.image.png: corrupt PNG: .*{problem}"):
+        convert([source], tmp_path / "out", progress=False, verify="fast")
+
+
+def test_jpeg_mask_named_png_is_refused(tmp_path):
+    source = write_synthetic_release(tmp_path / "src", num=2, size=SIZE, split="train")
+    mask = source / "00000001.mask.png"
+    buffer = io.BytesIO()
+    Image.open(mask).convert("L").save(buffer, format="JPEG", quality=90)
+    mask.write_bytes(buffer.getvalue())
+    with pytest.raises(ReleaseError, match="00000001.mask.png: mask file is JPEG data, not PNG: label maps "
+                                           "must be lossless"):
+        convert([source], tmp_path / "out", progress=False)
+
+
+# ----------------------------------------------------------- 14: a corrupt image during training
+def test_corrupt_training_image_names_the_row_id_and_shard(tmp_path, capsys):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    source = write_synthetic_release(tmp_path / "src", num=4, size=(40, 40), split="train")
+    convert([source], tmp_path / "ds", progress=False)
+    shard = next((tmp_path / "ds" / "data").glob("train-*.parquet"))
+    table = pq.read_table(shard)
+    images = table.column("image").to_pylist()
+    images[2] = {**images[2], "bytes": images[2]["bytes"][:200]}  # truncated inside its pixel data
+    table = table.set_column(table.schema.get_field_index("image"), "image",
+                             pa.array(images, table.schema.field("image").type))
+    pq.write_table(table, shard)
+    sample_id = table.column("id")[2].as_py()
+    code = main(["train", "--dataset", str(tmp_path / "ds"), "--out", str(tmp_path / "run"), "--model",
+                 "segformer-tiny", "--from-scratch", "--crop-size", "32", "--batch-size", "4",
+                 "--max-steps", "2", "--num-workers", "1", "--log-with", "none", "--no-progress",
+                 "--eval-every", "0"])
+    err = capsys.readouterr().err
+    assert code == 2 and "Traceback" not in err and err.count("error:") == 1, err
+    assert f"training sample id {sample_id} (row 2 of shard {shard}): sample {sample_id} image" in err

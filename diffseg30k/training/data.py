@@ -83,6 +83,31 @@ def decode_rows(image, bottom: int, name: str):
     return image
 
 
+class SampleError(ValueError):
+    """A training sample that cannot be used; names its row id and shard. Raised in a data-loader worker,
+    it reaches the training process as one line (not the worker's traceback)."""
+
+    def __init__(self, message: str):
+        marker = f"{type(self).__name__}: "
+        if message.startswith("Caught ") and marker in message:  # re-raised by torch's ExceptionWrapper
+            message = message.rsplit(marker, 1)[1].strip()
+        super().__init__(message)
+
+
+def locate_row(shards: list[Path], sample_id: str) -> str:
+    """``row R of shard FILE`` holding ``sample_id`` (read from the shards' id columns), else ''."""
+    import pyarrow.parquet as pq
+
+    for shard in shards:
+        try:
+            ids = pq.read_table(shard, columns=["id"]).column("id").to_pylist()
+        except Exception:  # noqa: BLE001 - an unreadable shard: keep looking in the others
+            continue
+        if sample_id in ids:
+            return f"row {ids.index(sample_id)} of shard {shard}"
+    return ""
+
+
 class CropDataset(torch.utils.data.Dataset):
     """Training samples as uint8 crops; keys are ``(index, stream_position)`` pairs.
 
@@ -91,12 +116,14 @@ class CropDataset(torch.utils.data.Dataset):
     """
 
     def __init__(self, table, crop_size: int, task: str, num_labels: int, seed: int,
-                 augment: RobustAugment | None = None, extra_real: list[Path] | None = None):
+                 augment: RobustAugment | None = None, extra_real: list[Path] | None = None,
+                 shards: list[Path] | None = None):
         self.table = _undecoded(_undecoded(table, "image"), "mask").select_columns(
             [c for c in ("id", "image", "mask") if c in table.column_names])
         self.crop_size, self.task, self.num_labels = crop_size, task, num_labels
         self.seed, self.augment = seed, augment
         self.extra_real = list(extra_real or [])
+        self.shards = list(shards or [])  # the parquet files of the table, to name a bad row's shard
 
     def __len__(self) -> int:
         return len(self.table) + len(self.extra_real)
@@ -113,6 +140,8 @@ class CropDataset(torch.utils.data.Dataset):
         name = str(row.get("id", index))
         image = _decode(row["image"], f"sample {name} image", load=False)
         mask = _decode(row["mask"], f"sample {name} mask", load=False)
+        if mask.format not in (None, "PNG"):
+            raise ValueError(f"sample {name}: mask is {mask.format} data; label maps must be lossless PNG")
         if mask.mode not in ("L", "P"):  # P: palette indices are the label ids
             raise ValueError(f"sample {name}: mask must be an L or P label map, got mode {mask.mode!r}")
         if image.size != mask.size:
@@ -120,7 +149,17 @@ class CropDataset(torch.utils.data.Dataset):
         return name, image, mask
 
     def __getitem__(self, key: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
-        index, position = key
+        try:
+            return self._sample(*key)
+        except (ImageError, ValueError, OSError) as err:
+            index = key[0]
+            if index >= len(self.table):
+                raise SampleError(f"{self.extra_real[index - len(self.table)]}: {err}") from None
+            sample_id = str(self.table[index].get("id", index))
+            where = locate_row(self.shards, sample_id) or f"row {index} of the training table"
+            raise SampleError(f"training sample id {sample_id} ({where}): {err}") from None
+
+    def _sample(self, index: int, position: int) -> tuple[np.ndarray, np.ndarray]:
         name, image, mask = self._open(index)
         rng = np.random.default_rng([self.seed, position])
         plan = plan_crop(image.width, image.height, self.crop_size, rng, self.augment)

@@ -110,7 +110,7 @@ def _train(config: TrainConfig, stack: contextlib.ExitStack) -> Path:
     from diffseg30k.training import checkpoints as ckpt
     from diffseg30k.training.data import CropDataset, list_images, make_loader
     from diffseg30k.training.evaluation import evaluate_model, scalar_metrics
-    from diffseg30k.training.sources import label_set_for, resolve_splits
+    from diffseg30k.training.sources import label_set_for, resolve_splits, shard_files
 
     spec = get_spec(config.model)
     config = config.resolved(spec.optimizer)
@@ -138,7 +138,8 @@ def _train(config: TrainConfig, stack: contextlib.ExitStack) -> Path:
                         crop_size=config.crop_size, pretrained=config.pretrained)
     extra = list_images(config.extra_real) if config.extra_real else []
     dataset = CropDataset(train_table, config.crop_size, config.task, model.config.num_labels, config.seed,
-                          make_augment(config.augment), extra)
+                          make_augment(config.augment), extra,
+                          shard_files(config.dataset, config.train_split))
     optimizer = _optimizer(model, config)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _poly_schedule(config))
     model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)

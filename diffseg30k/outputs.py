@@ -23,6 +23,9 @@ from pathlib import Path
 OUTPUT_ERRNOS = {errno.EROFS, errno.ENOSPC, errno.EDQUOT, errno.ENOTDIR, errno.EISDIR, errno.EACCES,
                  errno.EPERM, errno.EEXIST, errno.ENAMETOOLONG, errno.EFBIG}
 
+#: errno values of a disk that takes no more data: never the fault of one item of the work.
+DISK_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG}
+
 
 class OutputError(ValueError):
     """An output that cannot be written; the message names the path and what is wrong."""

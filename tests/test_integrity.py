@@ -240,3 +240,97 @@ def test_corrupt_training_image_names_the_row_id_and_shard(tmp_path, capsys):
     err = capsys.readouterr().err
     assert code == 2 and "Traceback" not in err and err.count("error:") == 1, err
     assert f"training sample id {sample_id} (row 2 of shard {shard}): sample {sample_id} image" in err
+
+
+# ------------------------------------------------------------ 6: generate, one writer, repair
+def test_generate_refuses_a_second_writer_and_a_rerun_repairs_missing_files(tmp_path):
+    from diffseg30k.generation import pipeline as gp
+    from diffseg30k.outputs import OutputBusy, output_lock
+
+    args = dict(profile="mini", num_images=1, seed=1, size=64, editors=("sd2",), progress=False)
+    out = tmp_path / "gen"
+    with output_lock(out, "another generate"), pytest.raises(OutputBusy, match="another generate"):
+        gp.generate(gp.GenerationConfig(out=out, **args))
+    gp.generate(gp.GenerationConfig(out=out, **args))
+    published = sorted(out.glob("*.png"))
+    assert published, "no sample kept"
+    digests = {p.name: p.read_bytes() for p in published}
+    published[0].unlink()  # e.g. lost to a second writer before this fix
+    gp.generate(gp.GenerationConfig(out=out, **args))
+    assert {p.name: p.read_bytes() for p in sorted(out.glob("*.png"))} == digests
+
+
+@pytest.mark.parametrize("option, problem", [
+    (["--size", "0"], "size must be an integer of at least 16"),
+    (["--real-fraction", "2.5"], "real_fraction must be between 0 and 1"),
+])
+def test_generate_refuses_impossible_numbers(tmp_path, capsys, option, problem):
+    assert main(["generate", "--out", str(tmp_path / "g"), "--no-progress", *option]) == 2
+    assert problem in capsys.readouterr().err
+
+
+# ------------------------------------------------- 11 / 13 / 16: outputs, weights and shards named
+@pytest.fixture(scope="module")
+def tiny_checkpoint(tmp_path_factory) -> Path:
+    from diffseg30k.models.registry import build_model
+    from diffseg30k.training.checkpoints import export_detector
+
+    return export_detector(build_model("segformer-tiny", crop_size=32, from_scratch=True),
+                           tmp_path_factory.mktemp("ck") / "best", {})
+
+
+def test_predict_out_naming_a_file_and_truncated_weights_are_one_line(tiny_checkpoint, tmp_path, capsys):
+    import shutil
+
+    image = tmp_path / "a.png"
+    Image.new("RGB", (32, 32), (9, 9, 9)).save(image)
+    (tmp_path / "taken").write_text("x")
+    argv = ["predict", str(image), "--checkpoint", str(tiny_checkpoint), "--out"]
+    assert main([*argv, str(tmp_path / "taken")]) == 2
+    assert "taken: exists and is a file, not a folder" in capsys.readouterr().err
+    assert main([*argv, str(tmp_path / "taken" / "sub")]) == 2
+    assert "taken is a file, not a folder" in capsys.readouterr().err
+    broken = tmp_path / "broken"
+    shutil.copytree(tiny_checkpoint, broken)
+    weights = broken / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:-100])
+    assert main(["predict", str(image), "--checkpoint", str(broken), "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"{weights}: not a readable safetensors file, truncated" in err
+
+
+def test_evaluate_report_under_a_file_is_one_line(tiny_checkpoint, tmp_path, capsys):
+    (tmp_path / "file").write_text("x")
+    assert main(["evaluate", "--checkpoint", str(tiny_checkpoint), "--dataset", str(tmp_path), "--report",
+                 str(tmp_path / "file" / "report")]) == 2
+    assert "file is a file, not a folder" in capsys.readouterr().err
+
+
+def test_output_on_a_read_only_file_system_is_one_line(tmp_path, monkeypatch):
+    import os
+
+    from diffseg30k.outputs import OutputError, check_output_dir
+
+    class ReadOnly:
+        f_flag = os.ST_RDONLY
+
+    monkeypatch.setattr(os, "statvfs", lambda path: ReadOnly())
+    with pytest.raises(OutputError, match="read-only file system"):
+        check_output_dir(tmp_path / "out")
+
+
+@pytest.mark.parametrize("damage", ["truncate", "flip"])
+def test_load_benchmark_names_a_damaged_shard(tmp_path, damage):
+    from diffseg30k import load_benchmark
+
+    source = write_synthetic_release(tmp_path / "src", num=4, size=SIZE, split="train")
+    convert([source], tmp_path / "ds", progress=False)
+    shard = next((tmp_path / "ds" / "data").glob("train-*.parquet"))
+    data = bytearray(shard.read_bytes())
+    if damage == "truncate":
+        data = data[: len(data) // 2]
+    else:
+        data[len(data) // 3] ^= 0x10  # inside a data page: found by its page checksum
+    shard.write_bytes(bytes(data))
+    with pytest.raises(ValueError, match=f"{shard}: truncated or corrupt parquet shard"):
+        load_benchmark(tmp_path / "ds", split="train")

@@ -32,19 +32,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from pathlib import Path
 
     from diffseg30k.cli import CommandError
     from diffseg30k.experiments.evaluation import rescore
     from diffseg30k.experiments.report import render_evaluation
     from diffseg30k.experiments.scoring import BREAKDOWNS
     from diffseg30k.io import atomic_write_text
+    from diffseg30k.outputs import check_output_dir
 
     by = [b.strip() for b in args.by.split(",") if b.strip()]
     unknown = [b for b in by if b not in BREAKDOWNS]
     if unknown:
         raise CommandError(f"--by: unknown breakdown {unknown}; expected some of {', '.join(BREAKDOWNS)}")
-    report = Path(args.report)
+    report = check_output_dir(args.report, "--report folder", create=True)
     if args.from_predictions:
         if args.checkpoint or args.dataset:
             raise CommandError("--from-predictions re-scores saved predictions: drop --checkpoint/--dataset")

@@ -29,14 +29,14 @@ def run(args: argparse.Namespace) -> int:
     from diffseg30k.cli import CommandError
     from diffseg30k.detector import Detector, render_overlay, to_rgb_array
     from diffseg30k.io import ImageError, atomic_write_bytes, atomic_write_text
+    from diffseg30k.outputs import check_output_dir
 
+    out = check_output_dir(args.out, "--out folder", create=True)  # one line for a file, read-only fs...
     try:
         detector = Detector.from_pretrained(args.checkpoint, revision=args.revision, device=args.device,
                                             tile_size=args.tile_size, area_threshold=args.area_threshold)
     except (OSError, ValueError) as err:
         raise CommandError(f"cannot load --checkpoint {args.checkpoint}: {err}") from err
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     used: set[str] = set()
     for path in tqdm(args.images, desc="predict", disable=len(args.images) < 2):
         try:  # decoded and normalised once, for the detector and the overlay alike

@@ -15,7 +15,6 @@ hidden work folder beside OUT with a progress record, so an interrupted conversi
 from __future__ import annotations
 
 import collections
-import errno
 import hashlib
 import json
 import os
@@ -42,7 +41,14 @@ from diffseg30k.data.release import (
 )
 from diffseg30k.io import atomic_dir, atomic_write_text
 from diffseg30k.labels import LabelSet
-from diffseg30k.outputs import OUTPUT_ERRNOS, OutputError, check_output_dir, output_error, output_lock
+from diffseg30k.outputs import (
+    DISK_ERRNOS,
+    OUTPUT_ERRNOS,
+    OutputError,
+    check_output_dir,
+    output_error,
+    output_lock,
+)
 
 WRITTEN_BY = "diffseg30k convert"  # in conversion.json: the marker --overwrite looks for
 VERSION = 1  # of the output format: part of the resume key and of load_benchmark's cache key
@@ -220,7 +226,8 @@ class _ShardWriter:
                 self.path, self.schema, compression={
                     name: "none" if name.split(".")[0] in ("image", "mask") else "snappy"
                     for name in _leaf_columns(self.schema)},
-                write_statistics=["id", "edited_fraction"], use_dictionary=["models", "base", "turns"])
+                write_statistics=["id", "edited_fraction"], use_dictionary=["models", "base", "turns"],
+                write_page_checksum=True)  # a flipped bit is found by a checksum-verifying reader
         self.writer.write_table(_table(self.rows, self.schema))
         self.shard_written += self.batch_bytes
         self.shard_rows += len(self.rows)
@@ -391,7 +398,7 @@ def convert(sources: str | os.PathLike | Iterable[str | os.PathLike], out: str |
         except OSError as err:
             if err.errno not in OUTPUT_ERRNOS:
                 raise
-            if err.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):  # never leave it filling the disk
+            if err.errno in DISK_ERRNOS:  # never leave the work folder filling the disk
                 shutil.rmtree(work, ignore_errors=True)
             raise output_error(err, out) from err
         shutil.rmtree(work, ignore_errors=True)

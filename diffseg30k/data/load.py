@@ -161,6 +161,7 @@ def load_benchmark(source: str | os.PathLike = OFFICIAL_REPO, task: str = "seman
     split = {"val": "validation", "valid": "validation"}.get(split, split)  # the release's own name
     location = resolve_source(source, revision, progress=progress)
     kwargs: dict[str, Any] = {"revision": revision} if location == source and revision else {}
+    check_shards(location)
     try:
         dataset = datasets.load_dataset(location, split=split, streaming=streaming, **kwargs)
     except ValueError as err:
@@ -170,9 +171,29 @@ def load_benchmark(source: str | os.PathLike = OFFICIAL_REPO, task: str = "seman
     return map_task(dataset, task)
 
 
-def label_names(source: str | os.PathLike) -> dict[int, str]:
-    """The id -> name mapping of a converted folder (its ``id2label.json``), else the default one."""
-    from diffseg30k.labels import load_label_set
+def check_shards(location: str) -> None:
+    """Raise ``ValueError`` naming the first unreadable parquet shard of a local dataset folder.
 
-    path = Path(source)
-    return load_label_set(path if path.is_dir() else None).id2label
+    Each shard is read once with page-checksum verification (``convert`` writes page checksums, so a
+    flipped bit is found, not only a truncation); a verified shard is remembered by path, size and
+    modification time, so later loads only pay for a stat.
+    """
+    import pyarrow.parquet as pq
+
+    folder = Path(location)
+    if not folder.is_dir():
+        return
+    for shard in sorted(folder.glob("data/*.parquet")):
+        stat = shard.stat()
+        key = hashlib.sha256(f"{shard.resolve()}\0{stat.st_size}\0{stat.st_mtime_ns}".encode()).hexdigest()
+        marker = cache_dir("verified-shards") / key[:32]
+        if marker.exists():
+            continue
+        try:
+            handle = pq.ParquetFile(shard, page_checksum_verification=True)
+            for group in range(handle.num_row_groups):
+                handle.read_row_group(group)
+        except Exception as err:  # pyarrow raises several unrelated types for corrupt files
+            raise ValueError(f"{shard}: truncated or corrupt parquet shard ({type(err).__name__}: {err}); "
+                             "convert or download it again") from err
+        marker.touch()

@@ -66,6 +66,10 @@ class GenerationConfig:
             self.size = 1024 if self.profile == "paper" else 128
         if self.num_images < 1:
             raise ValueError(f"num_images must be positive, got {self.num_images}")
+        if not isinstance(self.size, int) or self.size < 16:
+            raise ValueError(f"size must be an integer of at least 16 pixels, got {self.size!r}")
+        if not 0.0 <= self.real_fraction <= 1.0:
+            raise ValueError(f"real_fraction must be between 0 and 1, got {self.real_fraction}")
         if self.editors is None:
             self.editors = tuple(installed_generators())
         self.editors = tuple(self.editors)

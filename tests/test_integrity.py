@@ -334,3 +334,54 @@ def test_load_benchmark_names_a_damaged_shard(tmp_path, damage):
     shard.write_bytes(bytes(data))
     with pytest.raises(ValueError, match=f"{shard}: truncated or corrupt parquet shard"):
         load_benchmark(tmp_path / "ds", split="train")
+
+
+# --------------------------------------------------------------------------------- 18: smaller
+def test_metric_merge_of_another_type_names_it():
+    from diffseg30k.metrics import DiffSegMetric
+
+    with pytest.raises(TypeError, match="merge\\(\\) takes another DiffSegMetric, got str"):
+        DiffSegMetric().merge("x")
+
+
+@pytest.mark.parametrize("option, problem", [
+    ({"eval_every": -1}, "eval_every must be >= 0"), ({"save_every": -3}, "save_every must be >= 0"),
+    ({"keep_checkpoints": 0}, "keep_checkpoints must be >= 1")])
+def test_train_refuses_negative_schedules(option, problem):
+    from diffseg30k.training.config import TrainConfig
+
+    with pytest.raises(ValueError, match=problem):
+        TrainConfig(dataset="x", out="y", **option).resolved("adamw")
+
+
+def test_editor_option_that_must_be_a_number(tmp_path, capsys):
+    assert main(["generate", "--out", str(tmp_path / "g"), "--no-progress", "--editors", "sd2",
+                 "--editor-option", "sd2.steps=abc"]) == 2
+    assert "editor option sd2.steps='abc': expected an integer >= 1" in capsys.readouterr().err
+    assert not (tmp_path / "g").exists()
+
+
+def test_crop_larger_than_every_image_and_no_validation_split(tmp_path, capsys):
+    from diffseg30k.data.synthetic import synthetic_dataset
+    from diffseg30k.train import TrainConfig, train
+
+    fast = dict(batch_size=2, num_workers=0, threads=1, progress=False, log_with="none", from_scratch=True)
+    data = synthetic_dataset(4, (40, 40), seed=1)
+    with pytest.raises(ValueError, match="--crop-size 64 is larger than every training image .* 40x40"):
+        train(TrainConfig(dataset=data, out=tmp_path / "a", crop_size=64, max_steps=1, **fast))
+    train(TrainConfig(dataset=data, out=tmp_path / "b", crop_size=32, max_steps=1, **fast))
+    assert "no 'validation' split: nothing is evaluated, and best/ is simply the model at the last step" \
+        in capsys.readouterr().out
+
+
+def test_demo_outputs_live_under_gradio_temp_dir_and_go_at_exit(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    code = ("from diffseg30k.demo import OutputStore; s = OutputStore.temporary(); "
+            "(s.new_slot() / 'x.png').write_bytes(b'1'); print(s.folder)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                            env={**os.environ, "GRADIO_TEMP_DIR": str(tmp_path / "gradio")})
+    folder = Path(result.stdout.strip())
+    assert folder.parent == tmp_path / "gradio" and not folder.exists()

@@ -31,6 +31,10 @@ DEFAULT_DETECTOR = "IDEA-Research/grounding-dino-base"
 DEFAULT_SEGMENTER = "facebook/sam-vit-huge"
 
 
+#: Editor options read as integers, with their smallest allowed value (checked before any work).
+INTEGER_OPTIONS = {"steps": 1, "resolution": 8, "tiny_seed": 0}
+
+
 @dataclass
 class GenerationConfig:
     """Arguments of one generation run (those in :meth:`fingerprint` decide the output bytes)."""
@@ -78,6 +82,11 @@ class GenerationConfig:
         for name in (*self.editors, *self.editor_options):
             if name not in EDITORS:
                 raise ValueError(f"unknown editor {name!r}; registered: {', '.join(EDITORS)}")
+        for name, options in self.editor_options.items():
+            for key, value in options.items():
+                low = INTEGER_OPTIONS.get(key)
+                if low is not None and (isinstance(value, bool) or not isinstance(value, int) or value < low):
+                    raise ValueError(f"editor option {name}.{key}={value!r}: expected an integer >= {low}")
         if self.profile == "paper" and self.real_fraction > 0 and self.source is None:
             raise ValueError("the paper profile needs --source DIR with real photos (or real_fraction=0)")
         self.exemplar_images = tuple(str(p) for p in self.exemplar_images)

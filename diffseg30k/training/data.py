@@ -176,6 +176,22 @@ class CropDataset(torch.utils.data.Dataset):
         return pixels, labels
 
 
+def check_crop_size(dataset: CropDataset, crop_size: int, probe: int = 256) -> None:
+    """Refuse a crop larger than every image (it would train on padding): the headers of up to
+    ``probe`` images spread over the set are read (no pixels decoded)."""
+    count = len(dataset)
+    if count == 0:
+        return
+    largest = (0, 0)
+    for index in sorted({int(i) for i in np.linspace(0, count - 1, min(count, probe))}):
+        _, image, _ = dataset._open(index)
+        largest = max(largest, image.size, key=max)
+        if max(image.size) >= crop_size:
+            return
+    raise ValueError(f"--crop-size {crop_size} is larger than every training image (the largest of "
+                     f"{min(count, probe)} looked at is {largest[0]}x{largest[1]}); use a smaller crop")
+
+
 class StreamBatchSampler(Sampler):
     """Batches of ``(index, position)`` for one process, starting at micro-batch ``start``."""
 

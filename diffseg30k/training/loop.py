@@ -108,7 +108,7 @@ def _train(config: TrainConfig, stack: contextlib.ExitStack) -> Path:
     from diffseg30k.models.inference import normalize_batch, preprocessing_tensors
     from diffseg30k.models.registry import build_model, get_spec
     from diffseg30k.training import checkpoints as ckpt
-    from diffseg30k.training.data import CropDataset, list_images, make_loader
+    from diffseg30k.training.data import CropDataset, check_crop_size, list_images, make_loader
     from diffseg30k.training.evaluation import evaluate_model, scalar_metrics
     from diffseg30k.training.sources import label_set_for, resolve_splits, shard_files
 
@@ -140,6 +140,10 @@ def _train(config: TrainConfig, stack: contextlib.ExitStack) -> Path:
     dataset = CropDataset(train_table, config.crop_size, config.task, model.config.num_labels, config.seed,
                           make_augment(config.augment), extra,
                           shard_files(config.dataset, config.train_split))
+    check_crop_size(dataset, config.crop_size)
+    if eval_table is None and config.eval_split:
+        accelerator.print(f"warning: the dataset has no {config.eval_split!r} split: nothing is evaluated, "
+                          "and best/ is simply the model at the last step")
     optimizer = _optimizer(model, config)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _poly_schedule(config))
     model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)

@@ -385,3 +385,29 @@ def test_demo_outputs_live_under_gradio_temp_dir_and_go_at_exit(tmp_path):
                             env={**os.environ, "GRADIO_TEMP_DIR": str(tmp_path / "gradio")})
     folder = Path(result.stdout.strip())
     assert folder.parent == tmp_path / "gradio" and not folder.exists()
+
+
+def test_train_and_generate_outputs_under_a_file_are_one_line(tmp_path, capsys):
+    (tmp_path / "file").write_text("x")
+    bad = str(tmp_path / "file" / "out")
+    assert main(["train", "--dataset", str(tmp_path), "--out", bad, "--log-with", "none"]) == 2
+    assert f"{tmp_path / 'file'} is a file, not a folder" in capsys.readouterr().err
+    assert main(["generate", "--out", bad, "--no-progress", "--num-images", "1"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"{tmp_path / 'file'} is a file, not a folder" in err
+
+
+def test_disk_full_while_generating_is_one_line_not_a_failed_sample_each(tmp_path, monkeypatch, capsys):
+    import errno
+
+    from diffseg30k.generation import workspace
+
+    def full(path, data):
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    monkeypatch.setattr(workspace, "atomic_write_bytes", full)
+    assert main(["generate", "--out", str(tmp_path / "g"), "--no-progress", "--num-images", "2", "--size",
+                 "64", "--editors", "sd2"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "disk full (no space left on device)" in err and str(tmp_path / "g") in err
+    assert not (tmp_path / "g" / "failures.jsonl").exists()

@@ -268,8 +268,7 @@ def _scan_folder(path: Path, result: ScanResult) -> None:
             full = Path(root) / file
             rel = full.relative_to(path).as_posix()
             if printable(rel) != rel:  # undecodable bytes: not storable in the dataset's UTF-8 columns
-                result.problems.append(ReleaseError(printable(full), "file name is not valid UTF-8 "
-                                                    "(shown with \\x escapes); rename the file"))
+                result.problems.append(_undecodable_name(full))
             elif file == "metadata.jsonl":
                 metadata.update(parse_metadata(full.read_text(errors="replace"), str(full), result))
             elif file.lower().endswith(".zip"):
@@ -286,6 +285,11 @@ def _scan_folder(path: Path, result: ScanResult) -> None:
             lambda a=image_path, b=mask_path: (_read_file(a), _read_file(b)),
             metadata.get(sample_id), str(path)))
     _unpaired_metadata(metadata, pairs, result)
+
+
+def _undecodable_name(path: Path) -> ReleaseError:
+    return ReleaseError(printable(path), "file name is not valid UTF-8 (shown with \\x escapes); "
+                        "rename the file")
 
 
 def _unpaired_metadata(metadata: dict[str, dict[str, Any]], pairs: list[tuple], result: ScanResult) -> None:
@@ -514,6 +518,9 @@ def scan_extra_real(folder: str | os.PathLike) -> ScanResult:
         result.problems.append(ReleaseError(str(folder), "extra-real source is not a folder"))
         return result
     for path in sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()):
+        if printable(path) != str(path):
+            result.problems.append(_undecodable_name(path))
+            continue
         rel = path.relative_to(folder).with_suffix("").as_posix().replace("/", "_")
         result.entries.append(PairEntry(f"real_{rel}", "train", str(path), "(all-zero mask)",
                                         lambda p=path: (_read_file(p), b""), {"base": "real", "turns": []},

@@ -118,6 +118,10 @@ def output_lock(output: str | os.PathLike, command: str, wait: bool = False) -> 
         return
     path = lock_path(output)
     check_output_dir(output, "output folder")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise output_error(err, output) from err
     while True:
         try:
             handle = open(path, "a+")  # noqa: SIM115 - held for the whole block

@@ -25,6 +25,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from diffseg30k.io import safetensors_names
+
 MODEL_FILE = "model.safetensors"
 OPTIMIZER_TENSORS = "optimizer.safetensors"
 OPTIMIZER_JSON = "optimizer.json"
@@ -112,7 +114,12 @@ def read_training_state(folder: Path, rank: int) -> TrainingState:
     if pickled and not (folder / OPTIMIZER_JSON).exists():
         raise CheckpointError(f"{folder / pickled[0]}: not a plain tensor file (a pickle, which can run "
                               "code when loaded); it was not loaded")
-    _read_tensors(folder / MODEL_FILE)  # checked here, loaded into the model by load_model_weights
+    if not (folder / MODEL_FILE).is_file():
+        raise CheckpointError(f"{folder / MODEL_FILE}: missing")
+    try:  # header and size checked here (no tensor read); loaded by apply_training_state
+        safetensors_names(folder / MODEL_FILE)
+    except ValueError as err:
+        raise CheckpointError(str(err)) from err
     meta = _read_json(folder / OPTIMIZER_JSON)
     tensors = _read_tensors(folder / OPTIMIZER_TENSORS)
     state: dict[int, dict[str, Any]] = {}

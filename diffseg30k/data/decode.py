@@ -168,6 +168,11 @@ def check_png(data: bytes, label: str, inflate: bool = True) -> tuple[int, int, 
 _CHANNELS = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}
 _ADAM7 = ((0, 0, 8, 8), (4, 0, 8, 8), (0, 4, 4, 8), (2, 0, 4, 4), (0, 2, 2, 4), (1, 0, 2, 2), (0, 1, 1, 2))
 _INFLATE_PIECE = 4 << 20  # output bytes inflated at a time: memory stays bounded on any input
+try:  # ISA-L inflates about 1.6x faster than zlib (optional: the `fast` extra)
+    from isal import isal_zlib as _inflate
+except ImportError:  # pragma: no cover - isal not installed
+    _inflate = zlib
+_INFLATE_ERRORS = (zlib.error, _inflate.error)
 
 
 def _raw_png_bytes(width: int, height: int, depth: int, colour: int, interlace: int) -> int:
@@ -184,7 +189,7 @@ def _raw_png_bytes(width: int, height: int, depth: int, colour: int, interlace: 
 
 def _check_idat_stream(pieces: list[memoryview], expected: int, label: str) -> None:
     """Inflate the IDAT data (discarding the output): a valid, complete zlib stream of ``expected`` bytes."""
-    inflater, total = zlib.decompressobj(), 0
+    inflater, total = _inflate.decompressobj(), 0
     try:
         for piece in pieces:
             data: bytes | memoryview = piece
@@ -194,8 +199,8 @@ def _check_idat_stream(pieces: list[memoryview], expected: int, label: str) -> N
                     raise ReleaseError(label, f"corrupt PNG: image data inflates to more than the {expected} "
                                        "bytes its size takes")
                 data = inflater.unconsumed_tail
-    except zlib.error as err:
-        raise ReleaseError(label, f"corrupt PNG: compressed image data is invalid (zlib: {err})") from err
+    except _INFLATE_ERRORS as err:
+        raise ReleaseError(label, f"corrupt PNG: compressed image data is invalid ({err})") from err
     if not inflater.eof:
         raise ReleaseError(label, "corrupt PNG: compressed image data ends early (incomplete zlib stream)")
     if total != expected:

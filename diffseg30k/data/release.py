@@ -118,20 +118,9 @@ class _ZipReader:
             raise ReleaseError(str(path), f"not a readable zip archive ({err})") from err
         self.lock = threading.Lock()
 
-    def check_declared(self, info: zipfile.ZipInfo) -> None:
-        """Refuse a member whose declared size or compression ratio is implausible (before any read)."""
-        label = f"{self.path}:{info.filename}"
-        self.check_declared_size(info)
-        ratio = info.file_size / max(info.compress_size, 1)
-        if info.file_size > RATIO_CHECK_BYTES and ratio > MAX_COMPRESSION_RATIO:
-            raise ReleaseError(label, f"member inflates {ratio:.0f}:1 ({info.compress_size} -> "
-                               f"{info.file_size} bytes), implausible for image data, which is already "
-                               f"compressed (a zip bomb?); the limit is {MAX_COMPRESSION_RATIO:g}:1 above "
-                               f"{RATIO_CHECK_BYTES} bytes (DIFFSEG30K_MAX_ZIP_RATIO)")
-
     def read(self, info: zipfile.ZipInfo) -> bytes:
         label = f"{self.path}:{info.filename}"
-        self.check_declared(info)
+        check_zip_member(info, label)
         try:
             with self.lock, self.archive.open(info) as handle:
                 head = handle.read(HEADER_BYTES)
@@ -145,14 +134,22 @@ class _ZipReader:
 
     def lines(self, info: zipfile.ZipInfo) -> Iterator[str]:
         """A text member line by line (never read whole into memory)."""
-        self.check_declared_size(info)
+        check_zip_member(info, f"{self.path}:{info.filename}", ratio=False)
         with self.lock, self.archive.open(info) as handle:
             yield from io.TextIOWrapper(handle, encoding="utf-8", errors="replace")
 
-    def check_declared_size(self, info: zipfile.ZipInfo) -> None:
-        if info.file_size > MAX_MEMBER_BYTES:
-            raise ReleaseError(f"{self.path}:{info.filename}", f"member is {info.file_size} bytes, over the "
-                               f"limit of {MAX_MEMBER_BYTES}")
+
+def check_zip_member(info: zipfile.ZipInfo, label: str, ratio: bool = True) -> None:
+    """Refuse a zip member whose declared size or (``ratio``) compression ratio is implausible for
+    image data, before any byte of it is inflated; ``label`` names it in the error."""
+    if info.file_size > MAX_MEMBER_BYTES:
+        raise ReleaseError(label, f"member is {info.file_size} bytes, over the limit of {MAX_MEMBER_BYTES}")
+    inflation = info.file_size / max(info.compress_size, 1)
+    if ratio and info.file_size > RATIO_CHECK_BYTES and inflation > MAX_COMPRESSION_RATIO:
+        raise ReleaseError(label, f"member inflates {inflation:.0f}:1 ({info.compress_size} -> "
+                           f"{info.file_size} bytes), implausible for image data, which is already "
+                           f"compressed (a zip bomb?); the limit is {MAX_COMPRESSION_RATIO:g}:1 above "
+                           f"{RATIO_CHECK_BYTES} bytes (DIFFSEG30K_MAX_ZIP_RATIO)")
 
 
 _PNG_CHANNELS = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}
@@ -490,23 +487,33 @@ def _scan_one(path: Path, result: ScanResult) -> None:
 
 def source_fingerprint(sources: Iterable[str | os.PathLike | None]) -> str:
     """A key for a set of sources: every file's resolved path, size and mtime (no content is read)."""
+    from diffseg30k.data.foreign import fingerprint_files  # a JSON list names files elsewhere
+
     digest = hashlib.sha256()
     for root in sources:
         if root is None:
             continue
         root = Path(root).resolve()
-        files = [root] if root.is_file() else sorted(p for p in root.rglob("*") if p.is_file())
+        files = fingerprint_files(root) or ([root] if root.is_file() else
+                                            sorted(p for p in root.rglob("*") if p.is_file()))
         for path in files:
             stat = path.stat()
             digest.update(os.fsencode(path) + f"\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
     return digest.hexdigest()
 
 
-def scan_sources(sources: Iterable[str | os.PathLike]) -> ScanResult:
-    """List every pair in ``sources`` (zips, folders, parquet files) without decoding pixels."""
+def scan_sources(sources: Iterable[str | os.PathLike], layout: str | None = None) -> ScanResult:
+    """List every pair in ``sources`` (zips, folders, parquet files) without decoding pixels.
+
+    Sources in an IML layout (:mod:`diffseg30k.data.foreign`; ``layout`` names one, else detected) are
+    read by that module's readers.
+    """
+    from diffseg30k.data.foreign import scan_foreign
+
     result = ScanResult()
     for source in sources:
-        _scan_one(Path(source), result)
+        if not scan_foreign(Path(source), result, layout):
+            _scan_one(Path(source), result)
     return result
 
 

@@ -13,7 +13,9 @@ import sys
 from diffseg30k import __version__
 from diffseg30k.outputs import OUTPUT_ERRNOS, OutputError, output_error
 
-SUBCOMMANDS = ("convert", "generate", "train", "evaluate", "benchmark", "predict", "push", "demo")
+__all__ = ["SUBCOMMANDS", "CommandError", "build_parser", "main"]
+
+SUBCOMMANDS = ("convert", "generate", "train", "evaluate", "benchmark", "predict", "push", "demo", "list")
 
 
 class CommandError(Exception):

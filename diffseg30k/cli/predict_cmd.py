@@ -19,45 +19,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import io
-    import json
-    from pathlib import Path
-
-    from PIL import Image
-    from tqdm.auto import tqdm
-
     from diffseg30k.cli import CommandError
-    from diffseg30k.detector import Detector, render_overlay, to_rgb_array
-    from diffseg30k.io import ImageError, atomic_write_bytes, atomic_write_text
+    from diffseg30k.detector import Detector
+    from diffseg30k.io import ImageError
     from diffseg30k.outputs import check_output_dir
+    from diffseg30k.predict import predict_images
 
-    out = check_output_dir(args.out, "--out folder", create=True)  # one line for a file, read-only fs...
+    check_output_dir(args.out, "--out folder", create=True)  # one line for a file, a read-only fs...
     try:
         detector = Detector.from_pretrained(args.checkpoint, revision=args.revision, device=args.device,
                                             tile_size=args.tile_size, area_threshold=args.area_threshold)
     except (OSError, ValueError) as err:
         raise CommandError(f"cannot load --checkpoint {args.checkpoint}: {err}") from err
-    used: set[str] = set()
-    for path in tqdm(args.images, desc="predict", disable=len(args.images) < 2):
-        try:  # decoded and normalised once, for the detector and the overlay alike
-            image = to_rgb_array(path)
-        except ImageError as err:
-            raise CommandError(str(err)) from err
-        result = detector(image)
-        stem = Path(path).stem
-        name, k = stem, 1
-        while name in used:
-            name, k = f"{stem}-{k}", k + 1
-        used.add(name)
-        buf = io.BytesIO()
-        render_overlay(image, result).save(buf, format="PNG")
-        atomic_write_bytes(out / f"{name}.overlay.png", buf.getvalue())
-        mask = Image.fromarray(result.label_map, "L")
-        buf = io.BytesIO()
-        mask.save(buf, format="PNG")
-        atomic_write_bytes(out / f"{name}.mask.png", buf.getvalue())
-        record = {"image": str(path), "checkpoint": str(args.checkpoint), **result.to_dict()}
-        atomic_write_text(out / f"{name}.json", json.dumps(record, indent=2))
-        print(f"{path}: {'edited' if result.is_edited else 'not edited'} "
-              f"({100 * result.edited_fraction:.1f}% of pixels) -> {out / (name + '.json')}")
+    try:
+        for path, result, record in predict_images(detector, args.images, args.out, args.checkpoint):
+            print(f"{path}: {'edited' if result.is_edited else 'not edited'} "
+                  f"({100 * result.edited_fraction:.1f}% of pixels) -> {record}")
+    except ImageError as err:
+        raise CommandError(str(err)) from err
     return 0

@@ -28,10 +28,10 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from diffseg30k.io import image_files
 from diffseg30k.outputs import printable
 
 SPLITS = ("train", "validation", "test")
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
 _PAIR_RE = re.compile(r"^(?P<id>[^/]+)\.(?P<kind>image|mask)\.(?P<ext>png|jpe?g|webp)$", re.IGNORECASE)
 #: Largest archive member read into memory (a guard against zip bombs; images are size-checked too).
 MAX_MEMBER_BYTES = int(os.environ.get("DIFFSEG30K_MAX_MEMBER_BYTES", 1 << 30))
@@ -524,7 +524,7 @@ def scan_extra_real(folder: str | os.PathLike) -> ScanResult:
     if not folder.is_dir():
         result.problems.append(ReleaseError(str(folder), "extra-real source is not a folder"))
         return result
-    for path in sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()):
+    for path in image_files(folder):
         if printable(path) != str(path):
             result.problems.append(_undecodable_name(path))
             continue

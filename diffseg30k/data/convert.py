@@ -439,9 +439,8 @@ def _convert(sources: list, out: Path, work: Path, key: str, extra_real: Any, la
     entries, duplicates = _drop_duplicates(scan.entries)
     _handle(duplicates, on_error, summary.skipped)
     if not entries:
-        raise ReleaseError(", ".join(map(str, sources)), "empty source: no usable image/mask pairs"
-                           + _skipped_text(summary.skipped))
-
+        raise ReleaseError(", ".join(map(str, sources)), f"empty source: no usable image/mask pairs"
+                           f"{_skipped_text(summary.skipped)}")
     with_metadata = any(e.metadata for e in entries)
     feats = features(with_metadata)
     order = [s for s in SPLITS if any(e.split == s for e in entries)]

@@ -47,6 +47,7 @@ def predict_images(detector: Any, images: Iterable[str | Path], out: str | Path,
         name = _unique(Path(path).stem, used)
         atomic_write_bytes(out / f"{name}.overlay.png", _png(render_overlay(image, result)))
         atomic_write_bytes(out / f"{name}.mask.png", _png(Image.fromarray(result.label_map, "L")))
-        record = {"image": str(path), "checkpoint": str(checkpoint), **result.to_dict()}
+        record = {"image": str(path), "checkpoint": str(checkpoint),
+                  "runtime": getattr(detector, "runtime", "torch"), **result.to_dict()}
         atomic_write_text(out / f"{name}.json", json.dumps(record, indent=2))
         yield str(path), result, out / f"{name}.json"

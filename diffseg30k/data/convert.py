@@ -423,24 +423,31 @@ def convert(sources: str | os.PathLike | Iterable[str | os.PathLike], out: str |
     return summary
 
 
+def _entries(sources: list, extra_real: Any, options: dict[str, Any], summary: ConversionSummary
+             ) -> list[PairEntry]:
+    """Every pair to convert, splits assigned, duplicates dropped; problems raised or skipped."""
+    scan = scan_sources(sources, options["layout"])
+    if extra_real is not None:
+        real = scan_extra_real(extra_real)
+        scan.entries += real.entries
+        scan.problems += real.problems
+    _handle(scan.problems, options["on_error"], summary.skipped)
+    assign_splits(scan.entries)
+    entries, duplicates = _drop_duplicates(scan.entries)
+    _handle(duplicates, options["on_error"], summary.skipped)
+    if not entries:
+        raise ReleaseError(", ".join(map(str, sources)), f"empty source: no usable image/mask pairs"
+                           f"{_skipped_text(summary.skipped)}")
+    return entries
+
+
 def _convert(sources: list, out: Path, work: Path, key: str, extra_real: Any, label_set: LabelSet,
              options: dict[str, Any], workers: int | None, progress: bool) -> ConversionSummary:
     from tqdm.auto import tqdm
 
     on_error = options["on_error"]
     summary = ConversionSummary(out)
-    scan = scan_sources(sources, options["layout"])
-    if extra_real is not None:
-        real = scan_extra_real(extra_real)
-        scan.entries += real.entries
-        scan.problems += real.problems
-    _handle(scan.problems, on_error, summary.skipped)
-    assign_splits(scan.entries)
-    entries, duplicates = _drop_duplicates(scan.entries)
-    _handle(duplicates, on_error, summary.skipped)
-    if not entries:
-        raise ReleaseError(", ".join(map(str, sources)), f"empty source: no usable image/mask pairs"
-                           f"{_skipped_text(summary.skipped)}")
+    entries = _entries(sources, extra_real, options, summary)
     with_metadata = any(e.metadata for e in entries)
     feats = features(with_metadata)
     order = [s for s in SPLITS if any(e.split == s for e in entries)]

@@ -28,7 +28,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from diffseg30k.io import ImageError, normalize_image
+from diffseg30k.io import ImageError, normalize_image, safetensors_names
 from diffseg30k.models.inference import (
     DEFAULT_OVERLAP,
     DEFAULT_TILE,
@@ -157,6 +157,8 @@ class Detector:
                                         f"failed ({type(err).__name__}: {err})") from err
         if not any((path / f).is_file() for f in ("model.safetensors", "model.safetensors.index.json")):
             raise FileNotFoundError(f"{path}: no model.safetensors (only safetensors weights are loaded)")
+        for weights in sorted(path.glob("*.safetensors")):
+            safetensors_names(weights)  # a truncated file is named, not a deserialising traceback
         return cls(load_model(path), device=device, **kwargs).use_runtime(runtime, path)
 
     @property

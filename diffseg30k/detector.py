@@ -16,9 +16,9 @@ restricted to ``*.json`` and ``*.safetensors`` files, and remote code is never t
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -35,6 +35,7 @@ from diffseg30k.models.inference import (
     preprocessing_tensors,
 )
 
+LOG = logging.getLogger(__name__)
 ImageInput = Image.Image | np.ndarray | str | os.PathLike
 AREA_THRESHOLD = 0.01
 
@@ -43,13 +44,14 @@ AREA_THRESHOLD = 0.01
 class DetectionResult:
     """A detector's answer for one image.
 
-    ``label_map`` (uint8 HxW, input size), ``probabilities`` (float32 CxHxW), ``generators``
+    ``label_map`` (uint8 HxW, input size), ``probabilities`` (float32 CxHxW, only when asked for with
+    ``detector(image, return_probabilities=True)``, else None: 576 MB at 16 MP), ``generators``
     ({name: {"area": fraction of the image, "confidence": mean probability over that area}}),
     ``edited_fraction`` (share of non-background pixels) and ``is_edited`` (the 1 % rule).
     """
 
     label_map: np.ndarray
-    probabilities: np.ndarray
+    probabilities: np.ndarray | None
     generators: dict[str, dict[str, float]]
     edited_fraction: float
     is_edited: bool
@@ -110,28 +112,21 @@ class Detector:
         self.tile_size, self.overlap = tile_size, overlap
         self.area_threshold, self.batch_size = area_threshold, batch_size
         self.mean, self.std = preprocessing_tensors(model.config, self.device)
+        self.checkpoint = "in-memory"  # from_pretrained: the folder loaded (see checkpoint.describe)
 
     @classmethod
     def from_pretrained(cls, path_or_repo_id: str | os.PathLike, revision: str | None = None,
                         device: str | torch.device | None = None, **kwargs) -> Detector:
-        """Load from a local checkpoint folder or a Hub model repository (safetensors only)."""
+        """Load from a checkpoint folder, a training run folder (its ``best/``) or a Hub model id
+        (safetensors only; see :mod:`diffseg30k.checkpoint`). ``detector.checkpoint`` says which folder."""
+        from diffseg30k.checkpoint import describe, resolve_checkpoint
         from diffseg30k.models.registry import load_model
 
-        path = Path(path_or_repo_id)
-        if not path.is_dir():
-            if path.exists() or str(path_or_repo_id).count("/") != 1:
-                raise FileNotFoundError(f"{path_or_repo_id}: not a checkpoint folder or a Hub repo id")
-            from huggingface_hub import snapshot_download
-
-            try:
-                path = Path(snapshot_download(str(path_or_repo_id), revision=revision,
-                                              allow_patterns=["*.json", "*.safetensors"]))
-            except Exception as err:  # offline, unknown repo, gated, network: one clear message
-                raise FileNotFoundError(f"{path_or_repo_id}: no such local folder, and the Hub download "
-                                        f"failed ({type(err).__name__}: {err})") from err
-        if not any((path / f).is_file() for f in ("model.safetensors", "model.safetensors.index.json")):
-            raise FileNotFoundError(f"{path}: no model.safetensors (only safetensors weights are loaded)")
-        return cls(load_model(path), device=device, **kwargs)
+        path = resolve_checkpoint(path_or_repo_id, revision=revision)
+        detector = cls(load_model(path), device=device, **kwargs)
+        detector.checkpoint = describe(path_or_repo_id, path)
+        LOG.info("loaded detector %s", detector.checkpoint)
+        return detector
 
     @property
     def task(self) -> str:
@@ -156,7 +151,7 @@ class Detector:
         batch = torch.from_numpy(np.stack(arrays)).to(self.device)
         return normalize_batch(batch, self.mean, self.std, next(self.model.parameters()).dtype)
 
-    def _result(self, probabilities: torch.Tensor) -> DetectionResult:
+    def _result(self, probabilities: torch.Tensor, keep_probabilities: bool = False) -> DetectionResult:
         confidence, label_map = probabilities.max(dim=0)
         label_map = label_map.to(torch.uint8)
         total = label_map.numel()
@@ -171,11 +166,15 @@ class Detector:
                                                            "confidence": round(mean_conf, 6)}
         edited = float((label_map > 0).sum().item()) / total
         return DetectionResult(label_map=label_map.cpu().numpy(),
-                               probabilities=probabilities.float().cpu().numpy(), generators=generators,
+                               probabilities=probabilities.float().cpu().numpy() if keep_probabilities
+                               else None, generators=generators,
                                edited_fraction=edited, is_edited=edited > self.area_threshold,
                                task=self.task, id2label=id2label)
 
-    def __call__(self, images: ImageInput | list[ImageInput]) -> DetectionResult | list[DetectionResult]:
+    def __call__(self, images: ImageInput | list[ImageInput],
+                 return_probabilities: bool = False) -> DetectionResult | list[DetectionResult]:
+        """Detect edits in one image (a result) or a list (a list); ``return_probabilities`` also
+        copies the per-class probabilities to the CPU (``result.probabilities``)."""
         single = not isinstance(images, list | tuple)
         arrays = [to_rgb_array(image) for image in ([images] if single else images)]
         results: list[DetectionResult | None] = [None] * len(arrays)
@@ -183,7 +182,7 @@ class Detector:
             probabilities = predict_probabilities(self.model, self._pixels([arrays[i] for i in batch]),
                                                   self.tile_size, self.overlap)
             for index, probs in zip(batch, probabilities):
-                results[index] = self._result(probs)
+                results[index] = self._result(probs, return_probabilities)
         return results[0] if single else results
 
     def predict_label_maps(self, images: list[ImageInput]) -> tuple[list[np.ndarray], np.ndarray]:
@@ -200,34 +199,7 @@ class Detector:
 
 
 def render_overlay(image: ImageInput, result: DetectionResult, alpha: float = 0.55) -> Image.Image:
-    """The image with edited regions tinted in the label palette and a legend strip below it."""
-    from PIL import ImageDraw, ImageFont
+    """The image with edited regions tinted and a legend strip (:func:`diffseg30k.render.render_overlay`)."""
+    from diffseg30k.render import render_overlay as render
 
-    from diffseg30k.labels import BINARY_COLORS, COLORS, colorize
-
-    colors = BINARY_COLORS if result.task == "binary" else COLORS
-    base = to_rgb_array(image).astype(np.float32)
-    tint = colorize(result.label_map, colors).astype(np.float32)
-    edited = (result.label_map > 0)[..., None]
-    blended = np.where(edited, base * (1 - alpha) + tint * alpha, base).astype(np.uint8)
-    font = ImageFont.load_default()
-    entries = [("background", (0, 0, 0), 1.0 - result.edited_fraction)] + [
-        (name, colors.get(_label_id(result, name), (255, 255, 255)), info["area"])
-        for name, info in result.generators.items()]
-    row = 14
-    legend_height = row * len(entries) + 8
-    width = max(blended.shape[1], 180)
-    canvas = Image.new("RGB", (width, blended.shape[0] + legend_height), (255, 255, 255))
-    canvas.paste(Image.fromarray(blended), (0, 0))
-    draw = ImageDraw.Draw(canvas)
-    verdict = "EDITED" if result.is_edited else "not edited"
-    for k, (name, color, area) in enumerate(entries):
-        top = blended.shape[0] + 4 + k * row
-        draw.rectangle([4, top, 14, top + 10], fill=tuple(color), outline=(0, 0, 0))
-        text = f"{name}: {100 * area:.1f}%" + (f"  [{verdict}]" if k == 0 else "")
-        draw.text((20, top - 1), text, fill=(0, 0, 0), font=font)
-    return canvas
-
-
-def _label_id(result: DetectionResult, name: str) -> int:
-    return next((i for i, n in result.id2label.items() if n == name), 0)
+    return render(image, result, alpha)

@@ -9,7 +9,8 @@ HELP = "launch the Gradio demo locally (upload an image, see where it was edited
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint",
-                        help="checkpoint folder or Hub model id (default: $DIFFSEG_CHECKPOINT)")
+                        help="checkpoint folder, training run folder (its best/) or Hub model id "
+                             "(default: $DIFFSEG_CHECKPOINT)")
     parser.add_argument("--revision", help="Hub revision of --checkpoint")
     parser.add_argument("--host", help="interface to bind (default: $GRADIO_SERVER_NAME or 127.0.0.1)")
     parser.add_argument("--port", type=int, help="port (default: $GRADIO_SERVER_PORT or 7860)")
@@ -26,6 +27,7 @@ def run(args: argparse.Namespace) -> int:
         detector = load_detector(checkpoint, args.revision)
     except RuntimeError as err:
         raise CommandError(str(err)) from err
+    print(f"checkpoint: {detector.checkpoint}")
     app = build_app(checkpoint, detector=detector)
     app.launch(**launch_kwargs(args.host, args.port))
     return 0

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 
 HELP = "score a detector on a dataset split (distortions, breakdowns, bootstrap CIs, saved predictions)"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--checkpoint", help="checkpoint folder or Hub model id")
+    parser.add_argument("--checkpoint", help="checkpoint folder, training run folder (its best/) or Hub id")
     parser.add_argument("--revision", help="Hub revision of the checkpoint")
     parser.add_argument("--dataset", help="converted folder, raw release or Hub dataset id")
     parser.add_argument("--dataset-revision", help="Hub revision of the dataset")
@@ -84,11 +85,12 @@ def _evaluate(args: argparse.Namespace, by: list[str], report) -> tuple[dict, di
         detector = Detector.from_pretrained(args.checkpoint, revision=args.revision, device=args.device)
     except (OSError, ValueError) as err:
         raise CommandError(f"--checkpoint {args.checkpoint}: {err}") from err
+    print(f"checkpoint: {detector.checkpoint}", file=sys.stderr)
     try:
         table = load_benchmark(args.dataset, split=args.split, revision=args.dataset_revision)
     except (OSError, ValueError) as err:
         raise CommandError(f"--dataset {args.dataset}: {err}") from err
-    meta = {"checkpoint": str(args.checkpoint), "revision": args.revision, "dataset": str(args.dataset),
+    meta = {"checkpoint": detector.checkpoint, "revision": args.revision, "dataset": str(args.dataset),
             "dataset_revision": args.dataset_revision, "split": args.split, "task": detector.task,
             "id2label": detector.id2label, "dataset_fingerprint": getattr(table, "_fingerprint", None)}
     count = len(table) if args.limit is None else min(args.limit, len(table))

@@ -303,10 +303,10 @@ def step_figures(ctx: PlanContext) -> dict[str, Any]:
         table = eval_table(ctx)
         position = {str(i): n for n, i in enumerate(table["id"])}
         images = [table[position[i]]["image"] for i in ids]
-        title = ("Fig. 6: validation image, ground truth, predictions (-B binary: edited in Crimson; "
-                 "-S semantic: generator colours)")
+        title = "Fig. 6: image, ground truth, predictions (-S: generator colours; -B binary: edited in white)"
+        binary = [c for c in columns if c.endswith("-B")]
         figures.append(str(qualitative_grid(images, references, columns, folder / "fig6_qualitative.png",
-                                            title=title)))
+                                            title=title, binary_columns=binary)))
     return {"figures": [str(Path(f).relative_to(ctx.out_dir)) for f in figures]}
 
 

@@ -160,7 +160,8 @@ def atomic_dir(path: str | os.PathLike, overwrite: bool = False) -> Iterator[Pat
     """
     path = Path(path)
     if path.exists() and not overwrite:
-        raise FileExistsError(f"{path}: already exists (pass overwrite to replace it)")
+        raise FileExistsError(f"{path}: already exists "
+                                  "(--overwrite on the command line, overwrite=True in Python, replaces it)")
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".partial"))
     try:

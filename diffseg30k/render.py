@@ -136,8 +136,10 @@ def render_overlay(image, result: DetectionResult, alpha: float = OVERLAY_ALPHA,
 
     pixels = to_rgb_array(image)
     blended = overlay(pixels, result.label_map, result_colors(result), alpha)
-    legend = legend_strip(result_legend(result), width=max(blended.shape[1], 240), column=240,
-                          header=verdict_text(result, threshold))
+    header = verdict_text(result, threshold)
+    room = int(ImageDraw.Draw(Image.new("L", (1, 1))).textlength(header, font=font(12))) + 12
+    legend = legend_strip(result_legend(result), width=max(blended.shape[1], 240, room), column=240,
+                          header=header)
     canvas = Image.new("RGB", (legend.width, blended.shape[0] + legend.height), WHITE)
     canvas.paste(Image.fromarray(blended), (0, 0))
     canvas.paste(legend, (0, blended.shape[0]))

@@ -37,7 +37,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--keep-checkpoints", type=int, default=2)
     parser.add_argument("--max-eval-samples", type=int)
     parser.add_argument("--num-workers", type=int, help="data-loader workers per process")
-    parser.add_argument("--threads", type=int, help="torch CPU threads per process (default: torch's)")
+    parser.add_argument("--threads", type=int,
+                        help="torch CPU threads per process (default on CPUs: half of each process's cores, "
+                             "the rest for data-loader workers; see diffseg30k.threads)")
     parser.add_argument("--resume", action="store_true", help="continue from OUT/checkpoints' latest step")
     parser.add_argument("--stop-after", type=int, help="stop (with a checkpoint) after N steps; resume later")
     parser.add_argument("--log-with", default="auto", help="Accelerate tracker: auto, none, tensorboard, ...")
@@ -83,5 +85,8 @@ def run(args: argparse.Namespace) -> int:
         best = train(config)
     except (TrainingDiverged, FileExistsError, FileNotFoundError, ValueError, OSError) as err:
         raise CommandError(str(err)) from err
-    print(best)
+    from accelerate import PartialState
+
+    if PartialState().is_main_process:  # `accelerate launch` runs: one summary, not one per process
+        print(best)
     return 0

@@ -351,13 +351,17 @@ def convert(sources: str | os.PathLike | Iterable[str | os.PathLike], out: str |
     sources = [sources] if isinstance(sources, str | os.PathLike) else list(sources)
     if not sources:
         raise ValueError("no source given")
+    if extra_real is not None and not Path(extra_real).is_dir():  # a flag's folder: never a skippable file
+        raise ReleaseError(str(extra_real), "--extra-real: no such folder" if not Path(extra_real).exists()
+                           else "--extra-real: not a folder (a folder of unedited images is expected)")
     out = Path(out)
     label_set = label_set or LabelSet()
     options = {"labels": label_set.to_json(), "shard_bytes": parse_size(shard_size), "verify": verify,
                "rows_per_group": rows_per_group, "on_error": on_error}
     with _exclusive(out):
         if out.exists() and not overwrite:
-            raise FileExistsError(f"{out}: already exists (pass overwrite to replace it)")
+            raise FileExistsError(f"{out}: already exists "
+                                  "(--overwrite on the command line, overwrite=True in Python, replaces it)")
         work = out.parent / f".{out.name}.convert-work"
         key = hashlib.sha256(json.dumps([source_fingerprint([*sources, extra_real]), options, VERSION],
                                         sort_keys=True).encode()).hexdigest()

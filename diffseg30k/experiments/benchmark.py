@@ -352,10 +352,12 @@ def run_benchmark(config: BenchmarkConfig, out_dir: str | Path, steps: Sequence[
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    if config.torch_threads:
-        import torch
+    import torch
 
-        torch.set_num_threads(config.torch_threads)
+    if config.torch_threads or not torch.cuda.is_available():
+        from diffseg30k import threads
+
+        threads.apply(config.torch_threads)  # the one CPU rule (quick pins 1: tiny models)
     plan = build_plan(config, out_dir, log=log)
     selected = [s for s in steps if s != "report"] if steps else None
     failure: StepFailed | None = None

@@ -93,3 +93,20 @@ def describe(source: str | os.PathLike, folder: Path) -> str:
     if Path(source).expanduser().resolve() != folder.resolve():
         return f"{folder} (the best checkpoint of the training run {source})"
     return str(folder)
+
+
+def check_pretrained(source: str) -> None:
+    """Fail at once, with the real cause, when pretrained backbone weights cannot be had: a local-looking
+    path that does not exist, or a Hub id while ``HF_HUB_OFFLINE=1`` is set and it is not cached."""
+    if not looks_like_hub_id(source):
+        if not Path(source).expanduser().exists():
+            raise CheckpointNotFound(f"pretrained weights {source}: no such folder")
+        return
+    from huggingface_hub import try_to_load_from_cache
+    from huggingface_hub.constants import is_offline_mode
+
+    if is_offline_mode() and not isinstance(try_to_load_from_cache(source, "config.json"), str):
+        raise CheckpointNotFound(
+            f"pretrained weights {source}: HF_HUB_OFFLINE=1 is set and they are not in the local Hub cache; "
+            f"download them once online (`hf download {source}`), pass a local folder (--pretrained DIR / "
+            "pretrained=...), or train from scratch (--from-scratch)")

@@ -285,7 +285,7 @@ def build_app(checkpoint: str | None = None, revision: str | None = None, detect
             hint = error or f"Set {CHECKPOINT_ENV} to a Hub model id or a checkpoint folder."
             gr.Markdown(f"**No detector loaded.** {hint}")
         else:
-            gr.Markdown(f"Detector: `{getattr(detector, 'checkpoint', None) or checkpoint or 'in-memory'}` "
+            gr.Markdown(f"Detector: `{getattr(detector, 'loaded_from', None) or checkpoint or 'in-memory'}` "
                         f"(task: {detector.task})")
         with gr.Row():
             with gr.Column(scale=1):

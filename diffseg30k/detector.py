@@ -112,20 +112,23 @@ class Detector:
         self.tile_size, self.overlap = tile_size, overlap
         self.area_threshold, self.batch_size = area_threshold, batch_size
         self.mean, self.std = preprocessing_tensors(model.config, self.device)
-        self.checkpoint = "in-memory"  # from_pretrained: the folder loaded (see checkpoint.describe)
+        # from_pretrained: the folder it loaded, and that folder described ("... of the training run X")
+        self.checkpoint: str | None = None
+        self.loaded_from: str | None = None
 
     @classmethod
     def from_pretrained(cls, path_or_repo_id: str | os.PathLike, revision: str | None = None,
                         device: str | torch.device | None = None, **kwargs) -> Detector:
         """Load from a checkpoint folder, a training run folder (its ``best/``) or a Hub model id
-        (safetensors only; see :mod:`diffseg30k.checkpoint`). ``detector.checkpoint`` says which folder."""
+        (safetensors only; see :mod:`diffseg30k.checkpoint`). ``detector.checkpoint`` is the folder loaded,
+        ``detector.loaded_from`` says so in words."""
         from diffseg30k.checkpoint import describe, resolve_checkpoint
         from diffseg30k.models.registry import load_model
 
         path = resolve_checkpoint(path_or_repo_id, revision=revision)
         detector = cls(load_model(path), device=device, **kwargs)
-        detector.checkpoint = describe(path_or_repo_id, path)
-        LOG.info("loaded detector %s", detector.checkpoint)
+        detector.checkpoint, detector.loaded_from = str(path), describe(path_or_repo_id, path)
+        LOG.info("loaded detector %s", detector.loaded_from)
         return detector
 
     @property

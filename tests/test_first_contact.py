@@ -39,12 +39,14 @@ def test_a_run_folder_is_its_best_checkpoint_everywhere(run_folder, tmp_path, ca
     from diffseg30k.detector import Detector
 
     detector = Detector.from_pretrained(run_folder, device="cpu")
-    assert detector.checkpoint.startswith(str(run_folder / "best")) and "training run" in detector.checkpoint
+    assert detector.checkpoint == str(run_folder / "best")
+    described = f"{run_folder / 'best'} (the best checkpoint of the training run {run_folder})"
+    assert detector.loaded_from == described
     assert load_detector(str(run_folder)).checkpoint == detector.checkpoint  # the demo
     synthetic_pair(1, (40, 30))[0].save(tmp_path / "photo.png")
     assert main(["predict", str(tmp_path / "photo.png"), "--checkpoint", str(run_folder), "--out",
                  str(tmp_path / "pred"), "--device", "cpu"]) == 0
-    assert f"checkpoint: {run_folder / 'best'}" in capsys.readouterr().err
+    assert f"checkpoint: {detector.loaded_from}" in capsys.readouterr().err
     assert json.loads((tmp_path / "pred" / "photo.json").read_text())["checkpoint"] == detector.checkpoint
     assert main(["push", "model", str(run_folder), "--repo-id", "someone/x", "--dry-run",
                  "--out", str(tmp_path / "staged")]) == 0

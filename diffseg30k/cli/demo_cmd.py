@@ -27,7 +27,7 @@ def run(args: argparse.Namespace) -> int:
         detector = load_detector(checkpoint, args.revision)
     except RuntimeError as err:
         raise CommandError(str(err)) from err
-    print(f"checkpoint: {detector.checkpoint}")
+    print(f"checkpoint: {detector.loaded_from}")
     app = build_app(checkpoint, detector=detector)
     app.launch(**launch_kwargs(args.host, args.port))
     return 0

@@ -85,7 +85,7 @@ def _evaluate(args: argparse.Namespace, by: list[str], report) -> tuple[dict, di
         detector = Detector.from_pretrained(args.checkpoint, revision=args.revision, device=args.device)
     except (OSError, ValueError) as err:
         raise CommandError(f"--checkpoint {args.checkpoint}: {err}") from err
-    print(f"checkpoint: {detector.checkpoint}", file=sys.stderr)
+    print(f"checkpoint: {detector.loaded_from}", file=sys.stderr)
     try:
         table = load_benchmark(args.dataset, split=args.split, revision=args.dataset_revision)
     except (OSError, ValueError) as err:

@@ -35,7 +35,7 @@ def run(args: argparse.Namespace) -> int:
                                             tile_size=args.tile_size, area_threshold=args.area_threshold)
     except (OSError, ValueError) as err:
         raise CommandError(f"cannot load --checkpoint {args.checkpoint}: {err}") from err
-    print(f"checkpoint: {detector.checkpoint}", file=sys.stderr)
+    print(f"checkpoint: {detector.loaded_from}", file=sys.stderr)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     used: set[str] = set()

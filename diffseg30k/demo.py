@@ -227,26 +227,29 @@ def example_set(folder: Path | None = None) -> list[Example]:
 
 
 def _mini_examples(folder: Path) -> list[Example]:
+    """Two samples of the mini release: a multi-generator edit first, then one on the other kind of
+    base (real photo / AI image) when there is one."""
     from diffseg30k.generation.mini import build_mini_release, read_metadata
 
     root = build_mini_release(**EXAMPLE_RELEASE)
-    rows = read_metadata(root)
-    multi = next((r for r in rows if len(r["models"]) >= 2), None)
-    single = next((r for r in rows if len(r["models"]) == 1), None)
+    rows = [r for r in read_metadata(root) if r["models"]]
+    if not rows:
+        return []
+    first = next((r for r in rows if len(r["models"]) >= 2), rows[0])
+    others = [r for r in rows if r is not first]
+    second = next((r for r in others if r["base"] != first["base"]), others[0] if others else None)
     colors = label_colors(ID2LABEL)
     examples = []
-    for row, kind in ((multi, "multi-generator edit"), (single, "single edit")):
-        if row is None:
-            continue
+    for row in (first, second) if second else (first,):
         image_path, truth_path = folder / f"mini-{row['id']}.png", folder / f"mini-{row['id']}.truth.png"
         if not truth_path.exists():
             pixels = np.asarray(Image.open(root / f"{row['id']}.image.png").convert("RGB"))
             mask = np.asarray(Image.open(root / f"{row['id']}.mask.png"))
             _write_image(Image.fromarray(pixels), image_path, "PNG")
             _write_image(Image.fromarray(overlay(pixels, mask, colors)), truth_path, "PNG")
-        models = " + ".join(row["models"])
+        base = "a real photo" if row["base"] == "real" else "an AI image"
         examples.append(Example(str(image_path), str(truth_path),
-                                f"mini data, {kind} by {models} ({row['base']} base; ground truth beside)"))
+                                f"mini data: {' + '.join(row['models'])} edits on {base}"))
     return examples
 
 
@@ -287,13 +290,13 @@ def build_app(checkpoint: str | None = None, revision: str | None = None, detect
         else:
             gr.Markdown(f"Detector: `{getattr(detector, 'loaded_from', None) or checkpoint or 'in-memory'}` "
                         f"(task: {detector.task})")
+        truth = gr.Image(label="Ground truth (mini-data examples)", type="filepath", elem_id="ground-truth",
+                         interactive=False, height=IMAGE_HEIGHT, render=False)
         with gr.Row():
             with gr.Column(scale=1):
                 upload = gr.Image(type="filepath", label="Image", sources=["upload", "clipboard"],
                                   elem_id="input-image", height=IMAGE_HEIGHT)
                 run = gr.Button("Detect edits", variant="primary", elem_id="detect")
-                truth = gr.Image(label="Ground truth (known for the mini-data examples)", type="filepath",
-                                 elem_id="ground-truth", interactive=False, height=IMAGE_HEIGHT // 2)
                 gr.Examples([[e.image, e.truth] for e in examples], inputs=[upload, truth], label="Examples",
                             example_labels=[e.label for e in examples], elem_id="examples")
                 upload.upload(lambda: None, outputs=truth)  # an upload of one's own has no ground truth
@@ -302,6 +305,7 @@ def build_app(checkpoint: str | None = None, revision: str | None = None, detect
                 with gr.Row():
                     semantic = gr.Image(label="Generator attribution (semantic overlay)", type="filepath",
                                         elem_id="semantic-overlay", interactive=False, height=IMAGE_HEIGHT)
+                    truth.render()  # beside the prediction
                     binary = gr.Image(label="Edited pixels (binary overlay)", type="filepath",
                                       elem_id="binary-overlay", interactive=False, height=IMAGE_HEIGHT)
                 if detector is not None:

@@ -96,10 +96,13 @@ def test_picking_an_example_shows_its_ground_truth_and_runs_the_detector(page):
     from diffseg30k.demo import example_set
 
     first = example_set()[0]  # a mini-data sample: its label says so, its ground truth comes along
-    assert "mini data, multi-generator edit" in first.label
-    page.get_by_text("mini data, multi-generator edit").first.click()
+    assert first.label.startswith("mini data: ") and first.truth
+    page.get_by_text(first.label).first.click()
     page.locator("#ground-truth img").first.wait_for(state="visible", timeout=60_000)
     page.locator("#detect").click()
     link = page.locator(f"#mask-file a[href*='{Path(first.image).stem}_diffseg30k_mask.png']").first
     link.wait_for(state="attached", timeout=120_000)
     page.locator("#verdict").get_by_text("Verdict:").wait_for(timeout=30_000)
+    if os.environ.get("DIFFSEG30K_TEST_ARTIFACTS"):
+        page.screenshot(path=str(Path(os.environ["DIFFSEG30K_TEST_ARTIFACTS"]) / "browser_example.png"),
+                        full_page=True)

@@ -31,6 +31,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--num-processes", type=int, help="paper: GPUs per training (default: all visible)")
     parser.add_argument("--seed", type=int, help="seed of data generation, training and bootstrap")
     parser.add_argument("--device", help="inference device (default: cuda when available)")
+    parser.add_argument("--cross-dataset", metavar="NAMES",
+                        help="comma-separated other datasets (preset, path or Hub id, optionally NAME:SPLIT) "
+                             "for the 'generalisation to other datasets' table of the trained detectors")
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
 
 
@@ -40,7 +43,9 @@ def build_config(args: argparse.Namespace):
 
     config = get_config(args.config, dataset=args.dataset, revision=args.revision, extra_real=args.extra_real,
                         mini_images=args.mini_images, eval_limit=args.eval_limit, bootstrap=args.bootstrap,
-                        num_processes=args.num_processes, seed=args.seed, device=args.device)
+                        num_processes=args.num_processes, seed=args.seed, device=args.device,
+                        cross_datasets=tuple(s.strip() for s in (args.cross_dataset or "").split(",")
+                                             if s.strip()) or None)
     if args.max_steps:
         config.train_overrides = {**config.train_overrides, "max_steps": args.max_steps}
         config.classifier_steps = args.max_steps

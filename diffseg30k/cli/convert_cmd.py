@@ -11,7 +11,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("sources", nargs="+", metavar="SRC",
                         help="zip archives, folders of NNNNNNNN.image.png/.mask.png pairs (with optional "
                              "metadata.jsonl), or parquet files; the split comes from the archive/folder "
-                             "name (train*, val*, test*), else a deterministic 8:2 train/validation split")
+                             "name (train*, val*, test*), else a deterministic 8:2 train/validation split. "
+                             "IML layouts (a Tp/+Gt/ folder, an IMDL-BenCo JSON list, a CocoGlide folder) "
+                             "are detected and convert as binary-only sets (split 'test' unless named)")
+    parser.add_argument("--preset", metavar="NAME",
+                        help="dataset preset the sources are (its card, licence and Hub layout), e.g. "
+                             "cocoglide, tgif, autosplice; see `diffseg30k evaluate --list-datasets`")
     parser.add_argument("--out", required=True,
                         help="output dataset folder (built in a temporary folder, moved in at the end)")
     parser.add_argument("--extra-real", metavar="DIR",
@@ -38,7 +43,8 @@ def run(args: argparse.Namespace) -> int:
         label_set = load_label_set(args.id2label) if args.id2label else None
         summary = convert(args.sources, args.out, extra_real=args.extra_real, on_error=args.on_error,
                           shard_size=args.shard_size, overwrite=args.overwrite, workers=args.workers,
-                          label_set=label_set, progress=not args.quiet, verify=args.verify)
+                          label_set=label_set, progress=not args.quiet, verify=args.verify,
+                          preset=args.preset)
     except (ReleaseError, FileExistsError, ValueError) as err:
         raise CommandError(str(err)) from err
     print(summary.to_text())

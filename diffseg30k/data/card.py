@@ -78,11 +78,40 @@ def label_table(label_set: LabelSet) -> str:
     return "\n".join(lines)
 
 
+_FOREIGN_BODY = """# {name}
+
+{description}
+
+Converted by `diffseg30k convert` from the DiffSeg30k toolkit ({layout} layout) for cross-dataset
+evaluation; source: {source}. It loads with no custom code (`datasets.load_dataset("{repo}")`) or with
+`diffseg30k.load_benchmark("{repo}", task="binary")`.
+
+**Binary-only**: masks say edited (1) or unedited (0), not which generator edited a pixel, so only the
+binary task applies (`load_benchmark` refuses `task="semantic"`). Source masks (0/255, possibly JPEG) were
+binarised: a pixel is edited when the mean of its channels exceeds 127.5 (grey >= 128, 8-bit scale), or,
+for a mask with transparency, where its alpha is below 128.
+
+## Splits
+
+{split_table}
+
+## Licence
+
+{licence}
+
+## Citation
+
+{citation}
+"""
+
+
 def render_card(features: Any, split_counts: dict[str, int | None], split_bytes: dict[str, int],
-                label_set: LabelSet, repo: str = "path/to/dataset") -> str:
+                label_set: LabelSet, repo: str = "path/to/dataset", about: dict[str, str] | None = None
+                ) -> str:
     """README.md text: YAML metadata (configs per split, dataset_info features/splits) + prose.
 
-    A count of None (the template in ``dataset_script/``) leaves the split sizes out.
+    A count of None (the template in ``dataset_script/``) leaves the split sizes out. ``about`` (name,
+    description, layout, source, licence, citation) describes a converted non-DiffSeg30k dataset.
     """
     from datasets.info import DatasetInfo, DatasetInfosDict
     from datasets.splits import SplitDict, SplitInfo
@@ -98,16 +127,22 @@ def render_card(features: Any, split_counts: dict[str, int | None], split_bytes:
     info = DatasetInfo(features=features, splits=splits or None, download_size=total or None,
                        dataset_size=total or None)
     card = DatasetCardData(
-        license="other", license_name="coco", license_link="https://cocodataset.org/#termsofuse",
+        license="other", license_name="coco" if about is None else "see-card",
+        license_link="https://cocodataset.org/#termsofuse" if about is None else None,
         task_categories=["image-segmentation"], task_ids=["semantic-segmentation"],
-        tags=["aigc-detection", "image-forensics", "diffusion", "inpainting", "diffseg30k"],
-        pretty_name="DiffSeg30k", size_categories=[_size_category(examples or 30_000)],
+        tags=["aigc-detection", "image-forensics", "diffusion", "inpainting",
+              "diffseg30k" if about is None else "binary-only"],
+        pretty_name="DiffSeg30k" if about is None else about["name"],
+        size_categories=[_size_category(examples or 30_000)],
     )
     DatasetInfosDict({"default": info}).to_dataset_card_data(card)
     data_files = [{"split": name, "path": f"data/{name}-*"} for name in split_counts]
     MetadataConfigs({"default": {"data_files": data_files}}).to_dataset_card_data(card)
     rows = ["| split | examples |", "|---|---|"]
     rows += [f"| {n} | {'(set by the converter)' if c is None else c} |" for n, c in split_counts.items()]
+    if about is not None:
+        return f"---\n{card.to_yaml()}\n---\n\n" + _FOREIGN_BODY.format(
+            repo=repo, split_table="\n".join(rows), **about)
     body = _BODY.format(repo=repo, first_split=next(iter(split_counts), "train"), split_table="\n".join(rows),
                         meta_rows=_META_ROWS if "turns" in features else "",
                         label_table=label_table(label_set), ignore=IGNORE_INDEX, citation=CITATION)

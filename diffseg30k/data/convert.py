@@ -328,11 +328,21 @@ def _row(entry: PairEntry, pair: DecodedPair, with_metadata: bool) -> dict[str, 
     return row
 
 
+def _about(options: dict[str, Any]) -> dict[str, str] | None:
+    """What the card says about a non-DiffSeg30k dataset (None: the DiffSeg30k card)."""
+    if not options.get("layout"):
+        return None
+    from diffseg30k.data.presets import card_about
+
+    return card_about(options.get("preset"), options["layout"])
+
+
 def convert(sources: str | os.PathLike | Iterable[str | os.PathLike], out: str | os.PathLike,
             extra_real: str | os.PathLike | None = None, on_error: str = "raise",
             shard_size: int | str = DEFAULT_SHARD_BYTES, overwrite: bool = False, workers: int | None = None,
             label_set: LabelSet | None = None, progress: bool = True,
-            rows_per_group: int = ROWS_PER_GROUP, verify: str = "fast") -> ConversionSummary:
+            rows_per_group: int = ROWS_PER_GROUP, verify: str = "fast", layout: str | None = None,
+            preset: str | None = None) -> ConversionSummary:
     """Convert release zips/folders, parquet exports or generation output into a dataset folder.
 
     ``on_error="raise"`` stops at the first bad input (the error names the file and the problem);
@@ -342,6 +352,10 @@ def convert(sources: str | os.PathLike | Iterable[str | os.PathLike], out: str |
 
     Shards are written in a hidden work folder beside ``out``; an interrupted conversion rerun with the
     same sources and options resumes after the last finished shard. ``out`` appears only when complete.
+
+    IML layouts (IMDL-BenCo ManiDataset/JsonDataset, CocoGlide, ...; see :mod:`diffseg30k.data.foreign`)
+    are detected, or named by ``layout`` or by a dataset ``preset`` (:mod:`diffseg30k.data.presets`, which
+    also writes its card); they convert as binary-only datasets (labels 0 background, 1 edited).
     """
     if on_error not in ON_ERROR:
         raise ValueError(f"on_error must be one of {ON_ERROR}, got {on_error!r}")
@@ -355,9 +369,12 @@ def convert(sources: str | os.PathLike | Iterable[str | os.PathLike], out: str |
         raise ReleaseError(str(extra_real), "--extra-real: no such folder" if not Path(extra_real).exists()
                            else "--extra-real: not a folder (a folder of unedited images is expected)")
     out = Path(out)
+    from diffseg30k.data.foreign import binary_only_setup
+
+    label_set, layout = binary_only_setup(sources, label_set, layout, preset)
     label_set = label_set or LabelSet()
     options = {"labels": label_set.to_json(), "shard_bytes": parse_size(shard_size), "verify": verify,
-               "rows_per_group": rows_per_group, "on_error": on_error}
+               "rows_per_group": rows_per_group, "on_error": on_error, "layout": layout, "preset": preset}
     with _exclusive(out):
         if out.exists() and not overwrite:
             raise FileExistsError(f"{out}: already exists "
@@ -381,7 +398,7 @@ def _convert(sources: list, out: Path, work: Path, key: str, extra_real: Any, la
 
     on_error = options["on_error"]
     summary = ConversionSummary(out)
-    scan = scan_sources(sources)
+    scan = scan_sources(sources, options["layout"])
     if extra_real is not None:
         real = scan_extra_real(extra_real)
         scan.entries += real.entries
@@ -443,7 +460,8 @@ def _convert(sources: list, out: Path, work: Path, key: str, extra_real: Any, la
         from diffseg30k.data.card import render_card
 
         atomic_write_text(tmp / "id2label.json", label_set.to_json() + "\n")
-        atomic_write_text(tmp / "README.md", render_card(feats, summary.splits, split_bytes, label_set))
+        atomic_write_text(tmp / "README.md", render_card(feats, summary.splits, split_bytes, label_set,
+                                                         about=_about(options)))
         # names only: the folder is published as is, and local paths say nothing to its readers
         record = {**summary.to_dict(), "sources": [Path(s).name for s in sources],
                   "extra_real": None if extra_real is None else Path(extra_real).name}

@@ -36,24 +36,32 @@ def is_converted_folder(path: Path) -> bool:
     return (path / "id2label.json").exists() or (card.exists() and "configs:" in card.read_text())
 
 
-def fingerprint(sources: Sequence[str | os.PathLike], extra_real: str | os.PathLike | None = None) -> str:
+def fingerprint(sources: Sequence[str | os.PathLike], extra_real: str | os.PathLike | None = None,
+                layout: str | None = None, preset: str | None = None, on_error: str = "raise") -> str:
     """A key for a raw source set: every file's path, size and modification time (no content read)."""
     from diffseg30k.data.convert import VERSION
     from diffseg30k.data.release import source_fingerprint
 
     key = f"diffseg30k-convert-{VERSION}-{source_fingerprint([*sources, extra_real])}"
+    if layout or preset or on_error != "raise":  # IML layout / preset (diffseg30k.data.foreign, .presets)
+        key += f"-{layout}-{preset}-{on_error}"
     return hashlib.sha256(key.encode()).hexdigest()[:24]
 
 
 def converted_cache(sources: Sequence[str | os.PathLike], extra_real: str | os.PathLike | None = None,
-                    progress: bool = True) -> Path:
-    """Convert raw sources once into the cache (``cache_dir('converted', <fingerprint>)``) and reuse it."""
+                    progress: bool = True, layout: str | None = None, preset: str | None = None,
+                    on_error: str = "raise") -> Path:
+    """Convert raw sources once into the cache (``cache_dir('converted', <fingerprint>)``) and reuse it.
+
+    ``on_error="skip"`` leaves bad files out (listed in the folder's ``conversion.json``).
+    """
     from diffseg30k.data.convert import convert
 
-    target = cache_dir("converted") / fingerprint(sources, extra_real)
+    target = cache_dir("converted") / fingerprint(sources, extra_real, layout, preset, on_error)
     if not is_converted_folder(target):
         try:
-            convert(sources, target, extra_real=extra_real, overwrite=target.exists(), progress=progress)
+            convert(sources, target, extra_real=extra_real, overwrite=target.exists(), progress=progress,
+                    layout=layout, preset=preset, on_error=on_error)
         except (FileExistsError, OSError):
             if not is_converted_folder(target):  # another process finished the same conversion first
                 raise
@@ -100,17 +108,39 @@ def resolve_hub(repo_id: str, revision: str | None = None, progress: bool = True
     return converted_cache([Path(local) / name for name in archives], progress=progress)
 
 
-def resolve_source(source: str | os.PathLike, revision: str | None = None, progress: bool = True) -> str:
+def resolve_source(source: str | os.PathLike, revision: str | None = None, progress: bool = True,
+                   on_error: str = "raise") -> str:
     """Where ``datasets.load_dataset`` should read ``source`` from: a folder path or a Hub repo id."""
+    from diffseg30k.data.presets import find_preset, resolve_preset
+
     path = Path(source).expanduser()
     if path.exists():
-        return str(path if is_converted_folder(path) else converted_cache([path], progress=progress))
+        return str(path if is_converted_folder(path) else converted_cache([path], progress=progress,
+                                                                          on_error=on_error))
+    if find_preset(source) is not None:  # a named public test set (cocoglide, opensdi-test, ...)
+        return str(resolve_preset(str(source), revision, progress=progress, on_error=on_error))
     local_looking = str(source).startswith((".", "/", "~")) or Path(str(source).split("/")[0]).is_dir()
     if isinstance(source, str) and _REPO_ID.match(source) and not local_looking:
         folder = resolve_hub(source, revision, progress=progress)
         return source if folder is None else str(folder)
-    raise ValueError(f"{source}: no such file or folder" + ("" if local_looking else
-                                                            ", and not a Hub dataset repo id (owner/name)"))
+    if local_looking:  # never a Hub lookup: its first folder exists here, or it starts with . / ~
+        raise ValueError(f"{source}: no such file or folder")
+    raise ValueError(f"{source}: no such file or folder, not a dataset preset ({_preset_names()}) and not "
+                     "a Hub dataset repo id (owner/name)")
+
+
+def _preset_names() -> str:
+    from diffseg30k.data.presets import PRESETS
+
+    return ", ".join(PRESETS)
+
+
+def is_binary_only(location: str | os.PathLike) -> bool:
+    """Whether a resolved dataset location is binary-only (its id2label has no generator labels)."""
+    from diffseg30k.data.foreign import is_binary_labels
+
+    path = Path(location)
+    return path.is_dir() and (path / "id2label.json").is_file() and is_binary_labels(label_names(path))
 
 
 def _binary_png(cell: dict[str, Any]) -> dict[str, Any]:
@@ -158,7 +188,9 @@ def load_benchmark(source: str | os.PathLike = OFFICIAL_REPO, task: str = "seman
     """Load DiffSeg30k with masks mapped for ``task`` ('semantic' ids 0-8, or 'binary' 0/1; 255 kept).
 
     ``source``: a converted folder, a raw release (zip archive, folder, parquet export, generation
-    output), or a Hub dataset repo id. Returns a ``DatasetDict`` (``IterableDatasetDict`` when
+    output), an IML layout (IMDL-BenCo ManiDataset folder or JSON list, CocoGlide folder), a dataset
+    preset name (:mod:`diffseg30k.data.presets`) or a Hub dataset repo id. Binary-only datasets (the IML
+    layouts and presets) refuse ``task="semantic"``. Returns a ``DatasetDict`` (``IterableDatasetDict`` when
     ``streaming``), or one split when ``split`` is given.
     """
     import datasets
@@ -166,7 +198,15 @@ def load_benchmark(source: str | os.PathLike = OFFICIAL_REPO, task: str = "seman
     if task not in TASKS:
         raise ValueError(f"unknown task {task!r}; expected one of {TASKS}")
     split = {"val": "validation", "valid": "validation"}.get(split, split)  # the release's own name
+    from diffseg30k.data.presets import find_preset
+
+    if task == "semantic" and not Path(source).exists() and find_preset(source) is not None:
+        raise ValueError(f"{source}: a binary-only dataset preset (edited/unedited masks, no generator "
+                         "labels): the semantic task does not apply; load it with task='binary'")
     location = resolve_source(source, revision, progress=progress)
+    if task == "semantic" and is_binary_only(location):
+        raise ValueError(f"{source}: a binary-only dataset (edited/unedited masks, no generator labels): "
+                         "the semantic task does not apply; load it with task='binary'")
     kwargs: dict[str, Any] = {"revision": revision} if location == source and revision else {}
     try:
         dataset = datasets.load_dataset(location, split=split, streaming=streaming, **kwargs)

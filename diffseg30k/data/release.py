@@ -418,23 +418,33 @@ def _scan_one(path: Path, result: ScanResult) -> None:
 
 def source_fingerprint(sources: Iterable[str | os.PathLike | None]) -> str:
     """A key for a set of sources: every file's resolved path, size and mtime (no content is read)."""
+    from diffseg30k.data.foreign import fingerprint_files  # a JSON list names files elsewhere
+
     digest = hashlib.sha256()
     for root in sources:
         if root is None:
             continue
         root = Path(root).resolve()
-        files = [root] if root.is_file() else sorted(p for p in root.rglob("*") if p.is_file())
+        files = fingerprint_files(root) or ([root] if root.is_file() else
+                                            sorted(p for p in root.rglob("*") if p.is_file()))
         for path in files:
             stat = path.stat()
             digest.update(f"{path}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
     return digest.hexdigest()
 
 
-def scan_sources(sources: Iterable[str | os.PathLike]) -> ScanResult:
-    """List every pair in ``sources`` (zips, folders, parquet files) without decoding pixels."""
+def scan_sources(sources: Iterable[str | os.PathLike], layout: str | None = None) -> ScanResult:
+    """List every pair in ``sources`` (zips, folders, parquet files) without decoding pixels.
+
+    Sources in an IML layout (:mod:`diffseg30k.data.foreign`; ``layout`` names one, else detected) are
+    read by that module's readers.
+    """
+    from diffseg30k.data.foreign import scan_foreign
+
     result = ScanResult()
     for source in sources:
-        _scan_one(Path(source), result)
+        if not scan_foreign(Path(source), result, layout):
+            _scan_one(Path(source), result)
     return result
 
 

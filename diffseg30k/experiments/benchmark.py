@@ -11,6 +11,7 @@ Steps (each runnable alone; requirements run first when missing):
 ``tab7``  a generator variant (SDXL-LoRA) scored as its parent label
 ``tab8``  real-base vs AI-base subsets
 ``figures``  Fig. 5 confusion matrices, Fig. 6 qualitative grid
+``cross``  generalisation to other datasets: the Tab. 2 models on each ``--cross-dataset`` set
 ``report``  report.md and results.json
 
 Checkpoints and prediction sets live under the output folder and are reused by later runs, so an
@@ -37,6 +38,7 @@ from diffseg30k.experiments.artifacts import (
 )
 from diffseg30k.experiments.bench_data import eval_table, holdout_ids, step_data
 from diffseg30k.experiments.config import BenchmarkConfig
+from diffseg30k.experiments.cross_dataset import stale_cross_record, step_cross
 from diffseg30k.experiments.evaluation import score_prediction_set
 from diffseg30k.experiments.plan import Plan, PlanContext, Step, StepFailed
 from diffseg30k.experiments.reference import IMAGE_KEYS, SEG_KEYS, holdout_key
@@ -335,6 +337,7 @@ STEPS: tuple[Step, ...] = (
     Step("tab7", "Tab. 7: a generator variant scored as its parent", step_tab7, ("tab2",)),
     Step("tab8", "Tab. 8: real-base vs AI-base images", step_tab8, ("tab2",)),
     Step("figures", "Fig. 5 confusion matrices and Fig. 6 qualitative grid", step_figures, ("tab2",)),
+    Step("cross", "Generalisation to other datasets (--cross-dataset)", step_cross, ("tab2",)),
 )
 STEP_NAMES = tuple(s.name for s in STEPS) + ("report",)
 
@@ -359,6 +362,7 @@ def run_benchmark(config: BenchmarkConfig, out_dir: str | Path, steps: Sequence[
 
         threads.apply(config.torch_threads)  # the one CPU rule (quick pins 1: tiny models)
     plan = build_plan(config, out_dir, log=log)
+    stale_cross_record(plan, config)
     selected = [s for s in steps if s != "report"] if steps else None
     failure: StepFailed | None = None
     try:

@@ -9,6 +9,7 @@ from typing import Any
 
 from diffseg30k.data.distortions import DISPLAY as DISTORTION_DISPLAY
 from diffseg30k.experiments import reference as paper
+from diffseg30k.experiments.cross_dataset import render_cross
 from diffseg30k.experiments.plan import utc_now
 from diffseg30k.io import atomic_write_text
 
@@ -25,6 +26,7 @@ TABLE_TITLES = {
     "tab6": "Tab. 6: cross-generator generalization, image level",
     "tab7": "Tab. 7: a generator variant scored as its parent",
     "tab8": "Tab. 8: real-base vs AI-base images",
+    "cross": "Generalisation to other datasets (binary task on binary-only sets)",
 }
 
 
@@ -175,7 +177,7 @@ def render_tab8(results: dict[str, Any]) -> list[str]:
 
 
 RENDERERS = {"tab2": render_tab2, "tab3": render_tab3, "tab4": render_tab4, "tab5": render_tab5,
-             "tab6": render_tab6, "tab7": render_tab7, "tab8": render_tab8}
+             "tab6": render_tab6, "tab7": render_tab7, "tab8": render_tab8, "cross": render_cross}
 
 
 def _caveat(config: Any) -> list[str]:
@@ -267,7 +269,7 @@ def build_results(config: Any, results: dict[str, Any], records: dict[str, Any],
                   if (results.get(step) or {}).get("note")},
         "checkpoints": collect_checkpoints(results),
         "figures": figures,
-        "paper": {step: getattr(paper, step.upper()) for step in TABLE_TITLES},
+        "paper": {step: getattr(paper, step.upper(), None) for step in TABLE_TITLES},
     }
 
 

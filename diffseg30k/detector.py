@@ -141,14 +141,9 @@ class Detector:
 
     def _batches(self, arrays: list[np.ndarray]):
         """Indices of consecutive equal-size images, at most ``batch_size`` per batch."""
-        batch: list[int] = []
-        for index, array in enumerate(arrays):
-            if batch and (array.shape != arrays[batch[0]].shape or len(batch) == self.batch_size):
-                yield batch
-                batch = []
-            batch.append(index)
-        if batch:
-            yield batch
+        from diffseg30k.models.inference import equal_size_batches
+
+        return equal_size_batches(range(len(arrays)), self.batch_size, lambda index: arrays[index].shape)
 
     def _pixels(self, arrays: list[np.ndarray]) -> torch.Tensor:
         batch = torch.from_numpy(np.stack(arrays)).to(self.device)

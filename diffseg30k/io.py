@@ -13,6 +13,7 @@ import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image, ImageOps
@@ -23,6 +24,30 @@ MAX_PIXELS = int(os.environ.get("DIFFSEG30K_MAX_PIXELS", 8192 * 8192))
 
 class ImageError(ValueError):
     """An image that cannot be used; the message names the file and the problem."""
+
+
+#: The image files the toolkit reads from plain folders (``--extra-real``, ``--source``, negatives).
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
+
+
+def image_files(folder: str | os.PathLike) -> list[Path]:
+    """Image files (:data:`IMAGE_SUFFIXES`, any case) under ``folder``, recursively, sorted."""
+    return sorted(p for p in Path(folder).rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+
+
+def torch_dtype(value: Any, device: str | None = None, gpu_default: str = "float16") -> Any:
+    """A ``torch.dtype`` from a name (``"bfloat16"``, ``"torch.float16"``), a dtype, or ``None``
+    (``gpu_default`` on CUDA devices, float32 elsewhere)."""
+    import torch
+
+    if value is None:
+        value = gpu_default if str(device or "").startswith("cuda") else "float32"
+    if isinstance(value, torch.dtype):
+        return value
+    dtype = getattr(torch, str(value).removeprefix("torch."), None)
+    if not isinstance(dtype, torch.dtype):
+        raise ValueError(f"unknown torch dtype {value!r} (e.g. float32, float16, bfloat16)")
+    return dtype
 
 
 def cache_dir(*parts: str) -> Path:

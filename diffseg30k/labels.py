@@ -75,6 +75,10 @@ def palette(colors: dict[int, tuple[int, int, int]] | None = None) -> list[int]:
     return flat
 
 
+#: The binary mapping as a PIL ``Image.point`` table: 0 stays 0, every id 1..254 becomes 1, 255 stays.
+BINARY_LUT = [0] + [1] * (IGNORE_INDEX - 1) + [IGNORE_INDEX] * (256 - IGNORE_INDEX)
+
+
 def to_binary(mask: np.ndarray) -> np.ndarray:
     """Map a semantic label map to the binary task: every id > 0 becomes 1; 255 stays ignored."""
     mask = np.asarray(mask)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
-
 import numpy as np
 import pytest
 import torch
@@ -27,7 +25,7 @@ DIFFUSERS_CLASSES = {
     "sdxl": "StableDiffusionXLInpaintPipeline", "hunyuan": "HunyuanDiTPipeline",
     "kandinsky": "KandinskyV22InpaintCombinedPipeline", "sdxl-lora": "StableDiffusionXLInpaintPipeline",
 }
-TESTED = [n for n in EDITORS if importlib.util.find_spec(EDITORS[n].split(":")[0]) is not None]
+TESTED = list(EDITORS)  # every registered adapter's module is importable (it registered itself)
 
 
 @pytest.fixture(scope="module", autouse=True)

@@ -12,7 +12,9 @@ import sys
 
 from diffseg30k import __version__
 
-SUBCOMMANDS = ("convert", "generate", "train", "evaluate", "benchmark", "predict", "push", "demo")
+__all__ = ["SUBCOMMANDS", "CommandError", "build_parser", "main"]
+
+SUBCOMMANDS = ("convert", "generate", "train", "evaluate", "benchmark", "predict", "push", "demo", "list")
 
 
 class CommandError(Exception):

@@ -27,6 +27,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="training steps per detector and classifier (overrides the config)")
     parser.add_argument("--eval-limit", type=int, help="score only the first N validation images")
     parser.add_argument("--bootstrap", type=int, help="bootstrap resamples for the Tab. 2 intervals")
+    parser.add_argument("--detectors", default="",
+                        help="NAME,...: registered detectors added to the plan (each replaces its family's "
+                             "model); see `diffseg30k list detectors`")
+    parser.add_argument("--distortions", default="",
+                        help="NAME,...: the Tab. 3 distortions instead of the config's (jpeg60,resize512)")
+    parser.add_argument("--variant", help="Tab. 7: the registered variant editor (default: sdxl-lora)")
     parser.add_argument("--all-pairs", action="store_true", help="Tab. 4/6: hold out all 28 generator pairs")
     parser.add_argument("--num-processes", type=int, help="paper: GPUs per training (default: all visible)")
     parser.add_argument("--seed", type=int, help="seed of data generation, training and bootstrap")
@@ -37,6 +43,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
 
 
+def _names(text: str) -> tuple[str, ...]:
+    return tuple(s.strip() for s in (text or "").split(",") if s.strip())
+
+
 def build_config(args: argparse.Namespace):
     """The BenchmarkConfig the arguments ask for."""
     from diffseg30k.experiments.config import get_config
@@ -44,12 +54,13 @@ def build_config(args: argparse.Namespace):
     config = get_config(args.config, dataset=args.dataset, revision=args.revision, extra_real=args.extra_real,
                         mini_images=args.mini_images, eval_limit=args.eval_limit, bootstrap=args.bootstrap,
                         num_processes=args.num_processes, seed=args.seed, device=args.device,
-                        cross_datasets=tuple(s.strip() for s in (args.cross_dataset or "").split(",")
-                                             if s.strip()) or None)
+                        variant=args.variant, distortions=_names(args.distortions) or None,
+                        cross_datasets=_names(args.cross_dataset) or None)
     if args.max_steps:
         config.train_overrides = {**config.train_overrides, "max_steps": args.max_steps}
         config.classifier_steps = args.max_steps
-    return config.with_all_pairs() if args.all_pairs else config
+    config = config.with_detectors(list(_names(args.detectors))) if args.detectors else config
+    return (config.with_all_pairs() if args.all_pairs else config).validate()
 
 
 def command_line(args: argparse.Namespace, defaults: dict | None = None) -> str:
@@ -71,13 +82,13 @@ def run(args: argparse.Namespace) -> int:
 
     from diffseg30k.cli import CommandError
     from diffseg30k.experiments.artifacts import train_command
-    from diffseg30k.experiments.benchmark import STEP_NAMES, STEPS, build_plan, run_benchmark
+    from diffseg30k.experiments.benchmark import build_plan, run_benchmark, step_names
     from diffseg30k.experiments.plan import StepFailed
+    from diffseg30k.experiments.steps import STEPS
+    from diffseg30k.registry import RegistryError
 
     if args.list_steps:
-        for step in STEPS:
-            print(f"{step.name:8s} {step.title}" + (f"  (needs {', '.join(step.requires)})" if step.requires
-                                                     else ""))
+        print(STEPS.listing())
         print(f"{'report':8s} report.md and results.json (always written at the end)")
         return 0
     try:
@@ -86,9 +97,8 @@ def run(args: argparse.Namespace) -> int:
         raise CommandError(str(err)) from err
     out = Path(args.out or f"benchmark-{config.name}")
     steps = [s.strip() for s in args.steps.split(",") if s.strip()] or None
-    unknown = [s for s in steps or [] if s not in STEP_NAMES]
-    if unknown:
-        raise CommandError(f"--steps: unknown {unknown}; the plan has {', '.join(STEP_NAMES)}")
+    for unknown in [s for s in steps or [] if s not in step_names()]:
+        raise CommandError(f"--steps: {RegistryError('benchmark step', unknown, step_names())}")
     plan = build_plan(config, out)
     if args.dry_run:
         order = plan.order([s for s in steps if s != "report"] if steps else None)
@@ -96,6 +106,7 @@ def run(args: argparse.Namespace) -> int:
         for name in plan.names:
             state = "done" if plan.record(name) else ("to run" if name in order else "skipped")
             print(f"  {name:8s} {state:7s} {plan.steps[name].title}")
+        print("\n".join(config.describe()))
         if config.launcher == "accelerate":
             family = next(iter(config.families))
             example = train_command(config, config.dataset or "<mini>", config.families[family], "semantic",

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
-import sys
 
 HELP = "score a detector on a dataset split (distortions, breakdowns, bootstrap CIs, saved predictions)"
 
@@ -50,9 +48,9 @@ def run(args: argparse.Namespace) -> int:
 
     from diffseg30k.cli import CommandError
     from diffseg30k.experiments.evaluation import rescore
-    from diffseg30k.experiments.report import render_evaluation
+    from diffseg30k.experiments.report import write_evaluation
     from diffseg30k.experiments.scoring import BREAKDOWNS
-    from diffseg30k.io import atomic_write_text
+    from diffseg30k.registry import RegistryError
 
     if args.list_datasets:
         _list_datasets()
@@ -60,9 +58,8 @@ def run(args: argparse.Namespace) -> int:
     if not args.report:
         raise CommandError("--report DIR is required")
     by = [b.strip() for b in args.by.split(",") if b.strip()]
-    unknown = [b for b in by if b not in BREAKDOWNS]
-    if unknown:
-        raise CommandError(f"--by: unknown breakdown {unknown}; expected some of {', '.join(BREAKDOWNS)}")
+    for unknown in [b for b in by if b not in BREAKDOWNS]:
+        raise CommandError(f"--by: {RegistryError('breakdown', unknown, BREAKDOWNS)}")
     report = Path(args.report)
     if args.from_predictions and args.dataset:
         if args.checkpoint:
@@ -87,15 +84,15 @@ def run(args: argparse.Namespace) -> int:
     command = command_line(args, {"by": "turns,edit_type,base,area", "bootstrap": 1000,
                                   "seed": 0, "batch_size": 8, "on_error": "raise",
                                   "prediction_kind": "auto"})
-    payload = {"command": command, **meta, "scores": scores}
-    atomic_write_text(report / "evaluation.json", json.dumps(payload, indent=2, default=str) + "\n")
-    atomic_write_text(report / "evaluation.md", render_evaluation(scores, meta))
-    print(render_evaluation(scores, meta))
-    print(f"wrote {report / 'evaluation.json'} and {report / 'evaluation.md'}")
+    markdown, paths = write_evaluation(report, scores, meta, command)
+    print(markdown)
+    print(f"wrote {paths[0]} and {paths[1]}")
     return 0
 
 
 def _evaluate(args: argparse.Namespace, by: list[str], report) -> tuple[dict, dict]:
+    import sys
+
     from diffseg30k.cli import CommandError
     from diffseg30k.data.distortions import parse_distortions
     from diffseg30k.detector import Detector

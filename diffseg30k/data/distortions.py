@@ -6,8 +6,9 @@ prediction is resized back to the reference's size (nearest) before scoring. ``b
 ``webp`` and ``crop`` are extra probes beyond the paper; ``crop`` also crops the reference.
 
 Every distortion is deterministic: the same input gives the same output, byte for byte (``noise``
-seeds its generator from the image content). Names are parsed, so ``jpeg50`` or ``resize512`` work
-too; :data:`DISTORTIONS` lists the registered defaults.
+seeds its generator from the image content). Names are parsed by the registered families
+(:data:`DISTORTION_KINDS`, one :class:`DistortionKind` each), so ``jpeg50`` or ``resize512`` work
+too; :data:`DISTORTIONS` lists the defaults.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image, ImageFilter
+
+from diffseg30k.registry import Registry, RegistryError, suggest
 
 #: The paper's Tab. 3 distortions, in its order.
 PAPER_DISTORTIONS = ("jpeg60", "jpeg80", "resize256", "resize1024")
@@ -86,10 +89,12 @@ class Distortion:
     description: str
     image_fn: Callable[[Image.Image], Image.Image]
     crop_fraction: float | None = None
+    #: The report name (``resize 64``, ``JPEG 60``); the name itself when empty.
+    display: str = ""
 
-    @property
-    def display(self) -> str:
-        return DISPLAY.get(self.name, self.name)
+    def __post_init__(self) -> None:
+        if not self.display:
+            object.__setattr__(self, "display", DISPLAY.get(self.name, self.name))
 
     def apply(self, image: Image.Image, reference: np.ndarray | None = None
               ) -> tuple[Image.Image, np.ndarray | None]:
@@ -105,31 +110,98 @@ class Distortion:
         return self.apply(image)[0]
 
 
-IDENTITY = Distortion("none", "no distortion (the baseline)", lambda image: image.convert("RGB"))
-
-_PATTERNS: tuple[tuple[str, str, Callable[[str], Distortion]], ...] = (
-    (r"jpeg(\d{1,3})", "jpeg<quality>", lambda q: Distortion(
-        f"jpeg{int(q)}", f"JPEG encode/decode at quality {int(q)}", lambda im: jpeg(im, int(q)))),
-    (r"webp(\d{1,3})?", "webp[<quality>]", lambda q: Distortion(
-        _name("webp", q, "75"), f"WebP encode/decode at quality {int(q or 75)}",
-        lambda im: webp(im, int(q or 75)))),
-    (r"resize(\d{2,5})", "resize<side>", lambda s: Distortion(
-        f"resize{int(s)}", f"bilinear resize to {int(s)}x{int(s)} before inference; prediction resized "
-        "back (nearest)", lambda im: resize_square(im, int(s)))),
-    (r"blur(\d+(?:\.\d+)?)?", "blur[<radius>]", lambda r: Distortion(
-        _name("blur", r, "1.5"), f"Gaussian blur, radius {float(r or 1.5):g} px",
-        lambda im: blur(im, float(r or 1.5)))),
-    (r"noise(\d+(?:\.\d+)?)?", "noise[<sigma>]", lambda s: Distortion(
-        _name("noise", s, "8"), f"additive Gaussian noise, sigma {float(s or 8):g} (content-seeded)",
-        lambda im: gaussian_noise(im, float(s or 8)))),
-    (r"crop(\d{1,2})?", "crop[<percent>]", lambda p: Distortion(
-        _name("crop", p, "80"), f"centre crop keeping {int(p or 80)} % of each side (reference cropped "
-        "too)", lambda im: im.convert("RGB"), crop_fraction=int(p or 80) / 100)),
-)
+IDENTITY = Distortion("none", "no distortion (the baseline)", lambda image: image.convert("RGB"),
+                      display="Baseline")
 
 
-def _name(stem: str, value: str | None, default: str) -> str:
-    return stem if value in (None, default) else f"{stem}{value}"
+@dataclass(frozen=True)
+class DistortionKind:
+    """A registered family of distortions: names matching ``pattern`` (one optional number, the
+    parameter) are built by ``make(parameter or default)``; ``form`` documents the names."""
+
+    name: str
+    pattern: str
+    form: str
+    make: Callable[[str], Distortion]
+    default: str | None = None
+    description: str = ""
+
+    def parse(self, key: str) -> Distortion | None:
+        match = re.fullmatch(self.pattern, key)
+        if match is None:
+            return None
+        return self.make(match.group(1) if match.group(1) is not None else self.default)
+
+
+#: Distortion families in report order (Baseline first, then as registered). A new one is one
+#: module registering a :class:`DistortionKind`, added once to the module list here.
+DISTORTION_KINDS: Registry[DistortionKind] = Registry(
+    "distortion", package=("diffseg30k.data.distortions",),
+    describe=lambda kind: f"{kind.form:<18} {kind.description}")
+
+
+def register_distortion(name: str, pattern: str, form: str, default: str | None = None, description: str = ""
+                        ) -> Callable[[Callable[[str], Distortion]], Callable[[str], Distortion]]:
+    """Decorator registering ``make(parameter) -> Distortion`` as the family ``name``."""
+    def wrap(make: Callable[[str], Distortion]) -> Callable[[str], Distortion]:
+        DISTORTION_KINDS.register(DistortionKind(name, pattern, form, make, default, description))
+        return make
+    return wrap
+
+
+def _name(stem: str, value: str, default: str) -> str:
+    return stem if value == default else f"{stem}{value}"
+
+
+def _quality(name: str, value: str) -> int:
+    if not 1 <= int(value) <= 100:
+        raise ValueError(f"distortion {name!r}: quality must lie in 1..100")
+    return int(value)
+
+
+@register_distortion("jpeg", r"jpeg(\d{1,3})", "jpeg<quality>", description="JPEG encode/decode")
+def _jpeg(q: str) -> Distortion:
+    quality = _quality(f"jpeg{q}", q)
+    return Distortion(f"jpeg{quality}", f"JPEG encode/decode at quality {quality}",
+                      lambda im: jpeg(im, quality), display=f"JPEG {quality}")
+
+
+@register_distortion("resize", r"resize(\d{2,5})", "resize<side>",
+                     description="bilinear square resize, prediction resized back")
+def _resize(s: str) -> Distortion:
+    side = int(s)
+    return Distortion(f"resize{side}", f"bilinear resize to {side}x{side} before inference; prediction "
+                      "resized back (nearest)", lambda im: resize_square(im, side), display=f"resize {side}")
+
+
+@register_distortion("webp", r"webp(\d{1,3})?", "webp[<quality>]", "75", "lossy WebP encode/decode")
+def _webp(q: str) -> Distortion:
+    quality = _quality(f"webp{q}", q)
+    return Distortion(_name("webp", q, "75"), f"WebP encode/decode at quality {quality}",
+                      lambda im: webp(im, quality), display=f"WebP {quality}")
+
+
+@register_distortion("blur", r"blur(\d+(?:\.\d+)?)?", "blur[<radius>]", "1.5", "Gaussian blur")
+def _blur(r: str) -> Distortion:
+    radius = float(r)
+    return Distortion(_name("blur", r, "1.5"), f"Gaussian blur, radius {radius:g} px",
+                      lambda im: blur(im, radius), display=f"blur {radius:g}")
+
+
+@register_distortion("noise", r"noise(\d+(?:\.\d+)?)?", "noise[<sigma>]", "8", "additive Gaussian noise")
+def _noise(s: str) -> Distortion:
+    sigma = float(s)
+    return Distortion(_name("noise", s, "8"), f"additive Gaussian noise, sigma {sigma:g} (content-seeded)",
+                      lambda im: gaussian_noise(im, sigma), display=f"noise {sigma:g}")
+
+
+@register_distortion("crop", r"crop(\d{1,2})?", "crop[<percent>]", "80", "centre crop (reference too)")
+def _crop(p: str) -> Distortion:
+    if not 10 <= int(p) <= 99:
+        raise ValueError(f"distortion 'crop{p}': crop percent must lie in 10..99")
+    return Distortion(_name("crop", p, "80"), f"centre crop keeping {int(p)} % of each side (reference "
+                      "cropped too)", lambda im: im.convert("RGB"), crop_fraction=int(p) / 100,
+                      display=f"crop {int(p)} %")
 
 
 def get_distortion(name: str) -> Distortion:
@@ -137,18 +209,43 @@ def get_distortion(name: str) -> Distortion:
     key = name.strip().lower()
     if key in ("none", "baseline", ""):
         return IDENTITY
-    for pattern, _, factory in _PATTERNS:
-        match = re.fullmatch(pattern, key)
+    for kind in DISTORTION_KINDS.values():
+        distortion = kind.parse(key)
+        if distortion is not None:
+            return distortion
+    kinds = DISTORTION_KINDS.values()
+    bare = [kind.name for kind in kinds if kind.default is not None]
+    raise RegistryError("distortion", name, list(dict.fromkeys(["none", *DISTORTIONS, *bare])),
+                        "forms: " + ", ".join(kind.form for kind in kinds), _respelled(key))
+
+
+def _respelled(key: str) -> list[str] | None:
+    """``resze64`` -> ``[resize64]``: the nearest family name with the same parameter, if it parses."""
+    stem, rest = re.fullmatch(r"([a-z]*)(.*)", key).groups()
+    for close in suggest(stem, DISTORTION_KINDS.names())[:1]:
+        if any(kind.parse(close + rest) for kind in DISTORTION_KINDS.values() if kind.name == close):
+            return [close + rest]
+    return None
+
+
+def distortion_order(name: str) -> tuple[int, float, str]:
+    """Sort key of the one report order: Baseline, then families as registered, parameter ascending."""
+    key = name.strip().lower()
+    if key in ("none", "baseline", ""):
+        return (-1, 0.0, "")
+    for index, kind in enumerate(DISTORTION_KINDS.values()):
+        match = re.fullmatch(kind.pattern, key)
         if match:
-            value = match.group(1)
-            if key.startswith(("jpeg", "webp")) and value is not None and not 1 <= int(value) <= 100:
-                raise ValueError(f"distortion {name!r}: quality must lie in 1..100")
-            if key.startswith("crop") and value is not None and not 10 <= int(value) <= 99:
-                raise ValueError(f"distortion {name!r}: crop percent must lie in 10..99")
-            return factory(value)
-    forms = ", ".join(form for _, form, _ in _PATTERNS)
-    raise ValueError(f"unknown distortion {name!r}; registered: none, {', '.join(DISTORTIONS)} "
-                     f"(forms: {forms})")
+            return (index, float(match.group(1) or kind.default or 0), key)
+    return (len(DISTORTION_KINDS), 0.0, key)
+
+
+def display_name(name: str) -> str:
+    """A distortion's report name (``resize 64``, ``JPEG 60``, ``Baseline``); the name if unparsable."""
+    try:
+        return get_distortion(name).display
+    except ValueError:
+        return name
 
 
 def parse_distortions(spec: str | list[str] | tuple[str, ...] | None,

@@ -41,7 +41,6 @@ import numpy as np
 from PIL import Image
 
 from diffseg30k.data.release import (
-    IMAGE_SUFFIXES,
     PairEntry,
     ReleaseError,
     ScanResult,
@@ -49,6 +48,7 @@ from diffseg30k.data.release import (
     normalise_metadata,
     split_from_name,
 )
+from diffseg30k.io import IMAGE_SUFFIXES
 from diffseg30k.labels import BINARY_COLORS, BINARY_ID2LABEL, LabelSet
 
 #: Grey level (8-bit) above which a mask pixel counts as edited: a grey value >= 128, a channel mean
@@ -58,7 +58,7 @@ BINARY_THRESHOLD = 127
 BINARY_LABELS = LabelSet(id2label=dict(BINARY_ID2LABEL), colors=dict(BINARY_COLORS))
 NEGATIVE = "Negative"
 DEFAULT_SPLIT = "test"
-_IMAGE_FILES = (*IMAGE_SUFFIXES, ".bmp", ".tif", ".tiff")
+_IMAGE_FILES = IMAGE_SUFFIXES  # .png .jpg .jpeg .webp .bmp .tif .tiff
 
 
 def is_binary_labels(id2label: dict[int, str]) -> bool:

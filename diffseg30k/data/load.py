@@ -18,12 +18,10 @@ from pathlib import Path
 from typing import Any
 
 from diffseg30k.io import cache_dir, open_image
-from diffseg30k.labels import IGNORE_INDEX, TASKS
+from diffseg30k.labels import BINARY_LUT, TASKS
 
 OFFICIAL_REPO = "Chaos2629/Diffseg30k"
 _REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
-# Binary task lookup table for PIL's Image.point: 0 stays 0, every label id becomes 1, 255 stays 255.
-BINARY_LUT = [0] + [1] * (IGNORE_INDEX - 1) + [IGNORE_INDEX]
 #: From this many rows on, the one-time binary pass over the masks runs in several processes.
 PARALLEL_BINARY_ROWS = 4096
 
@@ -125,14 +123,17 @@ def resolve_source(source: str | os.PathLike, revision: str | None = None, progr
         return source if folder is None else str(folder)
     if local_looking:  # never a Hub lookup: its first folder exists here, or it starts with . / ~
         raise ValueError(f"{source}: no such file or folder")
-    raise ValueError(f"{source}: no such file or folder, not a dataset preset ({_preset_names()}) and not "
-                     "a Hub dataset repo id (owner/name)")
+    raise ValueError(f"{source}: no such file or folder, not a dataset preset ({_preset_names(source)}) "
+                     "and not a Hub dataset repo id (owner/name)")
 
 
-def _preset_names() -> str:
+def _preset_names(source: object) -> str:
+    """The preset names, with the nearest to ``source`` suggested (a mistyped preset)."""
     from diffseg30k.data.presets import PRESETS
+    from diffseg30k.registry import suggest
 
-    return ", ".join(PRESETS)
+    near = suggest(str(source).lower(), PRESETS.names())
+    return ", ".join(PRESETS) + (f"; did you mean {' or '.join(near)}?" if near else "")
 
 
 def is_binary_only(location: str | os.PathLike) -> bool:

@@ -6,17 +6,17 @@ by id: downloaded with ``huggingface_hub``, only ``hub_files``, then converted o
 download page (download it yourself, then pass the folder: its layout is detected). Every entry was
 documented from the set's own card or repository; what those do not say is said in ``notes``.
 
-The registry is a plain dict (:data:`PRESETS`, :func:`register_preset`); it can move onto the
-toolkit's generic registry unchanged.
+The presets live in the toolkit's generic registry (:data:`PRESETS`, :func:`register_preset`), so an
+unknown name gets the nearest ones suggested.
 """
 
 from __future__ import annotations
 
-import difflib
 from dataclasses import dataclass
 from pathlib import Path
 
 from diffseg30k.data.foreign import ParquetLayout, register_layout
+from diffseg30k.registry import Registry
 
 
 @dataclass(frozen=True)
@@ -43,33 +43,31 @@ class DatasetPreset:
         return f"https://huggingface.co/datasets/{self.hub_id}" if self.hub_id else str(self.download)
 
 
-PRESETS: dict[str, DatasetPreset] = {}
+#: Every dataset preset, by lower-case name (the entries are registered at the end of this module).
+PRESETS: Registry[DatasetPreset] = Registry("dataset preset", describe=lambda preset: preset.title)
 
 
 def register_preset(preset: DatasetPreset) -> DatasetPreset:
     """Add a preset under its (lower-case) name."""
-    key = preset.name.lower()
-    if key in PRESETS:
-        raise ValueError(f"dataset preset {preset.name!r} is already registered")
-    PRESETS[key] = preset
-    return preset
+    return PRESETS.register(preset, name=preset.name.lower())
 
 
 def find_preset(name: object) -> DatasetPreset | None:
     """The preset called ``name`` (case-insensitive, ``_`` = ``-``) or hosted at Hub id ``name``, or None."""
     if not isinstance(name, str):
         return None
-    found = PRESETS.get(name.lower().replace("_", "-"))
-    return found or next((p for p in PRESETS.values() if p.hub_id and p.hub_id.lower() == name.lower()), None)
+    key = name.lower().replace("_", "-")
+    if key in PRESETS:
+        return PRESETS.get(key)
+    return next((p for p in PRESETS.values() if p.hub_id and p.hub_id.lower() == name.lower()), None)
 
 
 def get_preset(name: str) -> DatasetPreset:
-    """The preset called ``name``; an unknown name gets the nearest ones suggested."""
+    """The preset called ``name``; an unknown name raises :class:`~diffseg30k.registry.RegistryError`
+    (a ``ValueError``) suggesting the nearest ones."""
     preset = find_preset(name)
     if preset is None:
-        near = difflib.get_close_matches(str(name).lower(), list(PRESETS), n=3)
-        hint = f" (did you mean {', '.join(near)}?)" if near else ""
-        raise ValueError(f"unknown dataset preset {name!r}{hint}; presets: {', '.join(PRESETS)}")
+        raise PRESETS.error(str(name).lower())
     return preset
 
 

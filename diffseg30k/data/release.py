@@ -27,8 +27,9 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from diffseg30k.io import image_files
+
 SPLITS = ("train", "validation", "test")
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
 _PAIR_RE = re.compile(r"^(?P<id>[^/]+)\.(?P<kind>image|mask)\.(?P<ext>png|jpe?g|webp)$", re.IGNORECASE)
 #: Largest archive member read into memory (a guard against zip bombs; images are size-checked too).
 MAX_MEMBER_BYTES = int(os.environ.get("DIFFSEG30K_MAX_MEMBER_BYTES", 1 << 30))
@@ -455,7 +456,7 @@ def scan_extra_real(folder: str | os.PathLike) -> ScanResult:
     if not folder.is_dir():
         result.problems.append(ReleaseError(str(folder), "extra-real source is not a folder"))
         return result
-    for path in sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()):
+    for path in image_files(folder):
         rel = path.relative_to(folder).with_suffix("").as_posix().replace("/", "_")
         result.entries.append(PairEntry(f"real_{rel}", "train", str(path), "(all-zero mask)",
                                         lambda p=path: (_read_file(p), b""), {"base": "real", "turns": []},

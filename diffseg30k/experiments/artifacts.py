@@ -24,26 +24,36 @@ def _checkpoint_info(key: str, path: Path) -> dict[str, Any]:
     return {"key": key, "path": str(path), "sha256": sha256_file(weights) if weights.is_file() else None}
 
 
+def train_config(cfg: BenchmarkConfig, dataset: str, model: str, task: str, out: Path,
+                 holdout: Sequence[str] = (), augment: str | None = None) -> Any:
+    """The one :class:`~diffseg30k.training.config.TrainConfig` of a benchmark training, whichever
+    launcher runs it (in this process, or ``accelerate launch`` reading it from a JSON file)."""
+    from diffseg30k.training.config import TrainConfig
+
+    return TrainConfig(dataset=dataset, out=Path(out), model=model, task=task, preset=cfg.train_preset,
+                       from_scratch=cfg.from_scratch, holdout=tuple(holdout), extra_real=cfg.extra_real,
+                       augment=augment, seed=cfg.seed, resume=True,
+                       **{"mixed_precision": cfg.mixed_precision, **cfg.train_overrides})
+
+
+#: The file ``accelerate launch -m diffseg30k train --config`` reads, inside the training folder.
+TRAIN_CONFIG_FILE = "train-config.json"
+#: Fields repeated as flags on the launcher's command line, so a log shows what trains.
+_READABLE = ("dataset", "model", "task", "out", "preset", "seed", "holdout", "augment", "resume")
+
+
 def train_command(cfg: BenchmarkConfig, dataset: str, model: str, task: str, out: Path,
                   holdout: Sequence[str] = (), augment: str | None = None) -> list[str]:
-    """The ``accelerate launch`` command line the paper config trains with (one per detector)."""
-    command = ["accelerate", "launch", "--num_processes", str(cfg.num_processes or _gpu_count()),
-               "--mixed_precision", cfg.mixed_precision, "-m", "diffseg30k", "train", "--dataset", dataset,
-               "--model", model, "--task", task, "--out", str(out), "--preset", cfg.train_preset,
-               "--seed", str(cfg.seed), "--resume"]
-    if cfg.from_scratch:
-        command.append("--from-scratch")
-    if holdout:
-        command += ["--holdout", ",".join(holdout)]
-    if augment:
-        command += ["--augment", augment]
-    if cfg.extra_real:
-        command += ["--extra-real", cfg.extra_real]
-    for name, value in cfg.train_overrides.items():
-        if name in ("mixed_precision",) or value is None or isinstance(value, bool):
-            continue
-        command += [f"--{name.replace('_', '-')}", str(value)]
-    return command
+    """The ``accelerate launch`` command line the paper config trains with (one per detector).
+
+    The whole configuration travels as ``--config OUT/train-config.json`` (written by
+    :func:`train_detector`); the readable flags repeat some of its fields with the same values."""
+    from diffseg30k.cli.schema import to_flags
+
+    config = train_config(cfg, dataset, model, task, out, holdout, augment)
+    return ["accelerate", "launch", "--num_processes", str(cfg.num_processes or _gpu_count()),
+            "--mixed_precision", config.mixed_precision, "-m", "diffseg30k", "train",
+            "--config", str(Path(out) / TRAIN_CONFIG_FILE), *to_flags(config, _READABLE)]
 
 
 def _gpu_count() -> int:
@@ -91,7 +101,9 @@ def train_detector(ctx: PlanContext, family: str, task: str, holdout: Sequence[s
     if marker.is_file():
         return json.loads(marker.read_text())
     ctx.log(f"  training {key} ({model})")
+    config = train_config(cfg, dataset, model, task, folder, holdout, augment)
     if cfg.launcher == "accelerate":
+        atomic_write_text(folder / TRAIN_CONFIG_FILE, json.dumps(config.to_json_dict(), indent=2))
         command = train_command(cfg, dataset, model, task, folder, holdout, augment)
         ctx.log("  $ " + shlex.join(command))
         completed = subprocess.run(command, check=False)
@@ -99,13 +111,9 @@ def train_detector(ctx: PlanContext, family: str, task: str, holdout: Sequence[s
             raise StepFailed(f"training {key} failed (exit {completed.returncode}): {shlex.join(command)}")
         best = folder / "best"
     else:
-        from diffseg30k.train import TrainConfig, train
+        from diffseg30k.train import train
 
-        overrides = dict(cfg.train_overrides)
-        best = train(TrainConfig(dataset=dataset, out=folder, model=model, task=task, preset=cfg.train_preset,
-                                 from_scratch=cfg.from_scratch, holdout=tuple(holdout),
-                                 extra_real=cfg.extra_real, augment=augment, seed=cfg.seed, resume=True,
-                                 **{"mixed_precision": cfg.mixed_precision, **overrides}))
+        best = train(config)
     info = {**_checkpoint_info(key, Path(best)), "model": model, "family": family, "task": task,
             "holdout": list(holdout), "augment": augment}
     atomic_write_text(marker, json.dumps(info, indent=2))

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from diffseg30k.io import IMAGE_SUFFIXES, image_files
 from diffseg30k.models.classifiers import WholeImageClassifier, build_classifier, cnnspot_augment
 
 
@@ -162,9 +163,6 @@ def classifier_scores(model: WholeImageClassifier | str | Path, dataset: Any, ba
     return np.concatenate(scores) if scores else np.zeros(0, np.float32)
 
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
-
-
 def with_negatives(dataset: Any, folder: str | Path | None) -> Any:
     """``dataset`` (``image`` + ``edited_fraction``) plus every image under ``folder`` as an unedited
     negative (the paper adds real COCO images to the classifiers' training set)."""
@@ -173,7 +171,7 @@ def with_negatives(dataset: Any, folder: str | Path | None) -> Any:
     table = dataset.select_columns(["image", "edited_fraction"])
     if folder is None:
         return table
-    paths = sorted(str(p) for p in Path(folder).rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+    paths = [str(p) for p in image_files(folder)]
     if not paths:
         raise ValueError(f"{folder}: no images found (expected {', '.join(IMAGE_SUFFIXES)} files)")
     negatives = datasets.Dataset.from_dict({"image": paths, "edited_fraction": [0.0] * len(paths)},

@@ -73,6 +73,45 @@ class BenchmarkConfig:
         """The same configuration with all 28 generator pairs held out in Tab. 4/6."""
         return replace(self, holdouts=tuple(combinations(GENERATOR_NAMES, 2)))
 
+    def validate(self) -> BenchmarkConfig:
+        """Check every registry name (detectors, classifiers, distortions, the variant editor); a
+        mistyped one raises :class:`~diffseg30k.registry.RegistryError` suggesting the near names."""
+        from diffseg30k.data.distortions import parse_distortions
+        from diffseg30k.generation.editors.registry import EDITORS
+        from diffseg30k.models.classifiers import CLASSIFIERS
+        from diffseg30k.models.registry import DETECTORS
+
+        for model in self.families.values():
+            DETECTORS.get(model)
+        for model in self.classifiers.values():
+            CLASSIFIERS.get(model)
+        parse_distortions(list(self.distortions))
+        EDITORS.get(self.variant)
+        missing = [f for f in self.ablation_families if f not in self.families]
+        if missing:
+            raise ValueError(f"ablation families {missing} have no detector in {sorted(self.families)}")
+        return self
+
+    def with_detectors(self, names: list[str]) -> BenchmarkConfig:
+        """The same configuration with these registered detectors added (each replaces the model of
+        its family): how a new detector module reaches every table."""
+        from diffseg30k.models.registry import DETECTORS
+
+        families = dict(self.families)
+        for name in names:
+            families[DETECTORS.get(name).family] = name
+        return replace(self, families=families)
+
+    def describe(self) -> list[str]:
+        """What the plan trains and probes, one line each (``benchmark --dry-run``)."""
+        from diffseg30k.data.distortions import parse_distortions
+
+        return [f"detectors: {', '.join(f'{f}={m}' for f, m in self.families.items())} "
+                f"(ablations: {', '.join(self.ablation_families)})",
+                f"classifiers: {', '.join(f'{k}={m}' for k, m in self.classifiers.items()) or 'none'}",
+                f"distortions: {', '.join(d.name for d in parse_distortions(list(self.distortions)))}",
+                f"Tab. 7 variant editor: {self.variant} (scored as {self.variant_parent})"]
+
     def to_dict(self) -> dict[str, Any]:
         return json.loads(json.dumps(asdict(self), default=str))
 

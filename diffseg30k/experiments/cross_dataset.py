@@ -18,6 +18,7 @@ from typing import Any
 
 from diffseg30k.experiments.evaluation import Predictor
 from diffseg30k.experiments.plan import PlanContext
+from diffseg30k.experiments.tables import ReportTable, register_report_table
 from diffseg30k.labels import to_binary
 
 _SHARD = re.compile(r"^(?P<split>\w+?)-\d{5}-of-\d{5}\.parquet$")
@@ -174,7 +175,7 @@ def stale_cross_record(plan: Any, config: Any) -> None:
 
 def render_cross(results: dict[str, Any]) -> list[str]:
     """The "generalisation to other datasets" table: one row per dataset x detector, every metric key."""
-    from diffseg30k.experiments.report import _name, _table, fmt
+    from diffseg30k.experiments.tables.common import fmt, md_table, name
 
     rows = (results.get("cross") or {}).get("rows", [])
     if not rows:
@@ -182,6 +183,14 @@ def render_cross(results: dict[str, Any]) -> list[str]:
     keys: list[str] = []
     for row in rows:
         keys += [k for k in row["metrics"] if k not in keys]
-    body = [[row["dataset"], row["split"], _name(row["family"], row.get("model")), row["task"],
+    body = [[row["dataset"], row["split"], name(row["family"], row.get("model")), row["task"],
              str(row["count"]), *[fmt(row["metrics"].get(k)) for k in keys]] for row in rows]
-    return _table(["dataset", "split", "model", "trained on", "images", *keys], body)
+    return md_table(["dataset", "split", "model", "trained on", "images", *keys], body)
+
+
+#: The report table and its benchmark step, after ``figures`` (no paper numbers: not in the paper).
+TABLE = register_report_table(ReportTable(
+    "cross", 1_010.0, "Generalisation to other datasets (binary task on binary-only sets)",
+    "Generalisation to other datasets (--cross-dataset)", step_cross, render_cross,
+    forget_stale=stale_cross_record,
+))

@@ -27,12 +27,14 @@ class StepFailed(RuntimeError):
 
 @dataclass(frozen=True)
 class Step:
-    """One named unit of work: ``run(context) -> dict`` (JSON-serialisable result)."""
+    """One named unit of work: ``run(context) -> dict`` (JSON-serialisable result); ``order`` places
+    it in a registered plan (:data:`diffseg30k.experiments.steps.STEPS`)."""
 
     name: str
     title: str
     run: Callable[[PlanContext], dict[str, Any]]
     requires: tuple[str, ...] = ()
+    order: float = 0.0
 
 
 @dataclass

@@ -3,88 +3,60 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from diffseg30k.data.distortions import DISPLAY as DISTORTION_DISPLAY
-from diffseg30k.experiments import reference as paper
-from diffseg30k.experiments.cross_dataset import render_cross
+from diffseg30k.data.distortions import display_name, distortion_order
 from diffseg30k.experiments.plan import utc_now
+from diffseg30k.experiments.tables import paper_tables, report_tables
+from diffseg30k.experiments.tables.common import (  # noqa: F401  (re-exported: the report's cells)
+    BIN,
+    IMG,
+    LEGEND,
+    SEM,
+    SHORT,
+    cell,
+    fmt,
+    header,
+    md_table,
+)
 from diffseg30k.io import atomic_write_text
 
+__all__ = ["build_results", "render_evaluation", "render_markdown", "write_evaluation", "write_report"]
+
 SCHEMA = "diffseg30k-benchmark/1"
-SHORT = {"binary_accuracy": "Acc", "binary_miou": "mIoU", "binary_bf1": "bF1", "semantic_accuracy": "Acc",
-         "semantic_miou": "mIoU", "semantic_bf1": "bF1", "image_accuracy": "Acc", "image_ap": "AP"}
-BIN = ("binary_accuracy", "binary_miou", "binary_bf1")
-SEM = ("semantic_accuracy", "semantic_miou", "semantic_bf1")
-TABLE_TITLES = {
-    "tab2": "Tab. 2: segmentation baselines (binary and semantic)",
-    "tab3": "Tab. 3: robustness to image transformations",
-    "tab4": "Tab. 4: generalization to unseen generators (binary segmentation)",
-    "tab5": "Tab. 5: whole-image classification",
-    "tab6": "Tab. 6: cross-generator generalization, image level",
-    "tab7": "Tab. 7: a generator variant scored as its parent",
-    "tab8": "Tab. 8: real-base vs AI-base images",
-    "cross": "Generalisation to other datasets (binary task on binary-only sets)",
-}
+_table = md_table
 
 
-def fmt(value: Any) -> str:
-    return "–" if value is None else f"{float(value):.3f}"
+def table_titles() -> dict[str, str]:
+    """Step name -> report heading of every registered table (paper tables and the others), in order."""
+    return {table.name: table.title for table in report_tables()}
 
 
-def cell(ours: Any, ref: float | None) -> str:
-    """``ours (paper)``; ``–`` marks a missing number."""
-    return fmt(ours) if ref is None else f"{fmt(ours)} ({ref:.3f})"
+def renderers() -> dict[str, Any]:
+    """Step name -> ``render(results) -> lines`` of every registered table, in order."""
+    return {table.name: table.render for table in report_tables()}
 
 
-def _table(header: list[str], rows: list[list[str]]) -> list[str]:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(r) + " |" for r in rows]
-    return lines
+def __getattr__(name: str) -> Any:
+    """``TABLE_TITLES`` and ``RENDERERS`` as they were: built from the registered tables."""
+    if name == "TABLE_TITLES":
+        return table_titles()
+    if name == "RENDERERS":
+        return renderers()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-def _name(family: str, model: str | None = None) -> str:
-    display = paper.DISPLAY.get(family, family)
-    return f"{display} (`{model}`)" if model else display
+def _group_order(by: str, groups: dict[str, Any]) -> list[str]:
+    """Breakdown groups in reading order: area bins by size, distortions as everywhere, else as given."""
+    if by == "area":
+        from diffseg30k.experiments.scoring import AREA_BINS
 
-
-def _rows(results: dict[str, Any], step: str) -> list[dict[str, Any]]:
-    return list((results.get(step) or {}).get("rows", []))
-
-
-def _by(rows: Iterable[dict[str, Any]], **match: Any) -> dict[str, Any] | None:
-    for row in rows:
-        if all(row.get(k) == v for k, v in match.items()):
-            return row
-    return None
-
-
-def _metric(row: dict[str, Any] | None, key: str) -> Any:
-    return None if row is None else row.get("metrics", {}).get(key)
-
-
-def render_tab2(results: dict[str, Any]) -> list[str]:
-    rows = _rows(results, "tab2")
-    out = []
-    for family in dict.fromkeys(r["family"] for r in rows):
-        b, s = _by(rows, family=family, task="binary"), _by(rows, family=family, task="semantic")
-        model = (b or s or {}).get("model")
-        ref = paper.TAB2.get(family, {})
-        out.append([_name(family, model), *[cell(_metric(b, k), ref.get(k)) for k in BIN],
-                    *[cell(_metric(s, k), ref.get(k)) for k in SEM]])
-    lines = _table(["model", "bin Acc", "bin mIoU", "bin bF1", "sem Acc", "sem mIoU", "sem bF1"], out)
-    ci_lines = []
-    for row in rows:
-        if row.get("ci"):
-            keys = BIN if row["task"] == "binary" else SEM
-            spans = ", ".join(f"{SHORT[k]} [{fmt(row['ci'][k][0])}, {fmt(row['ci'][k][1])}]"
-                              for k in keys if k in row["ci"])
-            ci_lines.append(f"- {_name(row['family'])} {row['task']}: {spans} (n = {row['count']} images)")
-    if ci_lines:
-        lines += ["", "95 % bootstrap intervals (images resampled):", "", *ci_lines]
-    return lines
+        rank = {label: i for i, (_, label) in enumerate(AREA_BINS)}
+        return sorted(groups, key=lambda g: (rank.get(g, len(rank)), g))
+    if by == "turns":
+        return sorted(groups, key=lambda g: (not str(g).isdigit(), int(g) if str(g).isdigit() else 0, str(g)))
+    return list(groups)
 
 
 def render_breakdowns(results: dict[str, Any]) -> list[str]:
@@ -94,90 +66,10 @@ def render_breakdowns(results: dict[str, Any]) -> list[str]:
         for by, groups in (detail.get("breakdowns") or {}).items():
             task = "semantic" if key.endswith("semantic") else "binary"
             keys = SEM if task == "semantic" else BIN
-            body = [[str(g), str(v["count"]), *[fmt(v["metrics"].get(k)) for k in keys]]
-                    for g, v in groups.items()]
-            lines += ["", f"`{key}` by {by}:", "", *_table([by, "images", *[SHORT[k] for k in keys]], body)]
+            body = [[str(g), str(groups[g]["count"]), *[fmt(groups[g]["metrics"].get(k)) for k in keys]]
+                    for g in _group_order(by, groups)]
+            lines += ["", f"`{key}` by {by}:", "", *md_table([by, "images", *header(keys)], body)]
     return lines
-
-
-def render_tab3(results: dict[str, Any]) -> list[str]:
-    rows = _rows(results, "tab3")
-    out = []
-    combos = dict.fromkeys((r["family"], r["training"], r["distortion"]) for r in rows)
-    for family, training, distortion in combos:
-        b = _by(rows, family=family, training=training, distortion=distortion, task="binary")
-        s = _by(rows, family=family, training=training, distortion=distortion, task="semantic")
-        ref = paper.TAB3.get(family, {}).get(distortion, {}) if training == "plain" else {}
-        out.append([_name(family), training, DISTORTION_DISPLAY.get(distortion, distortion),
-                    *[cell(_metric(b, k), ref.get(k)) for k in BIN],
-                    *[cell(_metric(s, k), ref.get(k)) for k in SEM]])
-    return _table(["model", "training", "distortion", "bin Acc", "bin mIoU", "bin bF1", "sem Acc", "sem mIoU",
-                   "sem bF1"], out)
-
-
-def _holdout_label(setting: str) -> str:
-    pair = tuple(setting.split("+"))
-    return paper.HOLDOUT_NAMES.get(pair, setting) if setting != "baseline" else "Baseline"
-
-
-def render_tab4(results: dict[str, Any]) -> list[str]:
-    out = []
-    for row in _rows(results, "tab4"):
-        ref = paper.TAB4.get(row["family"], {}).get(row["setting"], {})
-        seen = row.get("seen_model_same_images") or {}
-        out.append([_name(row["family"]), _holdout_label(row["setting"]), str(row["count"]),
-                    *[cell(_metric(row, k), ref.get(k)) for k in BIN], fmt(seen.get("binary_miou"))])
-    return _table(["model", "generalize to", "images", "Acc", "mIoU", "bF1",
-                   "mIoU of the 8-generator model, same images"], out)
-
-
-def render_tab5(results: dict[str, Any]) -> list[str]:
-    out = []
-    for row in _rows(results, "tab5"):
-        ref = paper.TAB5.get(row["family"], {}) if row.get("task") in (None, "binary") else {}
-        how = "classifier" if row.get("task") is None else f"{row['task']} segmenter, 1 % rule"
-        out.append([_name(row["family"], row.get("model")), how,
-                    *[cell(_metric(row, k), ref.get(k)) for k in ("image_accuracy", "image_ap")]])
-    return _table(["model", "decision", "Acc", "AP"], out)
-
-
-def render_tab6(results: dict[str, Any]) -> list[str]:
-    out = []
-    for row in _rows(results, "tab6"):
-        ref = paper.TAB6.get(row["family"], {}).get(row["setting"], {})
-        out.append([_name(row["family"]), _holdout_label(row["setting"]), str(row["count"]),
-                    *[cell(_metric(row, k), ref.get(k)) for k in ("image_accuracy", "image_ap")]])
-    return _table(["model", "generalize to", "images", "Acc", "AP"], out)
-
-
-def render_tab7(results: dict[str, Any]) -> list[str]:
-    data = results.get("tab7") or {}
-    parent = data.get("parent", "sdxl")
-    out = []
-    for row in data.get("rows", []):
-        ref = paper.TAB7.get(row["family"], {}).get(row["setting"], {}).get("sdxl_iou")
-        out.append([_name(row["family"]), row["setting"], str(row["count"]),
-                    cell(row["metrics"].get(f"{parent}_iou"), ref)])
-    return _table(["model", "edit model (in val)", "images", f"IoU ({parent})"], out)
-
-
-def render_tab8(results: dict[str, Any]) -> list[str]:
-    rows = _rows(results, "tab8")
-    out = []
-    for family, subset in dict.fromkeys((r["family"], r["subset"]) for r in rows):
-        b = _by(rows, family=family, subset=subset, task="binary")
-        s = _by(rows, family=family, subset=subset, task="semantic")
-        ref = paper.TAB8.get(family, {}).get(subset, {})
-        count = (b or s or {}).get("count")
-        out.append([_name(family), f"{subset}-base", str(count),
-                    *[cell(_metric(b, k), ref.get(k)) for k in BIN],
-                    *[cell(_metric(s, k), ref.get(k)) for k in SEM]])
-    return _table(["model", "subset", "images", "bin Acc", "bin mIoU", "bin bF1", "sem Acc", "sem mIoU",
-                   "sem bF1"], out)
-
-
-RENDERERS = {"tab2": render_tab2, "tab3": render_tab3, "tab4": render_tab4, "tab5": render_tab5,
-             "tab6": render_tab6, "tab7": render_tab7, "tab8": render_tab8, "cross": render_cross}
 
 
 def _caveat(config: Any) -> list[str]:
@@ -209,7 +101,9 @@ def render_markdown(config: Any, results: dict[str, Any], records: dict[str, Any
     if splits:
         lines += ["Splits: " + ", ".join(f"{k} {v['rows']} images ({v.get('unedited', '?')} unedited)"
                                          for k, v in splits.items()), ""]
-    for step, title in TABLE_TITLES.items():
+    lines += [LEGEND, ""]
+    for table in report_tables():
+        step, title = table.name, table.title
         lines += [f"## {title}", ""]
         record = records.get(step) or {}
         if step not in results:
@@ -219,13 +113,13 @@ def render_markdown(config: Any, results: dict[str, Any], records: dict[str, Any
             continue
         if results[step].get("note"):
             lines += [f"*{results[step]['note']}*", ""]
-        lines += RENDERERS[step](results)
+        lines += table.render(results)
         lines.append("")
     if figures:
         lines += ["## Figures", "", *[f"![{Path(f).stem}]({f})" for f in figures], ""]
     breakdowns = render_breakdowns(results)
     if breakdowns:
-        lines += ["## Breakdowns of the Tab. 2 models (validation metadata)", *breakdowns, ""]
+        lines += ["## Breakdowns of the Tab. 2 models (validation metadata)", "", LEGEND, *breakdowns, ""]
     lines += ["## Steps", "", *_table(["step", "status", "wall time (s)", "finished"], [
         [name, rec.get("status", "–") + (" (reused)" if rec.get("reused") else ""),
          f"{rec.get('wall_s', 0):.1f}", rec.get("finished", "–")] for name, rec in records.items()]), ""]
@@ -244,6 +138,7 @@ def build_results(config: Any, results: dict[str, Any], records: dict[str, Any],
     """The machine-readable record: every number, with what it was made from."""
     from diffseg30k.experiments.benchmark import environment
 
+    titles = table_titles()
     tab2 = results.get("tab2") or {}
     checkpoints = tab2.get("checkpoints", {})
     spec = {checkpoints[key]["task"]: d["spec"] for key, d in tab2.get("details", {}).items()
@@ -263,13 +158,12 @@ def build_results(config: Any, results: dict[str, Any], records: dict[str, Any],
         "environment": environment(),
         "steps": steps,
         "total_wall_s": round(sum(r.get("wall_s") or 0 for r in records.values()), 3),
-        "tables": {step: (results.get(step) or {}).get("rows", []) for step in TABLE_TITLES},
+        "tables": {step: (results.get(step) or {}).get("rows", []) for step in titles},
         "details": {"tab2": tab2.get("details", {})},
-        "notes": {step: results[step]["note"] for step in TABLE_TITLES
-                  if (results.get(step) or {}).get("note")},
+        "notes": {step: results[step]["note"] for step in titles if (results.get(step) or {}).get("note")},
         "checkpoints": collect_checkpoints(results),
         "figures": figures,
-        "paper": {step: getattr(paper, step.upper(), None) for step in TABLE_TITLES},
+        "paper": {table.name: table.paper for table in paper_tables()},
     }
 
 
@@ -284,29 +178,42 @@ def write_report(out_dir: str | Path, config: Any, results: dict[str, Any], reco
     return [out_dir / "report.md", out_dir / "results.json"]
 
 
+def write_evaluation(report: str | Path, scores: dict[str, Any], meta: dict[str, Any], command: str | None
+                     ) -> tuple[str, list[Path]]:
+    """Write ``evaluation.json`` and ``evaluation.md`` (atomically) into ``report``; returns the
+    markdown and the two paths (what ``diffseg30k evaluate`` prints)."""
+    report = Path(report)
+    payload = {"command": command, **meta, "scores": scores}
+    markdown = render_evaluation(scores, meta)
+    atomic_write_text(report / "evaluation.json", json.dumps(payload, indent=2, default=str) + "\n")
+    atomic_write_text(report / "evaluation.md", markdown)
+    return markdown, [report / "evaluation.json", report / "evaluation.md"]
+
+
 def render_evaluation(scores: dict[str, Any], meta: dict[str, Any]) -> str:
-    """Markdown summary of ``diffseg30k evaluate``: one row per distortion, then breakdowns and CIs."""
+    """Markdown summary of ``diffseg30k evaluate``: one row per distortion (Baseline first, then the
+    one fixed order), then intervals and breakdowns, every metric column named with its group."""
     lines = ["# DiffSeg30k evaluation", ""]
     lines += [f"- {k}: `{v}`" for k, v in meta.items() if v is not None and not isinstance(v, dict | list)]
     lines.append("")
     task = next(iter(scores.values()))["task"] if scores else "semantic"
-    keys = [*BIN, *(SEM if task == "semantic" else ()), "image_accuracy", "image_ap"]
-    header = ["distortion", "images", *[("sem " if k in SEM else "bin " if k in BIN else "img ") + SHORT[k]
-                                        for k in keys]]
-    body = [[DISTORTION_DISPLAY.get(name, name), str(s["count"]), *[fmt(s["metrics"].get(k)) for k in keys]]
-            for name, s in scores.items()]
-    lines += _table(header, body)
-    for name, s in scores.items():
+    keys = [*BIN, *(SEM if task == "semantic" else ()), *IMG]
+    ordered = sorted(scores, key=distortion_order)
+    body = [[display_name(n), str(scores[n]["count"]), *[fmt(scores[n]["metrics"].get(k)) for k in keys]]
+            for n in ordered]
+    lines += [LEGEND, "", *md_table(["distortion", "images", *header(keys)], body)]
+    for name in ordered:
+        s = scores[name]
         if s.get("ci"):
             spec = s.get("ci_spec", {})
             level = int(spec.get("confidence", 0.95) * 100)
-            lines += ["", f"{DISTORTION_DISPLAY.get(name, name)}: {level} % "
+            lines += ["", f"{display_name(name)}: {level} % "
                       f"bootstrap intervals ({spec.get('resamples')} resamples over images):", ""]
-            lines += [f"- {k}: [{fmt(lo)}, {fmt(hi)}]" for k, (lo, hi) in s["ci"].items()]
+            lines += [f"- {header([k])[0]}: [{fmt(lo)}, {fmt(hi)}]" for k, (lo, hi) in s["ci"].items()]
         for by, groups in (s.get("breakdowns") or {}).items():
             gkeys = [k for k in keys if k in next(iter(groups.values()))["metrics"]]
-            body = [[g, str(v["count"]), *[fmt(v["metrics"].get(k)) for k in gkeys]]
-                    for g, v in groups.items()]
-            lines += ["", f"{DISTORTION_DISPLAY.get(name, name)} by {by}:", "",
-                      *_table([by, "images", *[SHORT[k] for k in gkeys]], body)]
+            body = [[g, str(groups[g]["count"]), *[fmt(groups[g]["metrics"].get(k)) for k in gkeys]]
+                    for g in _group_order(by, groups)]
+            lines += ["", f"{display_name(name)} by {by}:", "",
+                      *md_table([by, "images", *header(gkeys)], body)]
     return "\n".join(lines) + "\n"

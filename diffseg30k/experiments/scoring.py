@@ -108,7 +108,7 @@ def score_records(records: Iterable[PredictionRecord], task: str, by: Iterable[s
     factory = metric_factory(task, id2label, area_threshold)
     evaluator = factory()
     states, metas = [], []
-    for record in tqdm(records, desc=desc, disable=not progress, leave=False):
+    for record in tqdm(records, desc=desc, disable=not progress, leave=False, delay=2.0):
         reference = record.reference if task == "semantic" else to_binary(record.reference)
         prediction = np.asarray(record.prediction)
         if prediction.shape != reference.shape:

@@ -18,10 +18,10 @@ import numpy as np
 from diffseg30k.generation.editors.registry import EDITORS, installed_generators, is_variant, label_of
 from diffseg30k.generation.prompts import EDIT_TYPES
 from diffseg30k.generation.quality import THRESHOLD
+from diffseg30k.io import IMAGE_SUFFIXES, image_files
 
 LOG = logging.getLogger("diffseg30k.generation")
 PROFILES = ("mini", "paper")
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
 TURN_WEIGHTS = (1, 4, 5)
 #: Bumped when the same arguments would produce other bytes (part of ``generation.json``).
 PIPELINE_VERSION = 2
@@ -72,8 +72,7 @@ class GenerationConfig:
         if not self.editors:
             raise ValueError(f"no editors to draw from; registered: {', '.join(EDITORS)}")
         for name in (*self.editors, *self.editor_options):
-            if name not in EDITORS:
-                raise ValueError(f"unknown editor {name!r}; registered: {', '.join(EDITORS)}")
+            EDITORS.get(name)  # RegistryError (a ValueError) suggesting near names
         if self.profile == "paper" and self.real_fraction > 0 and self.source is None:
             raise ValueError("the paper profile needs --source DIR with real photos (or real_fraction=0)")
         self.exemplar_images = tuple(str(p) for p in self.exemplar_images)
@@ -150,7 +149,7 @@ def list_sources(config: GenerationConfig) -> list[str]:
     root = Path(config.source)
     if not root.is_dir():
         raise ValueError(f"{root}: --source must be a folder of images")
-    files = sorted(str(p) for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+    files = [str(p) for p in image_files(root)]
     if not files:
         raise ValueError(f"{root}: no images ({', '.join(IMAGE_SUFFIXES)}) found")
     return files

@@ -72,13 +72,11 @@ class QwenVL:
     @classmethod
     def from_pretrained(cls, repo: str | Path, revision: str | None = None, device: str = "cpu",
                         dtype: Any = None) -> QwenVL:
-        import torch
         from transformers import Qwen2_5_VLForConditionalGeneration
 
-        if dtype is None:
-            dtype = torch.bfloat16 if str(device).startswith("cuda") else torch.float32
-        elif isinstance(dtype, str):
-            dtype = getattr(torch, dtype)
+        from diffseg30k.io import torch_dtype
+
+        dtype = torch_dtype(dtype, device, gpu_default="bfloat16")
         model = Qwen2_5_VLForConditionalGeneration.from_pretrained(repo, revision=revision, dtype=dtype,
                                                                    use_safetensors=True)
         return cls(model.to(device).eval(), ImageOnlyQwenProcessor.load(repo, revision))

@@ -133,38 +133,9 @@ def _metrics_table(metrics: dict[str, float]) -> str:
     return "\n".join(rows)
 
 
-def build_model_card(checkpoint: str | os.PathLike, repo_id: str, license: str = DEFAULT_LICENSE,
-                     dataset_id: str | None = None, extra_tags: Iterable[str] = ()):
-    """A ``huggingface_hub.ModelCard`` for a checkpoint folder, ready to save as ``README.md``."""
-    from huggingface_hub import ModelCard, ModelCardData
-
-    info = read_checkpoint_info(checkpoint)
-    task = str(info.get("task") or "semantic")
-    evaluated, split, on_hub = evaluated_on(info)
-    if dataset_id:
-        evaluated, on_hub = dataset_id, True
-    dataset_name = ("DiffSeg30k" if on_hub else f"DiffSeg30k-format local folder {evaluated}" if evaluated
-                    else "unrecorded DiffSeg30k-format data")
-    metrics = last_evaluation(info)
-    count = metrics.pop("num_images", None)
-    raw_labels = info.get("id2label") or {}
-    id2label = {int(k): str(v) for k, v in raw_labels.items()} or load_label_set().id2label
-    model_name = repo_id.split("/")[-1]
-    tags = list(dict.fromkeys([*BASE_TAGS, f"{task}-task", *(t for t in [info.get("model_type")] if t),
-                               *extra_tags]))
-    library = library_name(info.get("model_type"))
-    data = ModelCardData(
-        library_name=library, pipeline_tag="image-segmentation", license=license,
-        datasets=[evaluated] if on_hub else None, tags=tags,  # only data the model saw (a Hub id)
-        metrics=["mean_iou", "accuracy"], model_name=model_name,
-        eval_results=(eval_results(metrics, evaluated, split, dataset_name) if evaluated else None) or None)
-    where = f"{split} split of " + (f"`{evaluated}`" if on_hub else f"the local folder `{evaluated}`"
-                                    if evaluated else "data the checkpoint does not record")
-    if count:
-        where += f", {int(count)} images"
-    training = info.get("training") or {}
-    trained = ", ".join(f"{k}={training[k]}" for k in ("model", "max_steps", "crop_size", "lr", "batch_size")
-                        if k in training) or "not recorded"
+def _card_body(model_name: str, repo_id: str, task: str, info: dict[str, Any], library: str, where: str,
+               metrics: dict[str, Any], id2label: dict[int, str], trained: str) -> str:
+    """The card's markdown below the YAML header."""
     palette = palette_json(id2label, task)
     body = f"""
 # {model_name}
@@ -217,4 +188,40 @@ Palette (label id -> RGB), as used by `diffseg30k.labels.label_colors` and `diff
 }}
 ```
 """
+    return body
+
+
+def build_model_card(checkpoint: str | os.PathLike, repo_id: str, license: str = DEFAULT_LICENSE,
+                     dataset_id: str | None = None, extra_tags: Iterable[str] = ()):
+    """A ``huggingface_hub.ModelCard`` for a checkpoint folder, ready to save as ``README.md``."""
+    from huggingface_hub import ModelCard, ModelCardData
+
+    info = read_checkpoint_info(checkpoint)
+    task = str(info.get("task") or "semantic")
+    evaluated, split, on_hub = evaluated_on(info)
+    if dataset_id:
+        evaluated, on_hub = dataset_id, True
+    dataset_name = ("DiffSeg30k" if on_hub else f"DiffSeg30k-format local folder {evaluated}" if evaluated
+                    else "unrecorded DiffSeg30k-format data")
+    metrics = last_evaluation(info)
+    count = metrics.pop("num_images", None)
+    raw_labels = info.get("id2label") or {}
+    id2label = {int(k): str(v) for k, v in raw_labels.items()} or load_label_set().id2label
+    model_name = repo_id.split("/")[-1]
+    tags = list(dict.fromkeys([*BASE_TAGS, f"{task}-task", *(t for t in [info.get("model_type")] if t),
+                               *extra_tags]))
+    library = library_name(info.get("model_type"))
+    data = ModelCardData(
+        library_name=library, pipeline_tag="image-segmentation", license=license,
+        datasets=[evaluated] if on_hub else None, tags=tags,  # only data the model saw (a Hub id)
+        metrics=["mean_iou", "accuracy"], model_name=model_name,
+        eval_results=(eval_results(metrics, evaluated, split, dataset_name) if evaluated else None) or None)
+    where = f"{split} split of " + (f"`{evaluated}`" if on_hub else f"the local folder `{evaluated}`"
+                                    if evaluated else "data the checkpoint does not record")
+    if count:
+        where += f", {int(count)} images"
+    training = info.get("training") or {}
+    trained = ", ".join(f"{k}={training[k]}" for k in ("model", "max_steps", "crop_size", "lr", "batch_size")
+                        if k in training) or "not recorded"
+    body = _card_body(model_name, repo_id, task, info, library, where, metrics, id2label, trained)
     return ModelCard(f"---\n{data.to_yaml()}\n---\n{body}")

@@ -24,30 +24,42 @@ from torch import nn
 
 from diffseg30k.data.distortions import blur, jpeg
 from diffseg30k.io import atomic_dir
+from diffseg30k.models.common import IMAGENET_MEAN, IMAGENET_STD
+from diffseg30k.registry import Registry
 
-IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 CLIP_MEAN, CLIP_STD = (0.48145466, 0.4578275, 0.40821073), (0.26862954, 0.26130258, 0.27577711)
 
 
 @dataclass(frozen=True)
 class ClassifierSpec:
-    """A registered classifier: its kind (``cnnspot``/``ufd``), weights and input size."""
+    """A registered classifier: its kind (``cnnspot``/``ufd``), weights, input size and report name."""
 
     name: str
     kind: str
     image_size: int
     repo_id: str | None = None
     description: str = ""
+    display: str = ""
+
+    @property
+    def display_name(self) -> str:
+        return self.display or self.kind
 
 
-CLASSIFIERS: dict[str, ClassifierSpec] = {s.name: s for s in (
+#: Every whole-image classifier; entries register where they are defined (a module of ``models``).
+CLASSIFIERS: Registry[ClassifierSpec] = Registry("classifier", package="diffseg30k.models")
+for _spec in (
     ClassifierSpec("cnnspot-r50", "cnnspot", 224, "microsoft/resnet-50",
-                   "CNNSpot: ResNet-50, blur+JPEG augmentation (Wang et al. 2020)"),
+                   "CNNSpot: ResNet-50, blur+JPEG augmentation (Wang et al. 2020)", "CNNSpot"),
     ClassifierSpec("ufd-vitl14", "ufd", 224, "openai/clip-vit-large-patch14",
-                   "UniversalFakeDetect: frozen CLIP ViT-L/14 + linear probe (Ojha et al. 2023)"),
-    ClassifierSpec("cnnspot-tiny", "cnnspot", 64, None, "tiny random ResNet for CPU runs and tests"),
-    ClassifierSpec("ufd-tiny", "ufd", 64, None, "tiny random CLIP vision tower for CPU runs and tests"),
-)}
+                   "UniversalFakeDetect: frozen CLIP ViT-L/14 + linear probe (Ojha et al. 2023)",
+                   "UniversalFakeDet"),
+    ClassifierSpec("cnnspot-tiny", "cnnspot", 64, None, "tiny random ResNet for CPU runs and tests",
+                   "CNNSpot"),
+    ClassifierSpec("ufd-tiny", "ufd", 64, None, "tiny random CLIP vision tower for CPU runs and tests",
+                   "UniversalFakeDet"),
+):
+    CLASSIFIERS.register(_spec)
 
 
 def _tiny_backbone_config(kind: str, image_size: int) -> Any:
@@ -163,9 +175,7 @@ def build_classifier(name: str, from_scratch: bool = False, revision: str | None
                      ) -> WholeImageClassifier:
     """Build a registered classifier; full-size ones load their backbone weights (safetensors) unless
     ``from_scratch``."""
-    if name not in CLASSIFIERS:
-        raise ValueError(f"unknown classifier {name!r}; available: {', '.join(CLASSIFIERS)}")
-    spec = CLASSIFIERS[name]
+    spec = CLASSIFIERS.get(name)
     if spec.repo_id is None:
         backbone = _backbone_from_config(spec.kind, _tiny_backbone_config(spec.kind, spec.image_size))
     elif from_scratch:

@@ -9,7 +9,12 @@ from torch import nn
 from transformers import AutoConfig, AutoModelForSemanticSegmentation, PretrainedConfig
 
 from diffseg30k.models.common import ConvNormAct
-from diffseg30k.models.resnet_backbone import ResNetSegmentationConfigMixin, ResNetSegmentationModel
+from diffseg30k.models.registry import DETECTORS, DetectorSpec
+from diffseg30k.models.resnet_backbone import (
+    ResNetSegmentationConfigMixin,
+    ResNetSegmentationModel,
+    resnet_detector_builder,
+)
 
 
 class DeepLabV3PlusConfig(ResNetSegmentationConfigMixin, PretrainedConfig):
@@ -79,3 +84,15 @@ class DeepLabV3PlusForSemanticSegmentation(ResNetSegmentationModel):
 AutoConfig.register(DeepLabV3PlusConfig.model_type, DeepLabV3PlusConfig, exist_ok=True)
 AutoModelForSemanticSegmentation.register(DeepLabV3PlusConfig, DeepLabV3PlusForSemanticSegmentation,
                                           exist_ok=True)
+
+_TINY = dict(aspp_channels=32, low_level_channels=16, decoder_channels=32)
+_COMMON = dict(family="deeplabv3plus", optimizer="sgd", backbone_prefixes=("backbone.",),
+               display="DeepLab v3+", abbreviation="DPL")
+DETECTORS.register(DetectorSpec(
+    "deeplabv3plus-r50", description="DeepLabV3+ (ASPP, OS16) on ResNet-50",
+    build=resnet_detector_builder(DeepLabV3PlusForSemanticSegmentation, DeepLabV3PlusConfig, _TINY, False),
+    pretrained="microsoft/resnet-50", **_COMMON))
+DETECTORS.register(DetectorSpec(
+    "deeplabv3plus-tiny", description="tiny random-init DeepLabV3+ for CPU and tests",
+    build=resnet_detector_builder(DeepLabV3PlusForSemanticSegmentation, DeepLabV3PlusConfig, _TINY, True),
+    pretrained=None, tiny=True, **_COMMON))

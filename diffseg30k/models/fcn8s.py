@@ -9,7 +9,12 @@ from torch import nn
 from transformers import AutoConfig, AutoModelForSemanticSegmentation, PretrainedConfig
 
 from diffseg30k.models.common import ConvNormAct
-from diffseg30k.models.resnet_backbone import ResNetSegmentationConfigMixin, ResNetSegmentationModel
+from diffseg30k.models.registry import DETECTORS, DetectorSpec
+from diffseg30k.models.resnet_backbone import (
+    ResNetSegmentationConfigMixin,
+    ResNetSegmentationModel,
+    resnet_detector_builder,
+)
 
 
 class FCN8sConfig(ResNetSegmentationConfigMixin, PretrainedConfig):
@@ -58,3 +63,15 @@ class FCN8sForSemanticSegmentation(ResNetSegmentationModel):
 
 AutoConfig.register(FCN8sConfig.model_type, FCN8sConfig, exist_ok=True)
 AutoModelForSemanticSegmentation.register(FCN8sConfig, FCN8sForSemanticSegmentation, exist_ok=True)
+
+_TINY = dict(head_channels=32)
+_COMMON = dict(family="fcn8s", optimizer="sgd", backbone_prefixes=("backbone.",), display="FCN-8s",
+               abbreviation="FCN")
+DETECTORS.register(DetectorSpec(
+    "fcn8s-r50", description="FCN-8s (stride 8/16/32 skips) on ResNet-50",
+    build=resnet_detector_builder(FCN8sForSemanticSegmentation, FCN8sConfig, _TINY, False),
+    pretrained="microsoft/resnet-50", **_COMMON))
+DETECTORS.register(DetectorSpec(
+    "fcn8s-tiny", description="tiny random-init FCN-8s for CPU and tests",
+    build=resnet_detector_builder(FCN8sForSemanticSegmentation, FCN8sConfig, _TINY, True),
+    pretrained=None, tiny=True, **_COMMON))

@@ -9,12 +9,30 @@ whose softmax probabilities are averaged. Logits are upsampled bilinearly to the
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any, TypeVar
+
 import torch
 import torch.nn.functional as F
+
+T = TypeVar("T")
 
 PAD_MULTIPLE = 32
 DEFAULT_TILE = 1024
 DEFAULT_OVERLAP = 256
+
+
+def equal_size_batches(items: Iterable[T], batch_size: int, shape: Callable[[T], Any]) -> Iterator[list[T]]:
+    """Consecutive ``items`` of one ``shape``, at most ``batch_size`` per batch (streamed): how
+    :class:`~diffseg30k.detector.Detector` and training-time evaluation batch native-size images."""
+    batch: list[T] = []
+    for item in items:
+        if batch and (shape(item) != shape(batch[0]) or len(batch) == batch_size):
+            yield batch
+            batch = []
+        batch.append(item)
+    if batch:
+        yield batch
 
 
 def normalize_batch(images: torch.Tensor, mean: torch.Tensor, std: torch.Tensor,

@@ -1,7 +1,8 @@
-"""The detector registry: one entry per trainable detector, built by name.
+"""The detector registry: one :class:`DetectorSpec` per trainable detector, built by name.
 
-Adding a detector = one module with its ``PreTrainedModel`` (registered with the Auto classes) and
-one :class:`DetectorSpec` below.
+Adding a detector = one module in ``diffseg30k/models/`` holding its ``PreTrainedModel`` (registered
+with the Auto classes) and ``DETECTORS.register(DetectorSpec(...))``; the registry imports every
+module of the package on its first lookup, so training, the CLI and the benchmark find it.
 """
 
 from __future__ import annotations
@@ -13,11 +14,21 @@ from pathlib import Path
 from transformers import PreTrainedModel
 
 from diffseg30k.models.common import diffseg_config_kwargs
+from diffseg30k.registry import Registry, RegistryError
+
+__all__ = ["DETECTORS", "DetectorSpec", "RegistryError", "available_models", "build_model", "get_spec",
+           "load_model"]
 
 
 @dataclass(frozen=True)
 class DetectorSpec:
-    """A registry entry. ``optimizer`` picks the paper preset ('adamw' for transformers, 'sgd' CNNs)."""
+    """A registry entry: everything training, the CLI and the benchmark report need of a detector.
+
+    ``optimizer`` picks the paper preset ('adamw' for transformers, 'sgd' CNNs);
+    ``backbone_prefixes`` name the parameters trained at the base learning rate (the rest, the
+    heads, at ``lr * head_lr_mult``); ``display`` is the family's name in reports and figures,
+    ``abbreviation`` its Fig. 6 column prefix.
+    """
 
     name: str
     family: str
@@ -26,64 +37,42 @@ class DetectorSpec:
     pretrained: str | None
     optimizer: str
     tiny: bool = False
+    backbone_prefixes: tuple[str, ...] = ("backbone.",)
+    display: str = ""
+    abbreviation: str = ""
+
+    @property
+    def display_name(self) -> str:
+        return self.display or self.family
+
+    @property
+    def short_name(self) -> str:
+        return self.abbreviation or self.family[:3].upper()
 
 
-def _segformer(variant: str) -> Callable[[dict, str | None], PreTrainedModel]:
-    def build(extra: dict, pretrained: str | None) -> PreTrainedModel:
-        from diffseg30k.models.segformer import build_segformer
-
-        return build_segformer(variant, extra, pretrained)
-    return build
+def _describe(spec: DetectorSpec) -> str:
+    return f"{spec.family:<14} {spec.pretrained or 'random init':<22} {spec.description}"
 
 
-def _resnet_head(family: str, tiny: bool) -> Callable[[dict, str | None], PreTrainedModel]:
-    def build(extra: dict, pretrained: str | None) -> PreTrainedModel:
-        from diffseg30k.models import deeplabv3plus, fcn8s
-        from diffseg30k.models.resnet_backbone import RESNET50, RESNET_TINY, load_pretrained_resnet
-
-        resnet = load_pretrained_resnet(pretrained) if pretrained else None
-        backbone = resnet.config.to_dict() if resnet is not None else dict(RESNET_TINY if tiny else RESNET50)
-        if family == "deeplabv3plus":
-            sizes = dict(aspp_channels=32, low_level_channels=16, decoder_channels=32) if tiny else {}
-            model = deeplabv3plus.DeepLabV3PlusForSemanticSegmentation(
-                deeplabv3plus.DeepLabV3PlusConfig(backbone_config=backbone, **sizes, **extra))
-        else:
-            sizes = dict(head_channels=32) if tiny else {}
-            model = fcn8s.FCN8sForSemanticSegmentation(fcn8s.FCN8sConfig(backbone_config=backbone, **sizes,
-                                                                         **extra))
-        if resnet is not None:
-            model.load_backbone_weights(resnet)
-        return model
-    return build
-
-
-_SPECS = [
-    DetectorSpec("segformer-tiny", "segformer", "tiny random-init SegFormer for CPU and tests",
-                 _segformer("tiny"), None, "adamw", tiny=True),
-    *[DetectorSpec(f"segformer-{v}", "segformer", f"SegFormer-{v.upper()} (encoder nvidia/mit-{v})",
-                   _segformer(v), f"nvidia/mit-{v}", "adamw") for v in ("b0", "b1", "b2", "b3", "b4", "b5")],
-    DetectorSpec("deeplabv3plus-r50", "deeplabv3plus", "DeepLabV3+ (ASPP, OS16) on ResNet-50",
-                 _resnet_head("deeplabv3plus", False), "microsoft/resnet-50", "sgd"),
-    DetectorSpec("deeplabv3plus-tiny", "deeplabv3plus", "tiny random-init DeepLabV3+ for CPU and tests",
-                 _resnet_head("deeplabv3plus", True), None, "sgd", tiny=True),
-    DetectorSpec("fcn8s-r50", "fcn8s", "FCN-8s (stride 8/16/32 skips) on ResNet-50",
-                 _resnet_head("fcn8s", False), "microsoft/resnet-50", "sgd"),
-    DetectorSpec("fcn8s-tiny", "fcn8s", "tiny random-init FCN-8s for CPU and tests",
-                 _resnet_head("fcn8s", True), None, "sgd", tiny=True),
-]
-REGISTRY: dict[str, DetectorSpec] = {spec.name: spec for spec in _SPECS}
+#: Every detector; entries register in their own module of ``diffseg30k.models``.
+DETECTORS: Registry[DetectorSpec] = Registry("detector", package="diffseg30k.models", describe=_describe)
+#: Backwards-compatible name (a mapping-like view: ``name in REGISTRY``, ``REGISTRY[name]``).
+REGISTRY = DETECTORS
 
 
 def available_models() -> list[str]:
     """Names accepted by :func:`build_model` and ``diffseg30k train --model``."""
-    return list(REGISTRY)
+    return DETECTORS.names()
 
 
 def get_spec(name: str) -> DetectorSpec:
-    """The registry entry of ``name``; a clear error listing the names otherwise."""
-    if name not in REGISTRY:
-        raise KeyError(f"unknown detector {name!r}; available: {', '.join(REGISTRY)}")
-    return REGISTRY[name]
+    """The registry entry of ``name``; a :class:`RegistryError` suggesting near names otherwise."""
+    return DETECTORS.get(name)
+
+
+def spec_of_family(family: str) -> DetectorSpec | None:
+    """The first registered spec of ``family`` (display names of report rows), or None."""
+    return next((s for s in DETECTORS.values() if s.family == family), None)
 
 
 def build_model(name: str, task: str = "semantic", id2label: dict[int, str] | None = None,
@@ -102,11 +91,13 @@ def build_model(name: str, task: str = "semantic", id2label: dict[int, str] | No
 
 
 def load_model(path: str | Path, revision: str | None = None) -> PreTrainedModel:
-    """Load a saved detector (``config.json`` + ``model.safetensors``); never unpickles anything."""
+    """Load a saved detector (``config.json`` + ``model.safetensors``); never unpickles anything.
+
+    Every detector module is imported first (the registry's package scan), so the Auto classes know
+    each family's config type in any process.
+    """
     from transformers import AutoModelForSemanticSegmentation
 
-    import diffseg30k.models.deeplabv3plus  # noqa: F401  (registers the Auto classes)
-    import diffseg30k.models.fcn8s  # noqa: F401
-
+    DETECTORS.names()  # imports every detector module: registers their Auto classes
     return AutoModelForSemanticSegmentation.from_pretrained(
         str(path), revision=revision, use_safetensors=True, trust_remote_code=False)

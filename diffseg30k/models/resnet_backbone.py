@@ -66,6 +66,20 @@ def load_pretrained_resnet(repo_id: str, revision: str | None = None) -> ResNetM
                       "Pass from_scratch=True (--from-scratch) to train without them.") from err
 
 
+def resnet_detector_builder(model_class: type, config_class: type, tiny_sizes: dict, tiny: bool):
+    """A :class:`~diffseg30k.models.registry.DetectorSpec` ``build``: a ResNet-50 (or tiny) body under
+    ``model_class``'s head, with ImageNet weights copied in when ``pretrained`` names them."""
+
+    def build(extra: dict, pretrained: str | None) -> PreTrainedModel:
+        resnet = load_pretrained_resnet(pretrained) if pretrained else None
+        backbone = resnet.config.to_dict() if resnet is not None else dict(RESNET_TINY if tiny else RESNET50)
+        model = model_class(config_class(backbone_config=backbone, **(tiny_sizes if tiny else {}), **extra))
+        if resnet is not None:
+            model.load_backbone_weights(resnet)
+        return model
+    return build
+
+
 class ResNetSegmentationConfigMixin:
     """Helpers for configs that carry a ``backbone_config`` (a ResNetConfig or its dict)."""
 

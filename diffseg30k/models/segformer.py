@@ -13,6 +13,8 @@ from transformers import SegformerConfig, SegformerForSemanticSegmentation
 from transformers.modeling_outputs import SemanticSegmenterOutput
 from transformers.models.segformer.modeling_segformer import SegformerDecodeHead
 
+from diffseg30k.models.registry import DETECTORS, DetectorSpec
+
 _WIDE = [64, 128, 320, 512]
 #: (hidden_sizes, depths, decoder_hidden_size) of MiT-B0..B5.
 MIT_VARIANTS: dict[str, tuple[list[int], list[int], int]] = {
@@ -147,3 +149,19 @@ def fuse_for_inference(model: nn.Module) -> nn.Module:
     if isinstance(model, SegformerForSemanticSegmentation):
         return FusedSegformerForInference(model.eval()).eval()
     return model
+
+
+def _builder(variant: str):
+    def build(extra: dict, pretrained: str | None) -> SegformerForSemanticSegmentation:
+        return build_segformer(variant, extra, pretrained)
+    return build
+
+
+_COMMON = dict(family="segformer", optimizer="adamw", backbone_prefixes=("segformer.",), display="SegFormer",
+               abbreviation="SEG")
+DETECTORS.register(DetectorSpec("segformer-tiny", description="tiny random-init SegFormer for CPU and tests",
+                                build=_builder("tiny"), pretrained=None, tiny=True, **_COMMON))
+for _variant in MIT_VARIANTS:
+    DETECTORS.register(DetectorSpec(
+        f"segformer-{_variant}", description=f"SegFormer-{_variant.upper()} (encoder nvidia/mit-{_variant})",
+        build=_builder(_variant), pretrained=f"nvidia/mit-{_variant}", **_COMMON))

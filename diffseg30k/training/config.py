@@ -26,52 +26,65 @@ OPTIMIZERS = ("adamw", "sgd")
 MIXED_PRECISION = ("no", "fp16", "bf16")
 
 
+def _opt(default: Any, help: str, **metadata: Any) -> Any:
+    """A field with its command-line help (HfArgumentParser's ``metadata`` convention)."""
+    return field(default=default, metadata={"help": help, **metadata})
+
+
 @dataclass
 class TrainConfig:
     """Options of :func:`diffseg30k.train.train`; ``None`` means "take it from the preset".
+
+    The single schema of training: ``diffseg30k train``'s flags are generated from these fields
+    (:mod:`diffseg30k.cli.schema`), and ``--config FILE`` reads a JSON object of them (what the
+    benchmark hands to ``accelerate launch``).
 
     ``dataset`` is a converted dataset folder, a Hub id or raw release (anything
     :func:`diffseg30k.load_benchmark` accepts), or an in-memory ``datasets.Dataset``/``DatasetDict``
     with ``image`` and ``mask`` columns (and ``models`` for ``holdout``).
     """
 
-    dataset: Any
-    out: str | Path
-    model: str = "segformer-tiny"
-    task: str = "semantic"
-    preset: str = "quick"
-    from_scratch: bool = False
-    pretrained: str | None = None
-    holdout: tuple[str, ...] = ()
-    extra_real: str | Path | None = None
-    augment: str | None = None
-    seed: int = 0
-    batch_size: int | None = None
-    crop_size: int | None = None
-    lr: float | None = None
-    weight_decay: float | None = None
-    optimizer: str | None = None
-    warmup_steps: int | None = None
-    poly_power: float | None = None
-    head_lr_mult: float | None = None
-    max_steps: int | None = None
-    grad_accum: int = 1
-    max_grad_norm: float | None = None
-    mixed_precision: str = "no"
-    eval_every: int | None = None
-    save_every: int | None = None
-    keep_checkpoints: int = 2
-    max_eval_samples: int | None = None
-    eval_batch_size: int = 4
-    train_split: str = "train"
-    eval_split: str | None = "validation"
-    num_workers: int | None = None
-    threads: int | None = None
-    resume: bool = False
-    stop_after: int | None = None
-    log_with: str | None = "auto"
-    progress: bool = True
-    extra: dict[str, Any] = field(default_factory=dict)
+    dataset: Any = field(metadata={"help": "converted dataset folder, Hub dataset id or raw release"})
+    out: str | Path = field(metadata={"help": "output folder: best/, checkpoints/step_N/, logs/"})
+    model: str = _opt("segformer-tiny", "registry name (see --list-models or `diffseg30k list detectors`)")
+    task: str = _opt("semantic", "semantic (9 classes) or binary (edited vs not)",
+                     choices=("semantic", "binary"))
+    preset: str = _opt("quick", "quick: CPU, 128 px crops, 200 steps; paper: 512 px crops, mmseg defaults",
+                       choices=tuple(PRESETS))
+    from_scratch: bool = _opt(False, "no pretrained backbone weights")
+    pretrained: str | None = _opt(None, "backbone weights (Hub id or folder) instead of the default")
+    holdout: tuple[str, ...] = _opt((), "GEN1,GEN2: drop training images edited by them")
+    extra_real: str | Path | None = _opt(None, "folder of unedited real images added as negatives")
+    augment: str | None = _opt(None, "robust: random JPEG 50-100, rescale 0.25-2x, blur",
+                               choices=("none", "robust"))
+    seed: int = _opt(0, "seed of crops, augmentation and initialisation")
+    batch_size: int | None = _opt(None, "per device")
+    crop_size: int | None = _opt(None, "square training crop side")
+    lr: float | None = _opt(None, "base learning rate (heads: lr * head_lr_mult)")
+    weight_decay: float | None = _opt(None, "weight decay (none on norms and biases)")
+    optimizer: str | None = _opt(None, "adamw or sgd (default: the preset's, per family)", choices=OPTIMIZERS)
+    warmup_steps: int | None = _opt(None, "linear warmup steps")
+    poly_power: float | None = _opt(None, "power of the polynomial decay after warmup")
+    head_lr_mult: float | None = _opt(None, "learning-rate multiplier of the heads (non-backbone parameters)")
+    max_steps: int | None = _opt(None, "optimizer steps")
+    grad_accum: int = _opt(1, "gradient accumulation steps")
+    max_grad_norm: float | None = _opt(None, "clip gradients to this norm")
+    mixed_precision: str = _opt("no", "Accelerate mixed precision", choices=MIXED_PRECISION)
+    eval_every: int | None = _opt(None, "evaluate every N steps (0: only at the end)")
+    save_every: int | None = _opt(None, "save a resumable checkpoint every N steps")
+    keep_checkpoints: int = _opt(2, "resumable checkpoints kept")
+    max_eval_samples: int | None = _opt(None, "evaluate on at most N validation images")
+    eval_batch_size: int = _opt(4, "evaluation batch size")
+    train_split: str = _opt("train", "split trained on")
+    eval_split: str | None = _opt("validation", "split evaluated on ('none': no evaluation)")
+    num_workers: int | None = _opt(None, "data-loader workers per process")
+    threads: int | None = _opt(None, "torch CPU threads per process (default on CPUs: half of each process's "
+                                     "cores, the rest for data-loader workers; see diffseg30k.threads)")
+    resume: bool = _opt(False, "continue from OUT/checkpoints' latest step")
+    stop_after: int | None = _opt(None, "stop (with a checkpoint) after N steps; resume later")
+    log_with: str | None = _opt("auto", "Accelerate tracker: auto, none, tensorboard, ...")
+    progress: bool = _opt(True, "show the progress bar")
+    extra: dict[str, Any] = field(default_factory=dict, metadata={"help": "free-form settings (JSON object)"})
 
     def resolved(self, optimizer_family: str) -> TrainConfig:
         """A copy with every ``None`` filled from the preset (and the family's optimizer defaults)."""
@@ -100,6 +113,15 @@ class TrainConfig:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.lr <= 0:
             raise ValueError(f"lr must be > 0, got {self.lr}")
+
+    def to_json_dict(self) -> dict[str, Any]:
+        """Every field, JSON-ready (``--config FILE`` reads it back); ``dataset`` must be a path or id."""
+        if not isinstance(self.dataset, str | Path):
+            raise ValueError("an in-memory dataset cannot be written to a config file; pass its folder")
+        values = asdict(self)
+        values.update(dataset=str(self.dataset), out=str(self.out), holdout=list(self.holdout),
+                      extra_real=None if self.extra_real is None else str(self.extra_real))
+        return values
 
     def to_log_dict(self) -> dict[str, Any]:
         """Flat scalar/str values for trackers and ``diffseg30k.json``."""

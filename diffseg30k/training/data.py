@@ -21,10 +21,8 @@ import torch
 from torch.utils.data import DataLoader, Sampler
 
 from diffseg30k.data.transforms import RobustAugment, apply_crop, plan_crop
-from diffseg30k.io import ImageError, open_image
+from diffseg30k.io import IMAGE_SUFFIXES, ImageError, image_files, open_image
 from diffseg30k.labels import IGNORE_INDEX, to_binary
-
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
 
 
 def list_images(folder: str | Path) -> list[Path]:
@@ -32,13 +30,14 @@ def list_images(folder: str | Path) -> list[Path]:
     folder = Path(folder)
     if not folder.is_dir():
         raise FileNotFoundError(f"{folder}: not a folder of images")
-    files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+    files = image_files(folder)
     if not files:
         raise FileNotFoundError(f"{folder}: no image files ({', '.join(IMAGE_SUFFIXES)})")
     return files
 
 
-def _undecoded(dataset, column: str):
+def undecoded(dataset, column: str):
+    """``dataset`` with ``column`` left as undecoded bytes/paths (decoded later, size-checked)."""
     from datasets import Image as ImageFeature
 
     feature = dataset.features.get(column)
@@ -47,7 +46,7 @@ def _undecoded(dataset, column: str):
     return dataset
 
 
-def _decode(value, name: str, load: bool = True):
+def decode_image(value, name: str, load: bool = True):
     """A PIL image from an undecoded ``datasets`` Image value, a PIL image, a path or an array
     (``load=False``: header read and size-checked, pixels not decoded yet)."""
     from PIL import Image
@@ -92,7 +91,7 @@ class CropDataset(torch.utils.data.Dataset):
 
     def __init__(self, table, crop_size: int, task: str, num_labels: int, seed: int,
                  augment: RobustAugment | None = None, extra_real: list[Path] | None = None):
-        self.table = _undecoded(_undecoded(table, "image"), "mask").select_columns(
+        self.table = undecoded(undecoded(table, "image"), "mask").select_columns(
             [c for c in ("id", "image", "mask") if c in table.column_names])
         self.crop_size, self.task, self.num_labels = crop_size, task, num_labels
         self.seed, self.augment = seed, augment
@@ -111,8 +110,8 @@ class CropDataset(torch.utils.data.Dataset):
             return str(path), image, Image.new("L", image.size, 0)
         row = self.table[index]
         name = str(row.get("id", index))
-        image = _decode(row["image"], f"sample {name} image", load=False)
-        mask = _decode(row["mask"], f"sample {name} mask", load=False)
+        image = decode_image(row["image"], f"sample {name} image", load=False)
+        mask = decode_image(row["mask"], f"sample {name} mask", load=False)
         if mask.mode not in ("L", "P"):  # P: palette indices are the label ids
             raise ValueError(f"sample {name}: mask must be an L or P label map, got mode {mask.mode!r}")
         if image.size != mask.size:
@@ -185,3 +184,6 @@ def make_loader(dataset: CropDataset, batch_size: int, seed: int, start: int, st
                       pin_memory=torch.cuda.is_available(),
                       # Its own generator: iterating must not draw from the global RNG (exact resume).
                       generator=torch.Generator().manual_seed(seed))
+
+
+_decode, _undecoded = decode_image, undecoded  # the former private names

@@ -12,25 +12,28 @@ import numpy as np
 import torch
 
 from diffseg30k.labels import map_for_task
-from diffseg30k.models.inference import normalize_batch, predict_label_maps, preprocessing_tensors
+from diffseg30k.models.inference import (
+    equal_size_batches,
+    normalize_batch,
+    predict_label_maps,
+    preprocessing_tensors,
+)
 from diffseg30k.models.segformer import fuse_for_inference
-from diffseg30k.training.data import _decode, _undecoded
+from diffseg30k.training.data import decode_image, undecoded
 
 
-def _batches(table, indices: list[int], batch_size: int):
-    """Yield lists of (uint8 image, label map) with equal sizes, at most ``batch_size`` long."""
-    group: list[tuple[np.ndarray, np.ndarray]] = []
+def _pairs(table, indices: list[int]):
+    """(uint8 image, label map) of each row, decoded one at a time."""
     for index in indices:
         row = table[index]
         name = str(row.get("id", index))
-        image = np.asarray(_decode(row["image"], f"sample {name} image").convert("RGB"))
-        mask = np.asarray(_decode(row["mask"], f"sample {name} mask"))
-        if group and (image.shape != group[0][0].shape or len(group) == batch_size):
-            yield group
-            group = []
-        group.append((image, mask))
-    if group:
-        yield group
+        yield (np.asarray(decode_image(row["image"], f"sample {name} image").convert("RGB")),
+               np.asarray(decode_image(row["mask"], f"sample {name} mask")))
+
+
+def _batches(table, indices: list[int], batch_size: int):
+    """Lists of (uint8 image, label map) of one size, at most ``batch_size`` long (the Detector's rule)."""
+    return equal_size_batches(_pairs(table, indices), batch_size, lambda pair: pair[0].shape)
 
 
 def evaluate_model(accelerator, model, table, task: str, num_labels: int,
@@ -40,7 +43,7 @@ def evaluate_model(accelerator, model, table, task: str, num_labels: int,
 
     from diffseg30k.metrics import DiffSegMetric
 
-    table = _undecoded(_undecoded(table, "image"), "mask")
+    table = undecoded(undecoded(table, "image"), "mask")
     metric = DiffSegMetric(num_classes=num_labels, task="both" if task == "semantic" else "binary",
                            id2label=dict(model.config.id2label))
     mean, std = preprocessing_tensors(model.config, accelerator.device)

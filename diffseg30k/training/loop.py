@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -18,10 +19,11 @@ class TrainingDiverged(RuntimeError):
     """The loss became NaN or infinite; the last good checkpoint is kept."""
 
 
-def _param_groups(model, config: TrainConfig) -> list[dict[str, Any]]:
-    """Backbone at ``lr``, heads at ``lr * head_lr_mult``; no weight decay on norms and biases."""
+def _param_groups(model, config: TrainConfig, backbone_prefixes: tuple[str, ...] = ("backbone.",)
+                  ) -> list[dict[str, Any]]:
+    """Backbone (the spec's ``backbone_prefixes``) at ``lr``, heads at ``lr * head_lr_mult``; no
+    weight decay on norms and biases."""
     groups: dict[tuple[bool, bool], list] = {}
-    backbone_prefixes = ("segformer.", "backbone.")
     for name, param in model.named_parameters():
         if not param.requires_grad:
             continue
@@ -33,8 +35,9 @@ def _param_groups(model, config: TrainConfig) -> list[dict[str, Any]]:
             for (head, decay), params in groups.items()]
 
 
-def _optimizer(model, config: TrainConfig) -> torch.optim.Optimizer:
-    groups = _param_groups(model, config)
+def _optimizer(model, config: TrainConfig, backbone_prefixes: tuple[str, ...] = ("backbone.",)
+               ) -> torch.optim.Optimizer:
+    groups = _param_groups(model, config, tuple(backbone_prefixes))
     if config.optimizer == "sgd":
         return torch.optim.SGD(groups, lr=config.lr, momentum=0.9)
     return torch.optim.AdamW(groups, lr=config.lr, betas=(0.9, 0.999))
@@ -90,22 +93,116 @@ def train(config: TrainConfig) -> Path:
         GradientState._reset_state()
 
 
-def _train(config: TrainConfig) -> Path:
+@dataclass
+class TrainingRun:
+    """One training run's parts and progress (what used to be closures over a shared ``state``).
+
+    ``state`` is the resumable part, saved with every checkpoint: best metric and step, the last
+    evaluation, the first and the recent losses.
+    """
+
+    config: TrainConfig
+    out: Path
+    accelerator: Any
+    model: Any
+    optimizer: Any
+    scheduler: Any
+    eval_table: Any
+    summary: dict[str, Any]
+    num_labels: int = 0
+    step: int = 0
+    resumed: bool = False
+    progress: Any = None
+    state: dict[str, Any] = field(default_factory=lambda: {"best_metric": None, "best_step": None,
+                                                           "last_eval": None, "loss_first": None,
+                                                           "loss_recent": []})
+
+    @property
+    def unwrapped(self) -> Any:
+        return self.accelerator.unwrap_model(self.model)
+
+    def export(self, target: Path, metrics: dict | None) -> None:
+        """Write the detector (``best/`` or the final one) with its training summary."""
+        from diffseg30k.training import checkpoints as ckpt
+        from diffseg30k.training.evaluation import scalar_metrics
+
+        if self.accelerator.is_main_process:
+            ckpt.export_detector(self.unwrapped, target,
+                                 {**self.summary, "step": self.step, "loss_first": self.state["loss_first"],
+                                  "loss_last": _mean(self.state["loss_recent"]),
+                                  "eval": metrics and scalar_metrics(metrics)})
+
+    def evaluate(self) -> None:
+        """Score the evaluation split; a new best is exported to ``best/``."""
+        from diffseg30k.training.evaluation import evaluate_model, scalar_metrics
+
+        config, accelerator = self.config, self.accelerator
+        metrics = evaluate_model(accelerator, self.unwrapped, self.eval_table, config.task, self.num_labels,
+                                 config.eval_batch_size)
+        if accelerator.is_main_process:
+            best_key = f"{config.task}_miou"
+            scalars = scalar_metrics(metrics)
+            accelerator.log({f"eval/{k}": v for k, v in scalars.items()}, step=self.step)
+            self.state["last_eval"] = {"step": self.step, **scalars}
+            value, best = scalars.get(best_key, float("nan")), self.state["best_metric"]
+            if best is None or (not math.isnan(value) and (math.isnan(best) or value > best)):
+                self.state.update(best_metric=value, best_step=self.step)
+                self.export(self.out / "best", metrics)
+            state = self.state
+            self.progress.write(f"step {self.step}: {best_key}={value:.4f} (best {state['best_metric']:.4f} "
+                                f"at step {state['best_step']})")
+        accelerator.wait_for_everyone()
+
+    def save(self) -> Path:
+        from diffseg30k.training import checkpoints as ckpt
+
+        return ckpt.save_checkpoint(self.accelerator, self.out, self.step, dict(self.state),
+                                    self.config.keep_checkpoints)
+
+    def optimizer_step(self, batches: Any, mean: torch.Tensor, std: torch.Tensor) -> float:
+        """One optimizer step over ``grad_accum`` micro-batches; returns the mean loss."""
+        from diffseg30k.models.inference import normalize_batch
+        from diffseg30k.training import checkpoints as ckpt
+
+        accelerator, accum = self.accelerator, self.config.grad_accum
+        total_loss = torch.zeros((), device=accelerator.device)
+        for micro in range(accum):
+            pixels, labels = next(batches)
+            pixels = normalize_batch(pixels.to(accelerator.device, non_blocking=True), mean, std)
+            labels = labels.to(accelerator.device, non_blocking=True).long()
+            sync = contextlib.nullcontext() if micro == accum - 1 else accelerator.no_sync(self.model)
+            with sync, accelerator.autocast():
+                loss = self.model(pixel_values=pixels, labels=labels).loss / accum
+                accelerator.backward(loss)
+            total_loss += loss.detach()
+        mean_loss = accelerator.reduce(total_loss, reduction="mean")
+        if not torch.isfinite(mean_loss):
+            last = ckpt.latest_checkpoint(self.out)
+            lr = self.scheduler.get_last_lr()[0]
+            raise TrainingDiverged(f"loss became {mean_loss.item()} at step {self.step + 1} (lr {lr:.3g}); "
+                                   f"stopped without saving. Last good checkpoint: {last or 'none'} -- lower "
+                                   "--lr or use --mixed-precision no")
+        if self.config.max_grad_norm:
+            accelerator.clip_grad_norm_(self.model.parameters(), self.config.max_grad_norm)
+        self.optimizer.step()
+        self.scheduler.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        self.step += 1
+        return mean_loss.item()
+
+    def record_loss(self, loss: float) -> None:
+        self.state["loss_first"] = self.state["loss_first"] or loss
+        self.state["loss_recent"] = (self.state["loss_recent"] + [loss])[-10:]
+        self.progress.update(1)
+        self.progress.set_postfix(loss=f"{loss:.4f}")
+        lr = self.scheduler.get_last_lr()[0]
+        self.accelerator.log({"train/loss": loss, "train/lr": lr}, step=self.step)
+
+
+def _make_accelerator(config: TrainConfig, out: Path) -> Any:
+    """The Accelerator of a run, with the process's CPU threads set."""
     from accelerate import Accelerator
-    from accelerate.utils import set_seed
-    from tqdm.auto import tqdm
 
-    from diffseg30k.data.transforms import make_augment
-    from diffseg30k.models.inference import normalize_batch, preprocessing_tensors
-    from diffseg30k.models.registry import build_model, get_spec
-    from diffseg30k.training import checkpoints as ckpt
-    from diffseg30k.training.data import CropDataset, list_images, make_loader
-    from diffseg30k.training.evaluation import evaluate_model, scalar_metrics
-    from diffseg30k.training.sources import label_set_for, resolve_splits
-
-    spec = get_spec(config.model)
-    config = config.resolved(spec.optimizer)
-    out = Path(config.out)
     accelerator = Accelerator(cpu=not _has_accelerator(), mixed_precision=config.mixed_precision,
                               log_with=_trackers(config.log_with) or None,
                               project_dir=str(out / "logs"), step_scheduler_with_optimizer=False)
@@ -114,11 +211,24 @@ def _train(config: TrainConfig) -> Path:
     if config.threads or (shared and "OMP_NUM_THREADS" not in os.environ):
         # one rule (diffseg30k.threads): processes split the cores; on CPUs 1 thread + workers beat 2 threads
         cpu_threads.apply(config.threads, local)
-    resume_from = ckpt.latest_checkpoint(out) if config.resume else None
+    return accelerator
+
+
+def _prepare(config: TrainConfig, spec: Any) -> tuple[TrainingRun, Any]:
+    """Data, model, optimizer and schedule of a run (not yet resumed); returns it and its dataset."""
+    from accelerate.utils import set_seed
+
+    from diffseg30k.data.transforms import make_augment
+    from diffseg30k.models.registry import build_model
+    from diffseg30k.training import checkpoints as ckpt
+    from diffseg30k.training.data import CropDataset, list_images
+    from diffseg30k.training.sources import label_set_for, resolve_splits
+
+    out = Path(config.out)
+    accelerator = _make_accelerator(config, out)
     if not config.resume and ckpt.checkpoint_dirs(out):
         raise FileExistsError(f"{out}: already holds checkpoints; pass --resume to continue, "
                               "or use a new --out")
-
     set_seed(config.seed)
     train_table, eval_table = resolve_splits(config.dataset, config.task, config.train_split,
                                              config.eval_split, tuple(config.holdout),
@@ -129,108 +239,80 @@ def _train(config: TrainConfig) -> Path:
     extra = list_images(config.extra_real) if config.extra_real else []
     dataset = CropDataset(train_table, config.crop_size, config.task, model.config.num_labels, config.seed,
                           make_augment(config.augment), extra)
-    optimizer = _optimizer(model, config)
+    optimizer = _optimizer(model, config, spec.backbone_prefixes)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _poly_schedule(config))
     model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
+    run = TrainingRun(config, out, accelerator, model, optimizer, scheduler, eval_table,
+                      {"training": config.to_log_dict(), "train_images": len(dataset)})
+    run.num_labels = run.unwrapped.config.num_labels
+    return run, dataset
 
-    state: dict[str, Any] = {"best_metric": None, "best_step": None, "last_eval": None,
-                             "loss_first": None, "loss_recent": []}
-    step = 0
+
+def _resume(run: TrainingRun) -> None:
+    """Continue from the latest checkpoint when ``resume`` finds one."""
+    from diffseg30k.training import checkpoints as ckpt
+
+    config, accelerator, out = run.config, run.accelerator, run.out
+    resume_from = ckpt.latest_checkpoint(out) if config.resume else None
     if resume_from is not None:
         accelerator.load_state(str(resume_from))
-        state.update(ckpt.read_state(resume_from))
-        step = int(state.pop("step"))
-        accelerator.print(f"resumed from {resume_from} at step {step}")
-    elif config.resume:
+        run.state.update(ckpt.read_state(resume_from))
+        run.step = int(run.state.pop("step"))
+        run.resumed = True
+        accelerator.print(f"resumed from {resume_from} at step {run.step}")
+    elif config.resume and (out / "checkpoints").is_dir():  # a fresh run has nothing to say here
         accelerator.print(f"--resume: no checkpoint in {out / 'checkpoints'} yet; starting at step 0")
-    if accelerator.is_main_process and not resume_from:
+    if accelerator.is_main_process and not run.resumed:
         out.mkdir(parents=True, exist_ok=True)
+
+
+def _loader(run: TrainingRun, dataset: Any, stop: int) -> Any:
+    from diffseg30k.training.data import make_loader
+
+    config, accelerator = run.config, run.accelerator
+    num_workers = config.num_workers if config.num_workers is not None else cpu_threads.loader_workers(
+        int(os.environ.get("LOCAL_WORLD_SIZE", accelerator.num_processes)))
+    accum = config.grad_accum
+    return make_loader(dataset, config.batch_size, config.seed, run.step * accum, stop * accum,
+                       accelerator.process_index, accelerator.num_processes, num_workers)
+
+
+def _train(config: TrainConfig) -> Path:
+    from tqdm.auto import tqdm
+
+    from diffseg30k.models.inference import preprocessing_tensors
+    from diffseg30k.models.registry import get_spec
+
+    spec = get_spec(config.model)
+    config = config.resolved(spec.optimizer)
+    run, dataset = _prepare(config, spec)
+    accelerator = run.accelerator
+    _resume(run)
     accelerator.init_trackers("diffseg30k", config=config.to_log_dict())
     accelerator.print(f"training {config.model} ({config.task}) on {accelerator.num_processes} "
                       f"process(es), {accelerator.device}, {len(dataset)} training images, "
                       f"{torch.get_num_threads()} threads")
-
-    best_key = f"{config.task}_miou"
-    num_workers = config.num_workers if config.num_workers is not None else cpu_threads.loader_workers(local)
-    accum = config.grad_accum
     stop = config.max_steps if config.stop_after is None else min(config.max_steps, config.stop_after)
-    loader = make_loader(dataset, config.batch_size, config.seed, step * accum, stop * accum,
-                         accelerator.process_index, accelerator.num_processes, num_workers)
-    num_labels = accelerator.unwrap_model(model).config.num_labels
-    mean, std = preprocessing_tensors(accelerator.unwrap_model(model).config, accelerator.device)
-    summary = {"training": config.to_log_dict(), "train_images": len(dataset)}
-
-    def export(target: Path, metrics: dict | None) -> None:
-        if accelerator.is_main_process:
-            ckpt.export_detector(accelerator.unwrap_model(model), target,
-                                 {**summary, "step": step, "loss_first": state["loss_first"],
-                                  "loss_last": _mean(state["loss_recent"]),
-                                  "eval": metrics and scalar_metrics(metrics)})
-
-    def run_eval() -> None:
-        metrics = evaluate_model(accelerator, accelerator.unwrap_model(model), eval_table, config.task,
-                                 num_labels, config.eval_batch_size)
-        if accelerator.is_main_process:
-            scalars = scalar_metrics(metrics)
-            accelerator.log({f"eval/{k}": v for k, v in scalars.items()}, step=step)
-            state["last_eval"] = {"step": step, **scalars}
-            value = scalars.get(best_key, float("nan"))
-            best = state["best_metric"]
-            if best is None or (not math.isnan(value) and (math.isnan(best) or value > best)):
-                state.update(best_metric=value, best_step=step)
-                export(out / "best", metrics)
-            progress.write(f"step {step}: {best_key}={value:.4f} (best {state['best_metric']:.4f} "
-                           f"at step {state['best_step']})")
-        accelerator.wait_for_everyone()
-
-    def save() -> Path:
-        return ckpt.save_checkpoint(accelerator, out, step, dict(state), config.keep_checkpoints)
-
-    progress = tqdm(total=config.max_steps, initial=step, desc=f"train {config.model}",
-                    disable=not (config.progress and accelerator.is_local_main_process))
-    model.train()
-    batches = iter(loader)
-    last_saved = step if resume_from else None
-    while step < stop:
-        total_loss = torch.zeros((), device=accelerator.device)
-        for micro in range(accum):
-            pixels, labels = next(batches)
-            pixels = normalize_batch(pixels.to(accelerator.device, non_blocking=True), mean, std)
-            labels = labels.to(accelerator.device, non_blocking=True).long()
-            sync = micro == accum - 1
-            with (contextlib.nullcontext() if sync else accelerator.no_sync(model)), accelerator.autocast():
-                loss = model(pixel_values=pixels, labels=labels).loss / accum
-                accelerator.backward(loss)
-            total_loss += loss.detach()
-        mean_loss = accelerator.reduce(total_loss, reduction="mean")
-        if not torch.isfinite(mean_loss):
-            last = ckpt.latest_checkpoint(out)
-            raise TrainingDiverged(f"loss became {mean_loss.item()} at step {step + 1} (lr "
-                                   f"{scheduler.get_last_lr()[0]:.3g}); stopped without saving. Last good "
-                                   f"checkpoint: {last or 'none'} -- lower --lr or use --mixed-precision no")
-        if config.max_grad_norm:
-            accelerator.clip_grad_norm_(model.parameters(), config.max_grad_norm)
-        optimizer.step()
-        scheduler.step()
-        optimizer.zero_grad(set_to_none=True)
-        step += 1
-        state["loss_first"] = state["loss_first"] or mean_loss.item()
-        state["loss_recent"] = (state["loss_recent"] + [mean_loss.item()])[-10:]
-        progress.update(1)
-        progress.set_postfix(loss=f"{mean_loss.item():.4f}")
-        accelerator.log({"train/loss": mean_loss.item(), "train/lr": scheduler.get_last_lr()[0]}, step=step)
-        if eval_table is not None and config.eval_every and step % config.eval_every == 0:
-            run_eval()
-        if config.save_every and step % config.save_every == 0:
-            save()
-            last_saved = step
-    evaluated_now = bool(config.eval_every) and step % config.eval_every == 0  # same answer on every rank
-    if step >= config.max_steps and eval_table is not None and not evaluated_now:
-        run_eval()
-    if last_saved != step:
-        save()
-    if eval_table is None and step >= config.max_steps:
-        export(out / "best", None)
-    progress.close()
+    batches = iter(_loader(run, dataset, stop))
+    mean, std = preprocessing_tensors(run.unwrapped.config, accelerator.device)
+    run.progress = tqdm(total=config.max_steps, initial=run.step, desc=f"train {config.model}",
+                        disable=not (config.progress and accelerator.is_local_main_process))
+    run.model.train()
+    last_saved = run.step if run.resumed else None
+    while run.step < stop:
+        run.record_loss(run.optimizer_step(batches, mean, std))
+        if run.eval_table is not None and config.eval_every and run.step % config.eval_every == 0:
+            run.evaluate()
+        if config.save_every and run.step % config.save_every == 0:
+            run.save()
+            last_saved = run.step
+    evaluated_now = bool(config.eval_every) and run.step % config.eval_every == 0  # same answer on every rank
+    if run.step >= config.max_steps and run.eval_table is not None and not evaluated_now:
+        run.evaluate()
+    if last_saved != run.step:
+        run.save()
+    if run.eval_table is None and run.step >= config.max_steps:
+        run.export(run.out / "best", None)
+    run.progress.close()
     accelerator.end_training()
-    return out / "best"
+    return run.out / "best"

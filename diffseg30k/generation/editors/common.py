@@ -53,9 +53,9 @@ class DiffusersEditor(Editor):
         return {}
 
     def torch_dtype(self) -> torch.dtype:
-        if self.dtype is not None:
-            return getattr(torch, self.dtype) if isinstance(self.dtype, str) else self.dtype
-        return getattr(torch, self.paper_dtype) if str(self.device).startswith("cuda") else torch.float32
+        from diffseg30k.io import torch_dtype
+
+        return torch_dtype(self.dtype, self.device, self.paper_dtype)
 
     def load(self) -> None:
         if self.pipeline is not None:

@@ -15,8 +15,10 @@ import torch
 from PIL import Image
 
 from diffseg30k.generation.editors.base import Editor, EditRequest
+from diffseg30k.generation.editors.registry import EDITORS
 
 
+@EDITORS.register
 class GlideEditor(Editor):
     """Editor options (all optional): ``base_checkpoint``, ``upsample_checkpoint`` (path or URL),
     ``base_sha256``, ``upsample_sha256``, ``tokenizer`` (folder or Hub repo id), ``guidance_scale``,
@@ -28,9 +30,9 @@ class GlideEditor(Editor):
     guidance_scale: ClassVar[float] = 5.0
 
     def torch_dtype(self) -> torch.dtype:
-        if self.dtype is not None:
-            return getattr(torch, self.dtype) if isinstance(self.dtype, str) else self.dtype
-        return torch.float16 if str(self.device).startswith("cuda") else torch.float32
+        from diffseg30k.io import torch_dtype
+
+        return torch_dtype(self.dtype, self.device)
 
     def load(self) -> None:
         if self.pipeline is not None:

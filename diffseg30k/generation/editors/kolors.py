@@ -7,8 +7,10 @@ from typing import Any
 
 from diffseg30k.generation.editors import tiny
 from diffseg30k.generation.editors.common import BlendedLatentEditor
+from diffseg30k.generation.editors.registry import EDITORS
 
 
+@EDITORS.register
 class KolorsEditor(BlendedLatentEditor):
     name = "kolors"
     pipeline_class_name = "KolorsPipeline"

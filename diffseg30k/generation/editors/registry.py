@@ -1,31 +1,44 @@
-"""Registry of editor adapters: adding a generator is one adapter module plus one line here."""
+"""Registry of editor adapters: adding a generator is one adapter module that registers its class.
+
+An adapter module in this package decorates its class with ``@EDITORS.register``; the registry key
+is the class's ``editor_name`` (a variant such as ``sdxl-lora``) or its label ``name``. Modules
+import diffusers lazily, so listing editors needs no diffusers.
+"""
 
 from __future__ import annotations
 
-import importlib
 from typing import Any
 
 from diffseg30k.generation.editors.base import Editor
 from diffseg30k.labels import GENERATOR_BY_NAME
+from diffseg30k.registry import Registry, RegistryError, first_sentence
 
-#: label name -> "module:Class" (imported lazily, so listing editors needs no diffusers).
-EDITORS: dict[str, str] = {
-    "sd2": "diffseg30k.generation.editors.sd2:SD2Editor",
-    "kolors": "diffseg30k.generation.editors.kolors:KolorsEditor",
-    "sd35": "diffseg30k.generation.editors.sd35:SD35Editor",
-    "flux": "diffseg30k.generation.editors.flux:FluxEditor",
-    "sdxl": "diffseg30k.generation.editors.sdxl:SDXLEditor",
-    "glide": "diffseg30k.generation.editors.glide:GlideEditor",
-    "hunyuan": "diffseg30k.generation.editors.hunyuan:HunyuanEditor",
-    "kandinsky": "diffseg30k.generation.editors.kandinsky:KandinskyEditor",
-    # variants: labelled as their parent generator (``Editor.name``), recorded under this key
-    "sdxl-lora": "diffseg30k.generation.editors.sdxl:SDXLLoraEditor",
-}
+__all__ = ["EDITORS", "RegistryError", "available_editors", "create_editor", "get_editor_class",
+           "installed_generators", "is_variant", "label_of"]
+
+
+def _order(name: str, cls: type[Editor]) -> int:
+    generator = GENERATOR_BY_NAME.get(name)
+    return generator.id if generator else 1_000  # label-id order, variants after
+
+
+def _describe(cls: type[Editor]) -> str:
+    import sys
+
+    if cls.editor_name and cls.editor_name != cls.name:
+        return f"variant, labelled {cls.name}: {first_sentence(cls.__doc__ or '')}"
+    return first_sentence(sys.modules[cls.__module__].__doc__ or cls.__doc__ or "")
+
+
+#: label or variant name -> adapter class (each module of this package registers its own).
+EDITORS: Registry[type[Editor]] = Registry(
+    "editor", package="diffseg30k.generation.editors", describe=_describe,
+    key=lambda cls: cls.editor_name or cls.name, sort_key=_order)
 
 
 def available_editors() -> list[str]:
     """Names of the registered editors, in label-id order where they have one."""
-    return list(EDITORS)
+    return EDITORS.names()
 
 
 def is_variant(name: str) -> bool:
@@ -34,11 +47,8 @@ def is_variant(name: str) -> bool:
 
 
 def installed_generators() -> list[str]:
-    """The registered generators (no variants) whose adapter module is present."""
-    import importlib.util
-
-    return [name for name, target in EDITORS.items()
-            if not is_variant(name) and importlib.util.find_spec(target.split(":")[0]) is not None]
+    """The registered generators (no variants), in label-id order."""
+    return [name for name in EDITORS.names() if not is_variant(name)]
 
 
 def label_of(name: str) -> str:
@@ -47,13 +57,8 @@ def label_of(name: str) -> str:
 
 
 def get_editor_class(name: str) -> type[Editor]:
-    """Import and return the adapter class registered as ``name``."""
-    try:
-        target = EDITORS[name]
-    except KeyError:
-        raise ValueError(f"unknown editor {name!r}; registered: {', '.join(EDITORS)}") from None
-    module_name, class_name = target.split(":")
-    return getattr(importlib.import_module(module_name), class_name)
+    """The adapter class registered as ``name`` (:class:`RegistryError` suggesting near names)."""
+    return EDITORS.get(name)
 
 
 def create_editor(name: str, **kwargs: Any) -> Editor:

@@ -6,8 +6,10 @@ from typing import Any
 
 from diffseg30k.generation.editors import tiny
 from diffseg30k.generation.editors.common import DiffusersEditor
+from diffseg30k.generation.editors.registry import EDITORS
 
 
+@EDITORS.register
 class SD2Editor(DiffusersEditor):
     name = "sd2"
     pipeline_class_name = "StableDiffusionInpaintPipeline"

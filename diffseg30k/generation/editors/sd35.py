@@ -6,8 +6,10 @@ from typing import Any
 
 from diffseg30k.generation.editors import tiny
 from diffseg30k.generation.editors.common import DiffusersEditor
+from diffseg30k.generation.editors.registry import EDITORS
 
 
+@EDITORS.register
 class SD35Editor(DiffusersEditor):
     name = "sd35"
     pipeline_class_name = "StableDiffusion3InpaintPipeline"

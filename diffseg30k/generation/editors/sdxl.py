@@ -6,12 +6,14 @@ from typing import Any, ClassVar
 
 from diffseg30k.generation.editors import tiny
 from diffseg30k.generation.editors.common import DiffusersEditor
+from diffseg30k.generation.editors.registry import EDITORS
 
 #: Hyper-SD's 8-step SDXL LoRA (paper supplement §7): repo, file.
 HYPER_SD_REPO = "ByteDance/Hyper-SD"
 HYPER_SD_WEIGHTS = "Hyper-SDXL-8steps-lora.safetensors"
 
 
+@EDITORS.register
 class SDXLEditor(DiffusersEditor):
     name = "sdxl"
     pipeline_class_name = "StableDiffusionXLInpaintPipeline"
@@ -38,6 +40,7 @@ class SDXLEditor(DiffusersEditor):
         return {"strength": 0.99}
 
 
+@EDITORS.register
 class SDXLLoraEditor(SDXLEditor):
     """SDXL accelerated by a LoRA (Hyper-SD, 8 DDIM steps); labelled ``sdxl``, recorded as ``sdxl-lora``."""
 

@@ -31,6 +31,7 @@ from diffseg30k.models.inference import (
     DEFAULT_TILE,
     normalize_batch,
     predict_label_maps,
+    predict_label_maps_and_edited,
     predict_probabilities,
     preprocessing_tensors,
 )
@@ -57,6 +58,11 @@ class DetectionResult:
     is_edited: bool
     task: str
     id2label: dict[int, str] = field(repr=False)
+
+    @property
+    def edited_probability(self) -> np.ndarray:
+        """Per-pixel edited probability 1 - P(background) (float32 HxW, the metric's pixel_scores)."""
+        return np.clip(self.probabilities[1:].sum(axis=0), 0.0, 1.0).astype(np.float32)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready summary (no pixel arrays)."""
@@ -183,17 +189,31 @@ class Detector:
                 results[index] = self._result(probs, return_probabilities)
         return results[0] if single else results
 
+    def _per_image(self, images: list[ImageInput], predict) -> list[tuple[np.ndarray, ...]]:
+        """``predict(model, pixels, tile_size, overlap)`` -> tensors (B, H, W) over equal-size
+        batches, regrouped as one tuple of numpy maps per image, in input order."""
+        arrays = [to_rgb_array(image) for image in images]
+        out: list[tuple[np.ndarray, ...] | None] = [None] * len(arrays)
+        for batch in self._batches(arrays):
+            pixels = self._pixels([arrays[i] for i in batch])
+            tensors = predict(self.model, pixels, self.tile_size, self.overlap)
+            tensors = tensors if isinstance(tensors, tuple) else (tensors,)
+            for index, *maps in zip(batch, *(t.cpu().numpy() for t in tensors)):
+                out[index] = tuple(maps)
+        return out
+
     def predict_label_maps(self, images: list[ImageInput]) -> tuple[list[np.ndarray], np.ndarray]:
         """Fast path for evaluation loops: (uint8 label maps at input size, edited-fraction scores)."""
-        arrays = [to_rgb_array(image) for image in images]
-        maps: list[np.ndarray | None] = [None] * len(arrays)
-        for batch in self._batches(arrays):
-            predicted = predict_label_maps(self.model, self._pixels([arrays[i] for i in batch]),
-                                           self.tile_size, self.overlap).cpu().numpy()
-            for index, label_map in zip(batch, predicted):
-                maps[index] = label_map
-        scores = np.array([float((m > 0).mean()) for m in maps], dtype=np.float64)
-        return maps, scores
+        maps = [m for (m,) in self._per_image(images, predict_label_maps)]
+        return maps, np.array([float((m > 0).mean()) for m in maps], dtype=np.float64)
+
+    def predict_edited(self, images: list[ImageInput]
+                       ) -> tuple[list[np.ndarray], np.ndarray, list[np.ndarray]]:
+        """Like :meth:`predict_label_maps`, plus each image's edited probability map 1 - P(background)
+        (float32 HxW in [0, 1]): what ``evaluate``/``benchmark`` pass to the metric as pixel_scores."""
+        pairs = self._per_image(images, predict_label_maps_and_edited)
+        maps, edited = [m for m, _ in pairs], [e for _, e in pairs]
+        return maps, np.array([float((m > 0).mean()) for m in maps], dtype=np.float64), edited
 
 
 def render_overlay(image: ImageInput, result: DetectionResult, alpha: float = 0.55) -> Image.Image:

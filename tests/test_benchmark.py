@@ -189,6 +189,8 @@ def test_evaluate_cli_and_rescoring(quick_run, tmp_path, capsys):
     first = json.loads((report / "evaluation.json").read_text())["scores"]
     assert set(first) == {"none", "jpeg80", "crop"}
     assert set(first["none"]["breakdowns"]) >= {"turns", "base", "area"}
+    assert first["none"]["metrics"]["pixel_auc"] is not None  # edited probabilities were passed
+    assert "IMDL conventions" in (report / "evaluation.md").read_text()
     again = tmp_path / "again"
     assert main(["evaluate", "--from-predictions", str(report / "predictions"), "--bootstrap", "10",
                  "--report", str(again)]) == 0

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from diffseg30k.metrics import DiffSegMetric
-from diffseg30k.metrics.fixtures import realistic_pair
+from diffseg30k.metrics.fixtures import realistic_pair, realistic_scores
 
 MODULE = Path(__file__).resolve().parents[1] / "evaluate_metrics" / "diffseg30k"
 
@@ -22,9 +22,14 @@ def pairs():
     return [realistic_pair(i, 48, ignore_band=i % 3 == 0, edited=i % 4 != 0) for i in range(12)]
 
 
-def direct(pairs, scores=None, **kwargs):
+@pytest.fixture(scope="module")
+def score_maps(pairs):
+    return [realistic_scores(p, r, i) for i, (p, r) in enumerate(pairs)]
+
+
+def direct(pairs, scores=None, pixel_scores=None, **kwargs):
     metric = DiffSegMetric(**kwargs)
-    metric.update_batch([p for p, _ in pairs], [r for _, r in pairs], scores)
+    metric.update_batch([p for p, _ in pairs], [r for _, r in pairs], scores, pixel_scores)
     return json.dumps(metric.compute())
 
 
@@ -75,18 +80,41 @@ def test_bad_input_is_reported_with_the_pair(tmp_path):
         metric.compute(predictions=[good], references=[good], colour="red")
 
 
-def _process(rank, cache_dir, pairs, queue):
+def test_pixel_scores_streamed_stored_as_statistics_only(pairs, score_maps, tmp_path):
+    metric = evaluate.load(str(MODULE), cache_dir=str(tmp_path))
+    metric.add_batch(predictions=[p for p, _ in pairs[:6]], references=[r for _, r in pairs[:6]],
+                     pixel_scores=np.stack(score_maps[:6]))
+    for (p, r), m in zip(pairs[6:], score_maps[6:]):
+        metric.add(prediction=p, reference=r, pixel_scores=m)
+    out = metric.compute()
+    assert json.dumps(out) == direct(pairs, pixel_scores=score_maps)
+    assert 0.5 < out["pixel_auc"] <= 1 and out["spec"]["conventions"]["pixel_auc"].startswith("pooled")
+    one_shot = evaluate.load(str(MODULE), cache_dir=str(tmp_path), experiment_id="one-shot")
+    out = one_shot.compute(predictions=[p for p, _ in pairs], references=[r for _, r in pairs],
+                           pixel_scores=score_maps, task="binary")
+    assert json.dumps(out) == direct(pairs, pixel_scores=score_maps, task="binary")
+    asked = evaluate.load(str(MODULE), cache_dir=str(tmp_path), experiment_id="asked", imdl=True)
+    out = asked.compute(predictions=[p for p, _ in pairs], references=[r for _, r in pairs])
+    assert json.dumps(out) == direct(pairs, imdl=True)
+    bad = evaluate.load(str(MODULE), cache_dir=str(tmp_path), experiment_id="bad")
+    with pytest.raises(ValueError, match="pair 1: pixel_scores contains NaN"):
+        bad.add_batch(predictions=[p for p, _ in pairs[:2]], references=[r for _, r in pairs[:2]],
+                      pixel_scores=[score_maps[0], np.full_like(score_maps[1], np.nan)])
+
+
+def _process(rank, cache_dir, pairs, maps, queue):
     metric = evaluate.load(str(MODULE), num_process=2, process_id=rank, experiment_id="shared",
                            cache_dir=cache_dir)
-    for p, r in pairs[rank::2]:
-        metric.add_batch(predictions=[p], references=[r])
+    for (p, r), m in zip(pairs[rank::2], maps[rank::2]):
+        metric.add_batch(predictions=[p], references=[r], pixel_scores=[m])
     queue.put((rank, metric.compute()))
 
 
-def test_num_process_distribution_gives_identical_results(pairs, tmp_path):
+def test_num_process_distribution_gives_identical_results(pairs, score_maps, tmp_path):
     ctx = multiprocessing.get_context("fork")
     queue = ctx.Queue()
-    workers = [ctx.Process(target=_process, args=(rank, str(tmp_path), pairs, queue)) for rank in (0, 1)]
+    workers = [ctx.Process(target=_process, args=(rank, str(tmp_path), pairs, score_maps, queue))
+               for rank in (0, 1)]
     for worker in workers:
         worker.start()
     results = dict(queue.get(timeout=120) for _ in workers)
@@ -94,7 +122,9 @@ def test_num_process_distribution_gives_identical_results(pairs, tmp_path):
         worker.join(timeout=60)
     assert results[1] is None
     reordered = pairs[0::2] + pairs[1::2]  # process 0's rows come first
-    assert json.dumps(results[0]) == direct(reordered) == direct(pairs)
+    maps = score_maps[0::2] + score_maps[1::2]
+    want = direct(pairs, pixel_scores=score_maps)
+    assert json.dumps(results[0]) == direct(reordered, pixel_scores=maps) == want
 
 
 def test_widget_built_with_evaluate_helpers(pairs):

@@ -2,8 +2,10 @@
 
 Scores are taken at each image's original resolution: a distortion that resizes the image (e.g.
 ``resize256``) has its prediction resized back to the reference's size with nearest-neighbour
-interpolation. The predictor is any callable from a list of PIL images to a list of
-``(label_map, score)`` pairs; :func:`detector_predictor` adapts a :class:`diffseg30k.Detector`.
+interpolation (an edited-probability map bilinearly). The predictor is any callable from a list of
+PIL images to a list of ``(label_map, score)`` or ``(label_map, score, edited_probability)`` tuples;
+:func:`detector_predictor` adapts a :class:`diffseg30k.Detector` (edited probability = 1 - P(background),
+the metric's ``pixel_scores``).
 """
 
 from __future__ import annotations
@@ -20,23 +22,24 @@ from diffseg30k.data.distortions import Distortion, parse_distortions
 from diffseg30k.experiments.predictions import PredictionRecord, PredictionWriter, read_meta, read_predictions
 from diffseg30k.experiments.scoring import score_records
 
-Predictor = Callable[[list[Image.Image]], list[tuple[np.ndarray, float]]]
+Predictor = Callable[[list[Image.Image]], list[tuple]]
 
 
 def detector_predictor(detector: Any, batch_size: int = 8) -> Predictor:
-    """Adapt a ``Detector`` (label map at input size, edited fraction as the image score)."""
+    """Adapt a ``Detector``: label map at input size, edited fraction as the image score, edited
+    probability 1 - P(background) as the per-pixel score."""
     if hasattr(detector, "batch_size"):
         detector.batch_size = batch_size
 
-    def predict(images: list[Image.Image]) -> list[tuple[np.ndarray, float]]:
-        out: list[tuple[np.ndarray, float]] = []
+    def predict(images: list[Image.Image]) -> list[tuple[np.ndarray, float, np.ndarray]]:
+        out: list[tuple[np.ndarray, float, np.ndarray]] = []
         for start in range(0, len(images), batch_size):
             chunk = images[start:start + batch_size]
-            if hasattr(detector, "predict_label_maps"):  # fast path: no per-pixel probabilities kept
-                maps, scores = detector.predict_label_maps(chunk)
-                out.extend((np.asarray(m, np.uint8), float(s)) for m, s in zip(maps, scores))
+            if hasattr(detector, "predict_edited"):  # fast path: only the edited probability kept
+                maps, scores, edited = detector.predict_edited(chunk)
+                out.extend((np.asarray(m, np.uint8), float(s), e) for m, s, e in zip(maps, scores, edited))
             else:
-                out.extend((np.asarray(r.label_map, np.uint8), float(r.edited_fraction))
+                out.extend((np.asarray(r.label_map, np.uint8), float(r.edited_fraction), r.edited_probability)
                            for r in detector(chunk))
         return out
 
@@ -69,6 +72,15 @@ def resize_prediction(label_map: np.ndarray, shape: tuple[int, int]) -> np.ndarr
     return np.asarray(Image.fromarray(label_map, "L").resize((shape[1], shape[0]), Image.NEAREST))
 
 
+def resize_scores(scores: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """Bilinear resize of a [0, 1] score map to ``shape`` (height, width)."""
+    scores = np.asarray(scores, np.float32)
+    if scores.shape == tuple(shape):
+        return scores
+    resized = np.asarray(Image.fromarray(scores, "F").resize((shape[1], shape[0]), Image.BILINEAR))
+    return np.clip(resized, 0.0, 1.0)
+
+
 def predict_dataset(predictor: Predictor, rows: Iterable[dict[str, Any]], distortions: Sequence[Distortion],
                     out_dir: str | Path, meta: dict[str, Any], batch_size: int = 8, limit: int | None = None,
                     total: int | None = None, desc: str = "predicting") -> dict[str, Path]:
@@ -89,10 +101,11 @@ def predict_dataset(predictor: Predictor, rows: Iterable[dict[str, Any]], distor
             outputs = predictor([image for image, _ in pairs])
             if len(outputs) != len(pairs):
                 raise RuntimeError(f"predictor returned {len(outputs)} results for {len(pairs)} images")
-            for (row, full_ref), (_, ref), (label_map, score) in zip(pending, pairs, outputs):
+            for (row, full_ref), (_, ref), output in zip(pending, pairs, outputs):
+                label_map, score, edited = (*output, None)[:3]
                 writers[distortion.name].add(PredictionRecord(
                     str(row["id"]), resize_prediction(label_map, ref.shape), ref, score,
-                    row_meta(row, full_ref)))
+                    row_meta(row, full_ref), None if edited is None else resize_scores(edited, ref.shape)))
         pending.clear()
 
     try:

@@ -4,10 +4,15 @@ A prediction set is a folder written atomically::
 
     meta.json        task, id2label, checkpoint, distortion, dataset fingerprint, split, count
     index.jsonl      one row per image: id, score, shard, metadata used by breakdowns
-    maps-00000.npz   compressed uint8 arrays ``pred/<id>`` and ``ref/<id>`` (reference as scored)
+    maps-00000.npz   compressed uint8 arrays ``pred/<id>`` and ``ref/<id>`` (reference as scored), and
+                     ``prob/<id>`` when the predictor gave edited probabilities: uint8 levels evenly
+                     spaced in logit(p) over [-14, 14] (``diffseg30k.metrics.scores.quantise_scores``)
 
 References are stored as scored (semantic ids, cropped when the distortion crops), so
-``diffseg30k evaluate --from-predictions DIR`` needs neither the model nor the dataset.
+``diffseg30k evaluate --from-predictions DIR`` needs neither the model nor the dataset. The 256
+logit-spaced levels keep a detector's tails apart (a 1/255 grid would tie every score below 0.002);
+``pixel_auc`` from them differs from the float maps' only through pixels of both classes sharing a
+level (``tests/benchmarks/bench_metric.py`` reports the difference), and every other key is unchanged.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from diffseg30k.io import atomic_dir
+from diffseg30k.metrics.scores import dequantise_scores, quantise_scores
 
 SHARD_SIZE = 256
 FORMAT_VERSION = 1
@@ -30,13 +36,15 @@ FORMAT_VERSION = 1
 
 @dataclass
 class PredictionRecord:
-    """One scored image: the prediction and reference label maps, an image-level score, metadata."""
+    """One scored image: the prediction and reference label maps, an image-level score, metadata and
+    (optionally) the per-pixel edited probability (float32, the metric's ``pixel_scores``)."""
 
     id: str
     prediction: np.ndarray
     reference: np.ndarray
     score: float
     meta: dict[str, Any] = field(default_factory=dict)
+    edited_probability: np.ndarray | None = None
 
 
 class PredictionWriter:
@@ -57,6 +65,8 @@ class PredictionWriter:
         shard_name = f"maps-{len(self._rows) // SHARD_SIZE:05d}.npz"
         self._shard[f"pred/{record.id}"] = np.asarray(record.prediction, dtype=np.uint8)
         self._shard[f"ref/{record.id}"] = np.asarray(record.reference, dtype=np.uint8)
+        if record.edited_probability is not None:
+            self._shard[f"prob/{record.id}"] = quantise_scores(record.edited_probability)
         self._rows.append({"id": record.id, "score": float(record.score), "shard": shard_name,
                            "meta": record.meta})
         if len(self._rows) % SHARD_SIZE == 0:
@@ -140,6 +150,8 @@ def read_predictions(path: str | Path) -> Iterator[PredictionRecord]:
             prediction, reference = arrays[f"pred/{row['id']}"], arrays[f"ref/{row['id']}"]
         except KeyError as err:
             raise ValueError(f"{path / shard_name}: missing maps for image {row['id']!r}") from err
-        yield PredictionRecord(row["id"], prediction, reference, float(row["score"]), row.get("meta", {}))
+        codes = arrays[f"prob/{row['id']}"] if f"prob/{row['id']}" in arrays.files else None
+        yield PredictionRecord(row["id"], prediction, reference, float(row["score"]), row.get("meta", {}),
+                               None if codes is None else dequantise_scores(codes))
     if open_shard is not None:
         open_shard[1].close()

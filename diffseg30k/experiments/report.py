@@ -202,6 +202,7 @@ def render_evaluation(scores: dict[str, Any], meta: dict[str, Any]) -> str:
     body = [[display_name(n), str(scores[n]["count"]), *[fmt(scores[n]["metrics"].get(k)) for k in keys]]
             for n in ordered]
     lines += [LEGEND, "", *md_table(["distortion", "images", *header(keys)], body)]
+    lines += _imdl_table(scores, ordered)
     for name in ordered:
         s = scores[name]
         if s.get("ci"):
@@ -217,3 +218,22 @@ def render_evaluation(scores: dict[str, Any], meta: dict[str, Any]) -> str:
             lines += ["", f"{display_name(name)} by {by}:", "",
                       *md_table([by, "images", *header(gkeys)], body)]
     return "\n".join(lines) + "\n"
+
+
+
+IMDL_COLUMNS = {"pixel_f1_per_image": "pixel F1", "pixel_iou_per_image": "pixel IoU",
+                "pixel_auc": "pixel AUC", "pixel_f1_best_per_image": "pixel F1 (best thr.)",
+                "image_auc": "img AUC", "image_f1": "img F1", "image_balanced_accuracy": "img bal. Acc",
+                "image_mcc": "img MCC"}
+
+
+def _imdl_table(scores: dict[str, Any], ordered: list[str]) -> list[str]:
+    """The IMDL-convention keys, one row per distortion (absent when no result carries them)."""
+    rows = [name for name in ordered if "pixel_f1_per_image" in scores[name].get("metrics", {})]
+    if not rows:
+        return []
+    body = [[display_name(name), str(scores[name]["count"]),
+             *[fmt(scores[name]["metrics"].get(k)) for k in IMDL_COLUMNS]] for name in rows]
+    return ["", "IMDL conventions (binary view; pixel F1/IoU per image over edited images, pixel AUC "
+            "pooled over pixels, best threshold per image; see the metric card):", "",
+            *md_table(["distortion", "images", *IMDL_COLUMNS.values()], body)]

@@ -4,11 +4,14 @@ All metric maths is :class:`diffseg30k.metrics.DiffSegMetric`'s. This module onl
 are scored together: each image's additive statistics are computed once (``pair_stats``), and a
 subset's result adds its images' statistics to a fresh metric (``add_stats``), so breakdowns and
 bootstrap resamples (images drawn with replacement) reuse one pass of the costly per-image work.
+The headline result also gets the IMDL-convention keys (``pixel_scores`` = the records' edited
+probabilities, when saved); breakdowns and resamples keep statistics without the score histograms.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -45,9 +48,9 @@ def metric_factory(task: str, id2label: dict[int, str] | None = None, area_thres
     id2label = dict(id2label or ID2LABEL)
     if task == "semantic":
         return lambda: metric_cls(num_classes=max(id2label) + 1, task="both", id2label=id2label,
-                                  area_threshold=area_threshold)
+                                  area_threshold=area_threshold, imdl=True)
     if task == "binary":
-        return lambda: metric_cls(num_classes=2, task="binary", area_threshold=area_threshold)
+        return lambda: metric_cls(num_classes=2, task="binary", area_threshold=area_threshold, imdl=True)
     raise ValueError(f"unknown task {task!r}; expected 'semantic' or 'binary'")
 
 
@@ -106,8 +109,8 @@ def score_records(records: Iterable[PredictionRecord], task: str, by: Iterable[s
     {"count", "metrics"}}}}``; breakdowns with no metadata are left out.
     """
     factory = metric_factory(task, id2label, area_threshold)
-    evaluator = factory()
-    states, metas = [], []
+    evaluator, total = factory(), factory()
+    states, metas, without_scores = [], [], []
     for record in tqdm(records, desc=desc, disable=not progress, leave=False, delay=2.0):
         reference = record.reference if task == "semantic" else to_binary(record.reference)
         prediction = np.asarray(record.prediction)
@@ -115,15 +118,22 @@ def score_records(records: Iterable[PredictionRecord], task: str, by: Iterable[s
             raise ValueError(f"image {record.id!r}: prediction {prediction.shape} and reference "
                              f"{reference.shape} differ in shape")
         try:
-            states.append(evaluator.pair_stats(prediction, reference, record.score))
+            stats = evaluator.pair_stats(prediction, reference, record.score,
+                                         pixel_scores=record.edited_probability)
         except ValueError as err:
             raise ValueError(f"image {record.id!r}: {err}") from err
+        total.add_stats(stats)
+        states.append(replace(stats, score_histogram=None))  # constant memory per kept image
         metas.append(record.meta)
+        if record.edited_probability is None:
+            without_scores.append(record.id)
     if not states:
         raise ValueError("no predictions to score")
-    everything = range(len(states))
-    result: dict[str, Any] = {"count": len(states),
-                              "metrics": clean(_merged(factory, states, everything).compute())}
+    if 0 < len(without_scores) < len(states):
+        given = len(states) - len(without_scores)
+        raise ValueError(f"edited probabilities (pixel scores) exist for {given} of {len(states)} images, "
+                         f"not e.g. for {without_scores[0]!r}: give them for all or none")
+    result: dict[str, Any] = {"count": len(states), "metrics": clean(total.compute())}
     if bootstrap > 0:
         result["ci"] = bootstrap_intervals(factory, states, HEADLINE[task], bootstrap, seed, confidence)
         result["ci_spec"] = {"method": "percentile bootstrap over images", "resamples": bootstrap,

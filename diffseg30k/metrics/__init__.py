@@ -4,9 +4,10 @@
 that stores :class:`PairStats` rows instead of label maps.
 """
 
-from diffseg30k.metrics.core import AVERAGING, METRIC_VERSION, DiffSegMetric
+from diffseg30k.metrics.core import AVERAGING, CONVENTIONS, IMDL_KEYS, METRIC_VERSION, DiffSegMetric
 from diffseg30k.metrics.inputs import LabelMapError
 from diffseg30k.metrics.pair import PairStats
-from diffseg30k.metrics.ranking import average_precision
+from diffseg30k.metrics.ranking import average_precision, roc_auc
 
-__all__ = ["AVERAGING", "METRIC_VERSION", "DiffSegMetric", "LabelMapError", "PairStats", "average_precision"]
+__all__ = ["AVERAGING", "CONVENTIONS", "IMDL_KEYS", "METRIC_VERSION", "DiffSegMetric", "LabelMapError",
+           "PairStats", "average_precision", "roc_auc"]

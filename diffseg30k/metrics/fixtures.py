@@ -62,3 +62,40 @@ def realistic_pair(seed: int, size: int | tuple[int, int] = 512, num_classes: in
     if ignore_band:
         reference[: max(1, shape[0] // 64)] = 255
     return prediction, reference
+
+
+def _upsample(low: np.ndarray, shape: tuple[int, int], factor: int) -> np.ndarray:
+    """Bilinear upsampling (half-pixel centres, clamped edges), as a segmenter's logits get it."""
+    axes = []
+    for size, length in zip(shape, low.shape):
+        pos = np.clip((np.arange(size) + 0.5) / factor - 0.5, 0, length - 1)
+        first = np.floor(pos).astype(int)
+        axes.append((first, np.minimum(first + 1, length - 1), pos - first))
+    (y0, y1, wy), (x0, x1, wx) = axes
+    wy, wx = wy[:, None], wx[None, :]
+    top = low[np.ix_(y0, x0)] * (1 - wx) + low[np.ix_(y0, x1)] * wx
+    bottom = low[np.ix_(y1, x0)] * (1 - wx) + low[np.ix_(y1, x1)] * wx
+    return top * (1 - wy) + bottom * wy
+
+
+def realistic_scores(prediction: np.ndarray, reference: np.ndarray, seed: int,
+                     confidence: float | None = None) -> np.ndarray:
+    """A float32 edited-probability map for a pair, shaped like a segmenter's softmax output.
+
+    Logits are +margin inside the prediction's edited region and -margin outside; a share of the
+    reference's edited pixels the prediction missed get raised logits (ranking beats the label
+    map's decision, but not perfectly); then, as in a SegFormer, the logits live at 1/4 resolution
+    (block means plus smooth noise) and are bilinearly upsampled before the sigmoid.
+    """
+    rng = np.random.default_rng(seed + 7919)
+    margin = rng.uniform(3.0, 9.0) if confidence is None else confidence
+    edited = (prediction > 0) & (prediction != 255)
+    logits = np.where(edited, margin, -margin)
+    missed = (reference > 0) & (reference != 255) & ~edited
+    logits[missed] += margin * rng.uniform(0.5, 1.2)
+    height, width = prediction.shape
+    padded = np.pad(logits, ((0, -height % 4), (0, -width % 4)), mode="edge")
+    low = padded.reshape(padded.shape[0] // 4, 4, padded.shape[1] // 4, 4).mean(axis=(1, 3))
+    low += rng.normal(0, 1.0, low.shape)
+    full = _upsample(low, (height, width), 4)
+    return (1.0 / (1.0 + np.exp(-full))).astype(np.float32)

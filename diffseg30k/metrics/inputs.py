@@ -96,7 +96,8 @@ def _check_values(array: np.ndarray, where: str, num_classes: int, ignore_index:
 def check_pair(prediction: Any, reference: Any, index: int, num_classes: int,
                ignore_index: int) -> tuple[np.ndarray, np.ndarray]:
     """Validate a (prediction, reference) pair; predictions may hold ignore_index only where the
-    reference is ignored too."""
+    reference is ignored too. The returned prediction is masked to the reference's valid pixels
+    (255 wherever the reference is ignored; the caller's array is never modified)."""
     ref = check_label_map(reference, "reference", index, num_classes, ignore_index)
     pred = check_label_map(prediction, "prediction", index, num_classes, ignore_index)
     if pred.shape != ref.shape:
@@ -107,6 +108,8 @@ def check_pair(prediction: Any, reference: Any, index: int, num_classes: int,
         if stray.any():
             raise LabelMapError(f"pair {index}: prediction contains ignore_index {ignore_index} at "
                                 f"{int(stray.sum())} pixels the reference does not ignore")
+    if int(ref.max()) == SENTINEL:  # v2: ignored pixels count nowhere, so mask the prediction too
+        pred = np.where(ref == SENTINEL, np.uint8(SENTINEL), pred)
     return pred, ref
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import zlib
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -10,9 +11,13 @@ import numpy as np
 
 from diffseg30k.metrics.boundary import BitPlane, Scratch, boundary_points, row_extent, tolerance_pixels
 from diffseg30k.metrics.inputs import SENTINEL
+from diffseg30k.metrics.scores import best_f1, image_histogram
 
 SEMANTIC, BINARY = 1, 2  # bits of PairStats.tasks
 FIXED_POINT = 1 << 52  # scale of the integer boundary-F sums
+
+
+ScoreHistogram = tuple  # (uint16 bin codes ascending, background counts, edited counts) of one image
 
 
 @dataclass
@@ -20,10 +25,12 @@ class PairStats:
     """What one image contributes; everything the metric needs, nothing the size of the image.
 
     ``confusion`` is (K+1, K+1): rows reference, columns prediction, the last row/column counting
-    ignored pixels (reference) and ignore-valued predictions. ``semantic_f`` holds the per-class
-    boundary F of classes 1..K-1 (NaN where the class is absent from both maps), ``binary_f`` the
-    edited-region F (NaN when neither map has edited pixels). ``score`` is NaN when the caller gave
-    none (the predicted edited fraction is used then).
+    ignored pixels (the prediction is masked to valid pixels, so ignored pixels sit in the last
+    row's last cell). ``semantic_f`` holds the per-class boundary F of classes 1..K-1 (NaN where the
+    class is absent from both maps' valid pixels), ``binary_f`` the edited-region F (NaN when
+    neither map has edited valid pixels). ``score`` is NaN when the caller gave none (the predicted
+    edited fraction of the valid pixels is used then). ``score_histogram`` (sparse, from
+    ``pixel_scores``) and ``best_f1`` (the image's best-threshold F1) are None / NaN without them.
     """
 
     confusion: np.ndarray
@@ -33,19 +40,32 @@ class PairStats:
     width: int
     tasks: int
     score: float = float("nan")
+    score_histogram: ScoreHistogram | None = None
+    best_f1: float = float("nan")
 
     @property
     def num_pixels(self) -> int:
         return self.height * self.width
 
     @cached_property
+    def valid_pixels(self) -> int:
+        """Pixels whose reference is not ignored."""
+        return int(self.confusion[:-1, :-1].sum())
+
+    @cached_property
     def predicted_edited(self) -> int:
-        """Predicted pixels of a class >= 1 (anywhere in the image)."""
-        return int(self.confusion[:, 1:-1].sum())
+        """Valid pixels predicted as a class >= 1."""
+        return int(self.confusion[:-1, 1:-1].sum())
 
     @cached_property
     def reference_edited(self) -> bool:
-        return bool(self.confusion[1:-1, :].any())
+        return bool(self.confusion[1:-1, :-1].any())
+
+    @cached_property
+    def binary_counts(self) -> tuple[int, int, int]:
+        """(true positive, false positive, false negative) valid pixels of the edited region."""
+        c = self.confusion
+        return int(c[1:-1, 1:-1].sum()), int(c[0, 1:-1].sum()), int(c[1:-1, 0].sum())
 
     @cached_property
     def fixed_f(self) -> tuple[list[tuple[int, int]], int | None]:
@@ -55,6 +75,18 @@ class PairStats:
         semantic = [(int(i), round(float(self.semantic_f[i]) * FIXED_POINT)) for i in present]
         binary = None if np.isnan(self.binary_f) else round(float(self.binary_f) * FIXED_POINT)
         return semantic, binary
+
+    @cached_property
+    def fixed_region(self) -> tuple[int, int, int] | None:
+        """Per-image (F1, IoU, best-threshold F1) of the edited region as multiples of 2**-52, for
+        images whose reference has an edited valid pixel (None otherwise; best F1 -1 without
+        pixel scores)."""
+        if not self.reference_edited:
+            return None
+        tp, fp, fn = self.binary_counts
+        best = -1 if np.isnan(self.best_f1) else round(self.best_f1 * FIXED_POINT)
+        return (round(2 * tp / (2 * tp + fp + fn) * FIXED_POINT), round(tp / (tp + fp + fn) * FIXED_POINT),
+                best)
 
 
 def joint_histogram(pred: np.ndarray, ref: np.ndarray, num_classes: int) -> np.ndarray:
@@ -130,7 +162,8 @@ class PairEvaluator:
         return self._cached(("plane", height, width, theta, dtype),
                             lambda: BitPlane(height, width, theta, dtype))
 
-    def __call__(self, pred: np.ndarray, ref: np.ndarray, score: float = float("nan")) -> PairStats:
+    def __call__(self, pred: np.ndarray, ref: np.ndarray, score: float = float("nan"),
+                 pixel_scores: np.ndarray | None = None) -> PairStats:
         k = self.num_classes
         height, width = ref.shape
         extents = row_extent(pred), row_extent(ref)
@@ -142,15 +175,20 @@ class PairEvaluator:
         else:
             joint = np.zeros((k + 1, k + 1), np.int64)
             joint[0, 0] = height * width
-        in_ref = joint[:k, :].sum(axis=1)[1:] > 0  # classes 1..K-1
-        in_pred = joint[:, :k].sum(axis=0)[1:] > 0
+        valid = joint[:k, :k]  # v2: class presence counts valid pixels only
+        in_ref = valid.sum(axis=1)[1:] > 0  # classes 1..K-1
+        in_pred = valid.sum(axis=0)[1:] > 0
         semantic_f = np.full(k - 1, np.nan)
         binary_f = float("nan")
         if in_ref.any() or in_pred.any():
             theta = tolerance_pixels(height, width, self.boundary_tolerance)
             semantic_f, binary_f = self._boundary_scores(pred, ref, theta, in_ref, in_pred, extents)
+        histogram, best = None, float("nan")
+        if pixel_scores is not None:
+            histogram = image_histogram(pixel_scores, ref)
+            best = best_f1(histogram[1], histogram[2])
         return PairStats(confusion=joint, semantic_f=semantic_f, binary_f=binary_f, height=height,
-                         width=width, tasks=self.tasks, score=score)
+                         width=width, tasks=self.tasks, score=score, score_histogram=histogram, best_f1=best)
 
     def _boundary_scores(self, pred: np.ndarray, ref: np.ndarray, theta: int, in_ref: np.ndarray,
                          in_pred: np.ndarray, extents: tuple) -> tuple[np.ndarray, float]:
@@ -225,29 +263,54 @@ class PairEvaluator:
         return (hits[0][0], hits[0][1]), (hits[1][0], hits[1][1])
 
 
-ROW_FORMAT = 1
+ROW_FORMAT = 2  # 2: metric v2 (best F1 and the sparse pixel-score histogram added)
 
 
 def encode_row(stats: PairStats, ignore_index: int, boundary_tolerance: float) -> tuple[bytes, bytes]:
     """Pack one image's statistics (and the settings they depend on) into two compact blobs:
-    float64 [format, tolerance, score, binary F, semantic F...] and int64 [format, K, ignore,
-    tasks, height, width, confusion...]. ``evaluate`` stores these instead of label maps."""
-    floats = np.concatenate([[ROW_FORMAT, boundary_tolerance, stats.score, stats.binary_f], stats.semantic_f])
+    float64 [format, tolerance, score, binary F, best F1, semantic F...] and int64 [format, K, ignore,
+    tasks, height, width, histogram bins (-1: none), confusion...] followed by the histogram as
+    uint16 code steps (codes delta-encoded), uint32 background and uint32 edited counts, zlib
+    level 1 (about 6 kB for a 512x512 probability map). ``evaluate`` stores these instead of
+    label maps and score maps."""
+    floats = np.concatenate([[ROW_FORMAT, boundary_tolerance, stats.score, stats.binary_f, stats.best_f1],
+                             stats.semantic_f])
     k = stats.confusion.shape[0] - 1
-    head = [ROW_FORMAT, k, ignore_index, stats.tasks, stats.height, stats.width]
-    ints = np.concatenate([np.array(head, np.int64), stats.confusion.ravel()])
-    return floats.astype(np.float64).tobytes(), ints.astype(np.int64).tobytes()
+    histogram = stats.score_histogram
+    bins = -1 if histogram is None else int(histogram[0].size)
+    head = [ROW_FORMAT, k, ignore_index, stats.tasks, stats.height, stats.width, bins]
+    ints = np.concatenate([np.array(head, np.int64), stats.confusion.ravel()]).astype(np.int64).tobytes()
+    if histogram is not None:
+        steps = np.diff(histogram[0].astype(np.int64), prepend=0).astype(np.uint16)
+        ints += zlib.compress(steps.tobytes() + histogram[1].astype(np.uint32).tobytes()
+                              + histogram[2].astype(np.uint32).tobytes(), 1)
+    return floats.astype(np.float64).tobytes(), ints
 
 
 def decode_row(floats: bytes, ints: bytes) -> tuple[PairStats, int, float]:
     """Inverse of :func:`encode_row`: (stats, ignore_index, boundary_tolerance)."""
     f = np.frombuffer(floats, np.float64)
-    i = np.frombuffer(ints, np.int64)
-    if f.size < 4 or i.size < 6 or int(f[0]) != ROW_FORMAT or int(i[0]) != ROW_FORMAT:
+    head = np.frombuffer(ints[:56], np.int64) if len(ints) >= 56 else np.zeros(0, np.int64)
+    if f.size < 5 or head.size < 7 or int(f[0]) != ROW_FORMAT or int(head[0]) != ROW_FORMAT:
         raise ValueError("not a DiffSeg30k statistics row (or one from an incompatible version)")
-    _, k, ignore_index, tasks, height, width = (int(v) for v in i[:6])
-    if i.size != 6 + (k + 1) ** 2 or f.size != 4 + k - 1:
+    _, k, ignore_index, tasks, height, width, bins = (int(v) for v in head)
+    end = 56 + 8 * (k + 1) ** 2
+    packed = b""
+    if bins >= 0:
+        try:
+            packed = zlib.decompress(ints[end:])
+        except zlib.error:
+            packed = b"corrupt"
+    sizes_ok = len(ints) >= end and len(packed) == 10 * max(bins, 0) and (bins >= 0 or len(ints) == end)
+    if f.size != 5 + k - 1 or not sizes_ok:
         raise ValueError(f"corrupt DiffSeg30k statistics row for {k} classes")
-    stats = PairStats(confusion=i[6:].reshape(k + 1, k + 1).copy(), semantic_f=f[4:].copy(),
-                      binary_f=float(f[3]), height=height, width=width, tasks=tasks, score=float(f[2]))
+    confusion = np.frombuffer(ints[56:end], np.int64).reshape(k + 1, k + 1).copy()
+    histogram = None
+    if bins >= 0:
+        codes = np.cumsum(np.frombuffer(packed[:2 * bins], np.uint16), dtype=np.int64).astype(np.uint16)
+        counts = np.frombuffer(packed[2 * bins:], np.uint32).astype(np.int64)
+        histogram = (codes, counts[:bins], counts[bins:])
+    stats = PairStats(confusion=confusion, semantic_f=f[5:].copy(), binary_f=float(f[3]), height=height,
+                      width=width, tasks=tasks, score=float(f[2]), score_histogram=histogram,
+                      best_f1=float(f[4]))
     return stats, ignore_index, float(f[1])

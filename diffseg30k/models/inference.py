@@ -95,3 +95,21 @@ def predict_label_maps(model: torch.nn.Module, pixels: torch.Tensor, tile_size: 
     if max(pixels.shape[-2:]) <= tile_size:
         return _forward_padded(model, pixels).argmax(dim=1).to(torch.uint8)
     return predict_probabilities(model, pixels, tile_size, overlap).argmax(dim=1).to(torch.uint8)
+
+
+@torch.inference_mode()
+def predict_label_maps_and_edited(model: torch.nn.Module, pixels: torch.Tensor, tile_size: int = DEFAULT_TILE,
+                                  overlap: int = DEFAULT_OVERLAP) -> tuple[torch.Tensor, torch.Tensor]:
+    """Argmax label maps (B, H, W) uint8 and edited probabilities 1 - P(background) (B, H, W) float32.
+
+    One pass: sigmoid(logsumexp(logits[1:]) - logits[0]), which equals 1 - P(background) without
+    the cancellation of ``1 - softmax[0]`` for confident pixels; tiled: the averaged probabilities'
+    non-background sum.
+    """
+    if max(pixels.shape[-2:]) <= tile_size:
+        logits = _forward_padded(model, pixels)
+        edited = torch.sigmoid(torch.logsumexp(logits[:, 1:], dim=1) - logits[:, 0])
+        return logits.argmax(dim=1).to(torch.uint8), edited.float()
+    probabilities = predict_probabilities(model, pixels, tile_size, overlap)
+    edited = probabilities[:, 1:].sum(dim=1).clamp_(0.0, 1.0)
+    return probabilities.argmax(dim=1).to(torch.uint8), edited.float()

@@ -25,6 +25,7 @@ from diffseg30k.experiments.tables.common import (
     score,
     task_keys,
 )
+from diffseg30k.metrics import IMDL_KEYS
 
 PAPER: dict[str, dict[str, float]] = {
     "segformer": seg(0.989, 0.961, 0.678, 0.952, 0.825, 0.532),
@@ -60,7 +61,7 @@ def run(ctx: PlanContext) -> dict[str, Any]:
                 "per_class_iou": scored["metrics"].get("per_class_iou"),
                 "per_class_bf1": scored["metrics"].get("per_class_bf1"),
                 "confusion_matrix": scored["metrics"].get("confusion_matrix"),
-                "all_metrics": headline(scored["metrics"], SEG_KEYS + IMAGE_KEYS),
+                "all_metrics": headline(scored["metrics"], SEG_KEYS + IMAGE_KEYS + IMDL_KEYS),
                 "spec": scored["metrics"].get("spec"),
             }
     return {"rows": rows, "checkpoints": checkpoints, "details": details}

@@ -61,7 +61,11 @@ class DetectionResult:
 
     @property
     def edited_probability(self) -> np.ndarray:
-        """Per-pixel edited probability 1 - P(background) (float32 HxW, the metric's pixel_scores)."""
+        """Per-pixel edited probability 1 - P(background) (float32 HxW, the metric's pixel_scores); needs
+        ``detector(image, return_probabilities=True)`` (``Detector.predict_edited`` computes only this)."""
+        if self.probabilities is None:
+            raise ValueError("this result holds no probabilities: call the detector with "
+                             "return_probabilities=True, or use Detector.predict_edited")
         return np.clip(self.probabilities[1:].sum(axis=0), 0.0, 1.0).astype(np.float32)
 
     def to_dict(self) -> dict[str, Any]:

@@ -18,6 +18,7 @@ import os
 import shutil
 import tempfile
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -118,14 +119,45 @@ def resolve_checkpoint(explicit: str | None = None, app_dir: str | os.PathLike |
     return str(bundled) if bundled and (bundled / "config.json").is_file() else None
 
 
-def load_detector(checkpoint: str, revision: str | None = None):
-    """``Detector.from_pretrained`` with one readable error for every way loading can fail."""
+def load_detector(checkpoint: str, revision: str | None = None, runtime: str = "auto"):
+    """``Detector.from_pretrained`` with one readable error for every way loading can fail; ``runtime``
+    'auto' picks the fastest installed CPU runtime (torch when none is, or on a GPU)."""
     from diffseg30k.detector import Detector
 
+    if runtime == "auto" and _has_gpu():
+        runtime = "torch"
     try:
-        return Detector.from_pretrained(checkpoint, revision=revision)
+        return Detector.from_pretrained(checkpoint, revision=revision, runtime=runtime)
     except Exception as err:  # missing folder, offline Hub, bad config, bad weights
         raise RuntimeError(f"cannot load the detector {checkpoint!r}: {type(err).__name__}: {err}") from err
+
+
+def _has_gpu() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def runtime_markdown(detector) -> str:
+    """Which runtime serves the page, and why when it is not the one asked for."""
+    text = f"Runtime: `{detector.runtime}`"
+    return text + (f" ({detector.runtime_note})" if detector.runtime_note else "")
+
+
+class TileProgress:
+    """``progress(done, total)`` for :class:`Detector`: a per-tile bar with the estimated time left
+    (from the previous image's seconds per tile until this image's first tiles are done)."""
+
+    def __init__(self, bar, total: int, seconds_per_tile: float | None):
+        self.bar, self.total, self.seconds_per_tile = bar, total, seconds_per_tile
+        self.started = time.perf_counter()
+        self.update(0, total)
+
+    def update(self, done: int, total: int) -> None:
+        if done:
+            self.seconds_per_tile = (time.perf_counter() - self.started) / done
+        left = f", about {self.seconds_per_tile * (total - done):.0f} s left" if self.seconds_per_tile else ""
+        self.bar((done, total), desc=f"large image: tile {done}/{total}{left}", unit="tiles")
 
 
 class DemoService:
@@ -134,14 +166,16 @@ class DemoService:
     def __init__(self, detector=None, checkpoint: str | None = None, load_error: str | None = None):
         self.detector, self.checkpoint, self.load_error = detector, checkpoint, load_error
         self.outputs = OutputStore(Path(tempfile.mkdtemp(prefix="diffseg30k-demo-")))
+        self.seconds_per_tile: float | None = None
 
     @property
     def colors(self) -> dict[int, tuple[int, int, int]]:
         return label_colors(self.detector.id2label, self.detector.task)  # labels: the one resolver
 
-    def analyse(self, upload: dict | str | None):
+    def analyse(self, upload: dict | str | None, progress=None):
         """The ``predict`` endpoint: (semantic overlay, binary overlay, generator table, verdict,
-        mask PNG path, JSON details). Every failure becomes a readable ``gr.Error``."""
+        mask PNG path, JSON details). Every failure becomes a readable ``gr.Error``; large images
+        report per-tile ``progress`` (a ``gr.Progress``)."""
         import gradio as gr
 
         if self.detector is None:
@@ -155,14 +189,20 @@ class DemoService:
         except ImageError as err:
             raise gr.Error(str(err)) from err
         try:
-            return self._predict(normalized, name)
+            return self._predict(normalized, name, progress)
         except Exception as err:  # surfaced as a message, logged with its traceback
             LOG.exception("prediction failed for %s", name)
             raise gr.Error(f"{name}: the detector failed ({type(err).__name__}: {err})") from err
 
-    def _predict(self, normalized: NormalizedImage, name: str):
+    def _predict(self, normalized: NormalizedImage, name: str, progress=None):
         pixels = np.asarray(normalized.image)
-        result = self.detector(pixels)
+        tiles = self.detector.tile_count(*pixels.shape[:2])
+        tracker = TileProgress(progress, tiles, self.seconds_per_tile) if tiles and progress else None
+        started = time.perf_counter()
+        result = self.detector(pixels, progress=tracker.update if tracker else None)
+        seconds = time.perf_counter() - started
+        if tiles:
+            self.seconds_per_tile = seconds / tiles
         label_map = result.label_map
         binary_colors = label_colors(BINARY_ID2LABEL, "binary")
         slot, stem = self.outputs.new_slot(), Path(name).stem or "image"
@@ -174,8 +214,12 @@ class DemoService:
         mask_path = self.outputs.save_png(label_map_image(label_map, self.colors),
                                           slot / f"{stem}_diffseg30k_mask.png")
         checkpoint = getattr(self.detector, "checkpoint", None) or self.checkpoint
-        details = {**result.to_dict(), "checkpoint": checkpoint, "input_notes": normalized.notes}
+        details = {**result.to_dict(), "checkpoint": checkpoint, "input_notes": normalized.notes,
+                   "runtime": self.detector.runtime, "tiles": tiles, "seconds": round(seconds, 3)}
         verdict = verdict_markdown(result, normalized.notes, self.detector.area_threshold)
+        if tiles:
+            verdict += (f"\n\nLarge image: processed at native resolution in {tiles} overlapping tiles of "
+                        f"{self.detector.tile_size} px ({seconds:.1f} s, runtime {self.detector.runtime}).")
         return semantic, binary, generator_rows(result.generators), verdict, mask_path, details
 
 
@@ -267,15 +311,16 @@ CSS = """
 
 
 def build_app(checkpoint: str | None = None, revision: str | None = None, detector=None,
-              app_dir: str | os.PathLike | None = None):
-    """The ``gr.Blocks`` page (queued: ``CONCURRENCY`` workers, at most ``QUEUE_SIZE`` waiting)."""
+              app_dir: str | os.PathLike | None = None, runtime: str = "auto"):
+    """The ``gr.Blocks`` page (queued: ``CONCURRENCY`` workers, at most ``QUEUE_SIZE`` waiting);
+    ``runtime`` as in :func:`load_detector` when the page loads the detector itself."""
     import gradio as gr
 
     checkpoint = resolve_checkpoint(checkpoint, app_dir)
     error = None
     if detector is None and checkpoint:
         try:
-            detector = load_detector(checkpoint, revision)
+            detector = load_detector(checkpoint, revision, runtime)
         except RuntimeError as err:
             error = str(err)
     service = DemoService(detector, checkpoint, error)
@@ -288,8 +333,9 @@ def build_app(checkpoint: str | None = None, revision: str | None = None, detect
             hint = error or f"Set {CHECKPOINT_ENV} to a Hub model id or a checkpoint folder."
             gr.Markdown(f"**No detector loaded.** {hint}")
         else:
-            gr.Markdown(f"Detector: `{getattr(detector, 'loaded_from', None) or checkpoint or 'in-memory'}` "
-                        f"(task: {detector.task})")
+            shown = getattr(detector, "loaded_from", None) or checkpoint or "in-memory"
+            gr.Markdown(f"Detector: `{shown}` (task: {detector.task}). {runtime_markdown(detector)}",
+                        elem_id="runtime")
         truth = gr.Image(label="Ground truth (mini-data examples)", type="filepath", elem_id="ground-truth",
                          interactive=False, height=IMAGE_HEIGHT, render=False)
         with gr.Row():
@@ -314,11 +360,21 @@ def build_app(checkpoint: str | None = None, revision: str | None = None, detect
                 mask = gr.File(label="Label map (PNG, pixel value = label id)", elem_id="mask-file")
                 with gr.Accordion("Details (JSON)", open=False):
                     details = gr.JSON(label="Details")
-        run.click(service.analyse, inputs=upload, outputs=[semantic, binary, table, verdict, mask, details],
-                  api_name="predict", preprocess=False, concurrency_limit=CONCURRENCY)
+        run.click(_with_progress(service), inputs=upload,
+                  outputs=[semantic, binary, table, verdict, mask, details], api_name="predict",
+                  preprocess=False, concurrency_limit=CONCURRENCY)
     app.queue(max_size=QUEUE_SIZE, default_concurrency_limit=CONCURRENCY)
     app.diffseg_service = service
     return app
+
+
+def _with_progress(service: DemoService):
+    """``service.analyse`` with the ``gr.Progress`` that gradio injects into a keyword default."""
+    import gradio as gr
+
+    def predict(upload, progress=gr.Progress()):  # noqa: B008  (gradio's injection idiom)
+        return service.analyse(upload, progress)
+    return predict
 
 
 def launch_kwargs(host: str | None = None, port: int | None = None) -> dict[str, Any]:

@@ -8,7 +8,9 @@ averaged. Nothing is resized, because resizing erases the traces the detectors l
 
 Speed: a SegFormer's all-MLP decode head is folded into per-stage 1x1 convolutions
 (:class:`~diffseg30k.models.segformer.FusedSegformerDecodeHead`, identical outputs) unless
-``fuse=False``.
+``fuse=False``. ``runtime="onnx"``, ``"onnx-int8"``, ``"openvino"`` or ``"auto"`` runs that model
+exported to ONNX Runtime / OpenVINO (:mod:`diffseg30k.models.runtimes`; torch if unavailable, said
+once); windows of large images go through the model ``tile_batch`` at a time.
 
 Safety: weights load from ``model.safetensors`` only (``use_safetensors=True``), Hub downloads are
 restricted to ``*.json`` and ``*.safetensors`` files, and remote code is never trusted.
@@ -18,7 +20,9 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -34,6 +38,7 @@ from diffseg30k.models.inference import (
     predict_label_maps_and_edited,
     predict_probabilities,
     preprocessing_tensors,
+    tile_windows,
 )
 
 LOG = logging.getLogger(__name__)
@@ -107,7 +112,7 @@ class Detector:
 
     def __init__(self, model, device: str | torch.device | None = None, tile_size: int = DEFAULT_TILE,
                  overlap: int | None = None, area_threshold: float = AREA_THRESHOLD,
-                 batch_size: int = 4, fuse: bool = True):
+                 batch_size: int = 4, fuse: bool = True, tile_batch: int = 1):
         from diffseg30k.models.segformer import fuse_for_inference
 
         if overlap is None:  # the default 256 px, at most a quarter of the window, so windows advance
@@ -120,23 +125,38 @@ class Detector:
         if fuse:  # same outputs, far fewer FLOPs (SegFormer's decode head folded; see models.segformer)
             self.model = fuse_for_inference(self.model)
         self.tile_size, self.overlap = tile_size, overlap
-        self.area_threshold, self.batch_size = area_threshold, batch_size
+        self.area_threshold, self.batch_size, self.tile_batch = area_threshold, batch_size, max(1, tile_batch)
         self.mean, self.std = preprocessing_tensors(model.config, self.device)
+        self.dtype = next(model.parameters()).dtype
+        self.runtime, self.runtime_note = "torch", None
         # from_pretrained: the folder it loaded, and that folder described ("... of the training run X")
         self.checkpoint: str | None = None
         self.loaded_from: str | None = None
 
+    def use_runtime(self, runtime: str, folder: str | os.PathLike | None = None) -> Detector:
+        """Run the model on ``runtime`` (see :data:`~diffseg30k.models.runtimes.RUNTIMES`, or 'auto'),
+        exported once and cached by the weights' sha256 (``folder``: the checkpoint). Falls back to
+        torch with :attr:`runtime_note` saying why (logged once); returns ``self``."""
+        from diffseg30k.models.runtimes import prepare_runtime
+
+        if self.runtime != "torch":
+            raise ValueError(f"this detector already runs on {self.runtime}")
+        self.model, self.runtime, self.runtime_note = prepare_runtime(
+            self.model, runtime, Path(folder) if folder else None, self.device)
+        return self
+
     @classmethod
     def from_pretrained(cls, path_or_repo_id: str | os.PathLike, revision: str | None = None,
-                        device: str | torch.device | None = None, **kwargs) -> Detector:
+                        device: str | torch.device | None = None, runtime: str = "torch",
+                        **kwargs) -> Detector:
         """Load from a checkpoint folder, a training run folder (its ``best/``) or a Hub model id
-        (safetensors only; see :mod:`diffseg30k.checkpoint`). ``detector.checkpoint`` is the folder loaded,
-        ``detector.loaded_from`` says so in words."""
+        (safetensors only; see :mod:`diffseg30k.checkpoint`), to run on ``runtime`` (:meth:`use_runtime`).
+        ``detector.checkpoint`` is the folder loaded, ``detector.loaded_from`` says so in words."""
         from diffseg30k.checkpoint import describe, resolve_checkpoint
         from diffseg30k.models.registry import load_model
 
         path = resolve_checkpoint(path_or_repo_id, revision=revision)
-        detector = cls(load_model(path), device=device, **kwargs)
+        detector = cls(load_model(path), device=device, **kwargs).use_runtime(runtime, path)
         detector.checkpoint, detector.loaded_from = str(path), describe(path_or_repo_id, path)
         LOG.info("loaded detector %s", detector.loaded_from)
         return detector
@@ -157,7 +177,11 @@ class Detector:
 
     def _pixels(self, arrays: list[np.ndarray]) -> torch.Tensor:
         batch = torch.from_numpy(np.stack(arrays)).to(self.device)
-        return normalize_batch(batch, self.mean, self.std, next(self.model.parameters()).dtype)
+        return normalize_batch(batch, self.mean, self.std, self.dtype)
+
+    def tile_count(self, height: int, width: int) -> int:
+        """Windows an image of this size is processed in (0: one pass)."""
+        return len(tile_windows(height, width, self.tile_size, self.overlap))
 
     def _result(self, probabilities: torch.Tensor, keep_probabilities: bool = False) -> DetectionResult:
         confidence, label_map = probabilities.max(dim=0)
@@ -180,27 +204,28 @@ class Detector:
                                task=self.task, id2label=id2label)
 
     def __call__(self, images: ImageInput | list[ImageInput],
+                 progress: Callable[[int, int], None] | None = None,
                  return_probabilities: bool = False) -> DetectionResult | list[DetectionResult]:
-        """Detect edits in one image (a result) or a list (a list); ``return_probabilities`` also
-        copies the per-class probabilities to the CPU (``result.probabilities``)."""
+        """Detect edits; ``progress(done, total)`` is called after each batch of windows of a large image;
+        ``return_probabilities`` also copies the per-class probabilities out (``result.probabilities``)."""
         single = not isinstance(images, list | tuple)
         arrays = [to_rgb_array(image) for image in ([images] if single else images)]
         results: list[DetectionResult | None] = [None] * len(arrays)
         for batch in self._batches(arrays):
             probabilities = predict_probabilities(self.model, self._pixels([arrays[i] for i in batch]),
-                                                  self.tile_size, self.overlap)
+                                                  self.tile_size, self.overlap, self.tile_batch, progress)
             for index, probs in zip(batch, probabilities):
                 results[index] = self._result(probs, return_probabilities)
         return results[0] if single else results
 
     def _per_image(self, images: list[ImageInput], predict) -> list[tuple[np.ndarray, ...]]:
-        """``predict(model, pixels, tile_size, overlap)`` -> tensors (B, H, W) over equal-size
+        """``predict(model, pixels, tile_size, overlap, tile_batch)`` -> tensors (B, H, W) over equal-size
         batches, regrouped as one tuple of numpy maps per image, in input order."""
         arrays = [to_rgb_array(image) for image in images]
         out: list[tuple[np.ndarray, ...] | None] = [None] * len(arrays)
         for batch in self._batches(arrays):
             pixels = self._pixels([arrays[i] for i in batch])
-            tensors = predict(self.model, pixels, self.tile_size, self.overlap)
+            tensors = predict(self.model, pixels, self.tile_size, self.overlap, self.tile_batch)
             tensors = tensors if isinstance(tensors, tuple) else (tensors,)
             for index, *maps in zip(batch, *(t.cpu().numpy() for t in tensors)):
                 out[index] = tuple(maps)

@@ -45,6 +45,6 @@ def predict_images(detector: Any, images: Iterable[str | Path], out: str | Path,
         atomic_write_bytes(out / f"{name}.mask.png", png_bytes(mask))
         loaded = getattr(detector, "checkpoint", None) or checkpoint
         record = {"image": str(path), "checkpoint": None if loaded is None else str(loaded),
-                  **result.to_dict()}
+                  "runtime": getattr(detector, "runtime", "torch"), **result.to_dict()}
         atomic_write_text(out / f"{name}.json", json.dumps(record, indent=2))
         yield str(path), result, out / f"{name}.json"

@@ -8,10 +8,13 @@ HELP = "launch the Gradio demo locally (upload an image, see where it was edited
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from diffseg30k.cli.runtime_option import add_runtime_argument
+
     parser.add_argument("--checkpoint",
                         help="checkpoint folder, training run folder (its best/) or Hub model id "
                              "(default: $DIFFSEG_CHECKPOINT)")
     parser.add_argument("--revision", help="Hub revision of --checkpoint")
+    add_runtime_argument(parser, default="auto")
     parser.add_argument("--host", help="interface to bind (default: $GRADIO_SERVER_NAME or 127.0.0.1)")
     parser.add_argument("--port", type=int, help="port (default: $GRADIO_SERVER_PORT or 7860)")
 
@@ -24,7 +27,7 @@ def run(args: argparse.Namespace) -> int:
     if checkpoint is None:
         raise CommandError(f"no detector: pass --checkpoint (folder or Hub id) or set {CHECKPOINT_ENV}")
     try:
-        detector = load_detector(checkpoint, args.revision)
+        detector = load_detector(checkpoint, args.revision, runtime=args.runtime)
     except RuntimeError as err:
         raise CommandError(str(err)) from err
     print(f"checkpoint: {detector.loaded_from}")

@@ -8,6 +8,8 @@ HELP = "score a detector on a dataset split (distortions, breakdowns, bootstrap 
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from diffseg30k.cli.runtime_option import add_runtime_argument
+
     parser.add_argument("--checkpoint", help="checkpoint folder, training run folder (its best/) or Hub id")
     parser.add_argument("--revision", help="Hub revision of the checkpoint")
     parser.add_argument("--dataset", metavar="NAME_OR_PATH",
@@ -31,6 +33,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--limit", type=int, help="score only the first N images")
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: cuda when available)")
+    add_runtime_argument(parser)
     parser.add_argument("--from-predictions", metavar="DIR",
                         help="re-score saved predictions (a report's predictions/ folder); or, with "
                              "--dataset, score a folder of another toolkit's masks / probability maps "
@@ -104,7 +107,8 @@ def _evaluate(args: argparse.Namespace, by: list[str], report) -> tuple[dict, di
     except ValueError as err:
         raise CommandError(f"--distortions: {err}") from err
     try:
-        detector = Detector.from_pretrained(args.checkpoint, revision=args.revision, device=args.device)
+        detector = Detector.from_pretrained(args.checkpoint, revision=args.revision, device=args.device,
+                                            runtime=args.runtime)
     except (OSError, ValueError) as err:
         raise CommandError(f"--checkpoint {args.checkpoint}: {err}") from err
     print(f"checkpoint: {detector.loaded_from}", file=sys.stderr)
@@ -116,7 +120,8 @@ def _evaluate(args: argparse.Namespace, by: list[str], report) -> tuple[dict, di
     meta = {"checkpoint": detector.checkpoint, "revision": args.revision, "dataset": str(args.dataset),
             "dataset_revision": args.dataset_revision, "split": data.split, "task": task,
             "model_task": detector.task, "binary_only": data.binary_only, "skipped": len(data.skipped),
-            "id2label": detector.id2label, "dataset_fingerprint": getattr(table, "_fingerprint", None)}
+            "runtime": detector.runtime, "id2label": detector.id2label,
+            "dataset_fingerprint": getattr(table, "_fingerprint", None)}
     count = len(table) if args.limit is None else min(args.limit, len(table))
     scores = evaluate_predictor(predictor, table, report / "predictions", task, distortions, by=by,
                                 bootstrap=args.bootstrap, seed=args.seed, meta=meta,

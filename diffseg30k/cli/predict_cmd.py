@@ -8,6 +8,8 @@ HELP = "run a trained detector on images (overlay PNG with legend + JSON per ima
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from diffseg30k.cli.runtime_option import add_runtime_argument
+
     parser.add_argument("images", nargs="+", help="image files")
     parser.add_argument("--checkpoint", required=True,
                         help="checkpoint folder, training run folder (its best/) or Hub model id")
@@ -16,6 +18,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: cuda when available)")
     parser.add_argument("--tile-size", type=int, default=1024, help="sliding window above this side length")
     parser.add_argument("--area-threshold", type=float, default=0.01, help="image-level rule (1 %%)")
+    add_runtime_argument(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -28,7 +31,8 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         detector = Detector.from_pretrained(args.checkpoint, revision=args.revision, device=args.device,
-                                            tile_size=args.tile_size, area_threshold=args.area_threshold)
+                                            tile_size=args.tile_size, area_threshold=args.area_threshold,
+                                            runtime=args.runtime)
     except (OSError, ValueError) as err:
         raise CommandError(f"cannot load --checkpoint {args.checkpoint}: {err}") from err
     print(f"checkpoint: {detector.loaded_from}", file=sys.stderr)

@@ -4,7 +4,8 @@ Policy (documented in the README): an image is processed at its native resolutio
 destroys the generator traces the detectors rely on (the paper's Tab. 3). Images whose longer side
 is at most ``tile_size`` are padded at the bottom/right to a multiple of 32 and run in one pass.
 Larger images are covered by overlapping ``tile_size`` windows (stride ``tile_size - overlap``)
-whose softmax probabilities are averaged. Logits are upsampled bilinearly to the input size.
+whose softmax probabilities are averaged (windows batched ``tile_batch`` at a time). Logits are
+upsampled bilinearly to the input size.
 """
 
 from __future__ import annotations
@@ -67,39 +68,60 @@ def _starts(length: int, tile: int, stride: int) -> list[int]:
     return starts
 
 
+def tile_windows(height: int, width: int, tile_size: int = DEFAULT_TILE,
+                 overlap: int = DEFAULT_OVERLAP) -> list[tuple[int, int]]:
+    """(top, left) of the windows covering an image larger than ``tile_size``; [] when one pass does."""
+    if max(height, width) <= tile_size:
+        return []
+    stride = max(1, tile_size - overlap)
+    return [(top, left) for top in _starts(height, tile_size, stride)
+            for left in _starts(width, tile_size, stride)]
+
+
 @torch.inference_mode()
 def predict_probabilities(model: torch.nn.Module, pixels: torch.Tensor, tile_size: int = DEFAULT_TILE,
-                          overlap: int = DEFAULT_OVERLAP) -> torch.Tensor:
-    """Softmax probabilities (B, C, H, W) for a normalised batch, following the module policy."""
+                          overlap: int = DEFAULT_OVERLAP, tile_batch: int = 1,
+                          progress: Callable[[int, int], None] | None = None) -> torch.Tensor:
+    """Softmax probabilities (B, C, H, W) for a normalised batch, following the module policy.
+
+    Windows go through the model ``tile_batch`` at a time (all windows share one shape), so the
+    activation memory is that of a tile batch whatever the image size; ``progress(done, total)`` is
+    called after each batch of windows."""
     height, width = pixels.shape[-2:]
-    if max(height, width) <= tile_size:
+    windows = tile_windows(height, width, tile_size, overlap)
+    if not windows:
         return _forward_padded(model, pixels).softmax(dim=1)
-    stride = max(1, tile_size - overlap)
+    images = pixels.shape[0]
+    per_call = max(1, tile_batch // images)
     total = None
     counts = torch.zeros((1, 1, height, width), device=pixels.device)
-    for top in _starts(height, tile_size, stride):
-        for left in _starts(width, tile_size, stride):
-            window = pixels[..., top:top + tile_size, left:left + tile_size]
-            probs = _forward_padded(model, window).softmax(dim=1)
-            if total is None:
-                total = torch.zeros((pixels.shape[0], probs.shape[1], height, width), device=pixels.device)
-            total[..., top:top + tile_size, left:left + tile_size] += probs
+    for first in range(0, len(windows), per_call):
+        group = windows[first:first + per_call]
+        batch = torch.cat([pixels[..., top:top + tile_size, left:left + tile_size] for top, left in group])
+        probs = _forward_padded(model, batch).softmax(dim=1)
+        if total is None:
+            total = torch.zeros((images, probs.shape[1], height, width), device=pixels.device)
+        for k, (top, left) in enumerate(group):
+            total[..., top:top + tile_size, left:left + tile_size] += probs[k * images:(k + 1) * images]
             counts[..., top:top + tile_size, left:left + tile_size] += 1
-    return total / counts
+        if progress is not None:
+            progress(first + len(group), len(windows))
+    return total.div_(counts)
 
 
 @torch.inference_mode()
 def predict_label_maps(model: torch.nn.Module, pixels: torch.Tensor, tile_size: int = DEFAULT_TILE,
-                       overlap: int = DEFAULT_OVERLAP) -> torch.Tensor:
+                       overlap: int = DEFAULT_OVERLAP, tile_batch: int = 1) -> torch.Tensor:
     """Argmax label maps (B, H, W) as uint8; skips the softmax when one pass covers the image."""
     if max(pixels.shape[-2:]) <= tile_size:
         return _forward_padded(model, pixels).argmax(dim=1).to(torch.uint8)
-    return predict_probabilities(model, pixels, tile_size, overlap).argmax(dim=1).to(torch.uint8)
+    return predict_probabilities(model, pixels, tile_size, overlap, tile_batch).argmax(dim=1).to(torch.uint8)
 
 
 @torch.inference_mode()
 def predict_label_maps_and_edited(model: torch.nn.Module, pixels: torch.Tensor, tile_size: int = DEFAULT_TILE,
-                                  overlap: int = DEFAULT_OVERLAP) -> tuple[torch.Tensor, torch.Tensor]:
+                                  overlap: int = DEFAULT_OVERLAP, tile_batch: int = 1
+                                  ) -> tuple[torch.Tensor, torch.Tensor]:
     """Argmax label maps (B, H, W) uint8 and edited probabilities 1 - P(background) (B, H, W) float32.
 
     One pass: sigmoid(logsumexp(logits[1:]) - logits[0]), which equals 1 - P(background) without
@@ -110,6 +132,6 @@ def predict_label_maps_and_edited(model: torch.nn.Module, pixels: torch.Tensor, 
         logits = _forward_padded(model, pixels)
         edited = torch.sigmoid(torch.logsumexp(logits[:, 1:], dim=1) - logits[:, 0])
         return logits.argmax(dim=1).to(torch.uint8), edited.float()
-    probabilities = predict_probabilities(model, pixels, tile_size, overlap)
+    probabilities = predict_probabilities(model, pixels, tile_size, overlap, tile_batch)
     edited = probabilities[:, 1:].sum(dim=1).clamp_(0.0, 1.0)
     return probabilities.argmax(dim=1).to(torch.uint8), edited.float()

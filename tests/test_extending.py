@@ -105,7 +105,7 @@ def test_dummy_entries_reach_the_benchmark_plan(extended, tmp_path, capsys):
     config.distortions = ("jpeg60", "posterize3")
     config.variant = "sdxl-dummy"
     plan = build_plan(config, tmp_path)
-    assert plan.names[-3:] == ["tab99", "figures", "cross"] and "tab99" in step_names()
+    assert plan.names[-4:] == ["tab99", "figures", "families", "cross"] and "tab99" in step_names()
     assert config.families["dummynet"] == "dummynet-tiny"
     assert main(["benchmark", "--dry-run", "--out", str(tmp_path / "p"), "--detectors", "dummynet-tiny",
                  "--distortions", "jpeg60,posterize3", "--variant", "sdxl-dummy"]) == 0
@@ -153,8 +153,8 @@ def test_a_report_table_without_paper_numbers_registers_from_its_module(tmp_path
         "extra99", 1_005.0, "Extra 99: not in the paper", "Extra 99", _run_tab99, _render_extra99,
         requires=(), forget_stale=lambda plan, config: stale_calls.append(plan.names)))
     try:
-        assert [t.name for t in report_tables()][-3:] == ["tab8", "extra99", "cross"]
-        assert build_plan(quick_config(), tmp_path).names[-3:] == ["figures", "extra99", "cross"]
+        assert [t.name for t in report_tables()][-4:] == ["tab8", "extra99", "families", "cross"]
+        assert build_plan(quick_config(), tmp_path).names[-4:] == ["figures", "extra99", "families", "cross"]
         with pytest.raises(ValueError, match="paper table has that name"):
             register_report_table(ReportTable("tab2", 1.0, "t", "t", _run_tab99, _render_tab99))
         config = quick_config(dataset=str(tmp_path), torch_threads=None)

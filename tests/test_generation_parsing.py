@@ -92,12 +92,33 @@ def test_vlm_quality_prompt_has_the_two_fig7_exemplars():
     assert messages[-1]["content"][1]["text"] == QUESTION
 
 
-def test_statistics_scorer_rejects_flat_and_clipped_regions():
-    mask = np.ones((16, 16), dtype=bool)
-    flat = StatisticsQualityScorer().score(Image.new("RGB", (16, 16), (0, 0, 0)), mask)
-    assert not flat.accepted and "flat" in flat.reason and "clipped" in flat.reason
-    noisy = Image.fromarray(np.random.default_rng(0).integers(20, 230, (16, 16, 3), dtype=np.uint8))
-    assert StatisticsQualityScorer().score(noisy, mask).accepted
+def _textured(seed: int = 0, size: int = 48) -> np.ndarray:
+    """A photo-like image: smooth colour gradients plus luma texture."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:size, 0:size] / size
+    texture = rng.normal(0, 12, (size, size))
+    base = np.stack([120 + 80 * yy, 90 + 60 * xx, 140 - 50 * yy], axis=-1) + texture[..., None]
+    return np.clip(base, 0, 255).astype(np.uint8)
+
+
+def test_statistics_scorer_rejects_flat_clipped_and_noise_edits_and_says_what_it_measured():
+    mask = np.zeros((48, 48), dtype=bool)
+    mask[12:36, 12:36] = True
+    scorer = StatisticsQualityScorer()
+    flat = _textured()
+    flat[mask] = (0, 0, 0)
+    result = scorer.score(Image.fromarray(flat), mask)
+    assert not result.accepted and "flat fill" in result.reason and "clipped" in result.reason
+    assert "luma high-frequency energy 0.00x" in result.reason
+    noisy = _textured()
+    noisy[mask] = np.random.default_rng(1).integers(20, 230, (int(mask.sum()), 3), dtype=np.uint8)
+    result = scorer.score(Image.fromarray(noisy), mask)
+    assert not result.accepted and "noise texture" in result.reason and "chroma" in result.reason
+    recoloured = _textured()
+    recoloured[mask] = recoloured[mask][:, ::-1]  # channels swapped: an attribute change, texture kept
+    result = scorer.score(Image.fromarray(recoloured), mask)
+    assert result.accepted, result.reason
+    assert "matches its surroundings" in result.reason
 
 
 # ------------------------------------------------------------------------------ regions
@@ -173,7 +194,7 @@ def test_config_rejects_bad_arguments(tmp_path: Path):
 
 
 def test_model_specs_may_pin_a_revision(tmp_path: Path):
-    from diffseg30k.generation.workspace import split_revision
+    from diffseg30k.generation.profiles import split_revision
 
     assert split_revision("Qwen/Qwen2.5-VL-7B-Instruct@0a1b2c") == ("Qwen/Qwen2.5-VL-7B-Instruct", "0a1b2c")
     assert split_revision("facebook/sam-vit-huge") == ("facebook/sam-vit-huge", None)

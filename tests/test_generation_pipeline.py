@@ -50,10 +50,13 @@ def test_release_layout_metadata_and_exact_labels(reference: Path):
         assert max(t["mask_area"] for t in row["turns"]) <= row["edited_fraction"] + 1e-6
         assert row["base"] in ("real", "ai") and (row["base_generator"] is None) == (row["base"] == "real")
         assert len({t["generator"] for t in row["turns"]}) == len(row["turns"]) <= 3
+        assert (row["base_backend"] is None) == (row["base"] == "real")
         for turn in row["turns"]:
             assert turn["editor"] in EDITORS and turn["edit_type"] in ("attribute", "addition", "removal")
+            assert turn["editor_backend"].startswith("mini stand-in: classical content")
             assert turn["prompt"] and turn["quality"] >= 3 and isinstance(turn["seed"], int)
-    assert not list((reference / ".work").glob("*/*.png"))  # finished samples keep only JSON records
+    finished = [d for d in (reference / ".work").iterdir() if (d / "done.json").is_file()]
+    assert finished and not [p for d in finished for p in d.glob("*.png")]  # finished: only JSON records
     assert json.loads((reference / "generation.json").read_text())["seed"] == 3
 
 
@@ -69,6 +72,15 @@ def test_the_data_converter_reads_the_output(reference: Path):
         meta = entries[row["id"]].metadata
         assert meta["base"] == row["base"] and meta["base_source"] == row["base_source"]
         assert [t["generator"] for t in meta["turns"]] == [t["generator"] for t in row["turns"]]
+
+
+def test_the_dataset_card_says_the_mini_data_is_a_stand_in(reference: Path, tmp_path: Path):
+    from diffseg30k.data.convert import convert
+
+    convert([reference], tmp_path / "converted", progress=False)
+    card = (tmp_path / "converted" / "README.md").read_text()
+    assert "DiffSeg30k *mini* stand-in" in card and "no diffusion model runs" in card
+    assert "COCO licence" not in card and "## Labels" in card and "## Citation" in card
 
 
 def test_rerun_with_same_arguments_changes_nothing(reference: Path):
@@ -134,11 +146,18 @@ def test_accelerate_launch_two_processes_gives_the_single_process_output(referen
     assert _digest(out) == _digest(reference)
 
 
+def _photo_like(height: int, width: int) -> np.ndarray:
+    """Smooth colour gradients with mild texture (pure noise would fail the quality filter's checks)."""
+    yy, xx = np.mgrid[0:height, 0:width] / max(height, width)
+    texture = np.random.default_rng(0).normal(0, 8, (height, width))
+    base = np.stack([60 + 150 * yy, 80 + 120 * xx, 200 - 120 * yy * xx], axis=-1) + texture[..., None]
+    return np.clip(base, 0, 255).astype(np.uint8)
+
+
 def test_bad_sources_are_logged_and_skipped(tmp_path: Path, caplog):
     source = tmp_path / "photos"
     source.mkdir()
-    photo = np.random.default_rng(0).integers(0, 255, (90, 120, 3), dtype=np.uint8)
-    Image.fromarray(photo).save(source / "b_good.png")
+    Image.fromarray(_photo_like(90, 120)).save(source / "b_good.png")
     Image.new("RGB", (10, 12)).save(source / "c_small.png")
     (source / "a_corrupt.png").write_bytes(b"\x89PNG\r\n\x1a\n not really a png")
     out = tmp_path / "out"
@@ -202,11 +221,19 @@ def test_mini_release_is_cached(monkeypatch):
 
 @pytest.mark.skipif(importlib.util.find_spec("diffseg30k.generation.editors.glide") is None,
                     reason="the GLIDE adapter is not installed")
-def test_glide_runs_in_the_pipeline_like_any_editor(tmp_path: Path):
-    out = gp.generate(gp.GenerationConfig(out=tmp_path / "g", profile="mini", num_images=4, seed=2, size=64,
-                                          editors=("glide", "sd2"), real_fraction=1.0, progress=False))
+@pytest.mark.parametrize("profile", ["mini", "tiny"])
+def test_glide_runs_in_the_pipeline_like_any_editor(tmp_path: Path, profile: str):
+    out = gp.generate(gp.GenerationConfig(out=tmp_path / "g", profile=profile, num_images=4, seed=2, size=64,
+                                          editors=("glide", "sd2"), real_fraction=1.0, progress=False,
+                                          quality_threshold=0))  # tiny random editors paint noise
     turns = [t for r in read_metadata(out) for t in r["turns"]]
     assert any(t["generator"] == "glide" for t in turns)
+    backends = {t["editor"]: t["editor_backend"] for t in turns}
+    if profile == "tiny":  # the real diffusers/GLIDE code paths with tiny random weights
+        assert backends.get("sd2", "SD2Editor (tiny random weights)") == "SD2Editor (tiny random weights)"
+        assert backends["glide"] == "GlideEditor (tiny random weights)"
+    else:
+        assert "UNet2DModel" in backends["glide"] and "no diffusion step" in backends["glide"]
 
 
 def test_a_16_bit_source_photo_is_scaled_not_saturated(tmp_path: Path):

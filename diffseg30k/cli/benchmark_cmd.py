@@ -34,6 +34,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="NAME,...: the Tab. 3 distortions instead of the config's (jpeg60,resize512)")
     parser.add_argument("--variant", help="Tab. 7: the registered variant editor (default: sdxl-lora)")
     parser.add_argument("--all-pairs", action="store_true", help="Tab. 4/6: hold out all 28 generator pairs")
+    parser.add_argument("--families", default="",
+                        help="FAMILY,...: the detector families of Tab. 2 and every ablation, each with the "
+                             "config's model (segformer, deeplabv3plus, fcn8s, trufor, dctfreq, foundation); "
+                             "--detectors then swaps in specific models")
     parser.add_argument("--num-processes", type=int, help="paper: GPUs per training (default: all visible)")
     parser.add_argument("--seed", type=int, help="seed of data generation, training and bootstrap")
     parser.add_argument("--device", help="inference device (default: cuda when available)")
@@ -59,6 +63,7 @@ def build_config(args: argparse.Namespace):
     if args.max_steps:
         config.train_overrides = {**config.train_overrides, "max_steps": args.max_steps}
         config.classifier_steps = args.max_steps
+    config = config.with_families(list(_names(args.families))) if args.families else config
     config = config.with_detectors(list(_names(args.detectors))) if args.detectors else config
     return (config.with_all_pairs() if args.all_pairs else config).validate()
 

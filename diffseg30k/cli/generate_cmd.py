@@ -11,8 +11,10 @@ HELP = "generate DiffSeg30k-style edited images, label maps and metadata (mini p
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--profile", choices=("mini", "paper"), default="mini",
-                        help="mini: tiny random models, CPU, offline; paper: real Hub models on GPUs")
+    parser.add_argument("--profile", choices=("mini", "tiny", "paper"), default="mini",
+                        help="mini: CPU stand-in (classical edits + trained tiny components), offline; "
+                             "tiny: the real diffusers pipelines with tiny random weights (code-path "
+                             "tests); paper: real Hub models on GPUs")
     parser.add_argument("--num-images", type=int, default=10, help="samples to generate (ids 1..N)")
     parser.add_argument("--seed", type=int, default=0, help="run seed; sample i uses (seed, i)")
     parser.add_argument("--out", type=Path, required=True, help="output folder (resumed when it exists)")

@@ -106,12 +106,14 @@ for a mask with transparency, where its alpha is below 128.
 
 
 def render_card(features: Any, split_counts: dict[str, int | None], split_bytes: dict[str, int],
-                label_set: LabelSet, repo: str = "path/to/dataset", about: dict[str, str] | None = None
-                ) -> str:
+                label_set: LabelSet, repo: str = "path/to/dataset", about: dict[str, str] | None = None,
+                provenance: str | None = None) -> str:
     """README.md text: YAML metadata (configs per split, dataset_info features/splits) + prose.
 
     A count of None (the template in ``dataset_script/``) leaves the split sizes out. ``about`` (name,
     description, layout, source, licence, citation) describes a converted non-DiffSeg30k dataset.
+    ``provenance`` (a generated source's ``PROVENANCE.md``, e.g. the mini stand-in's) replaces the COCO
+    origin and licence text.
     """
     from datasets.info import DatasetInfo, DatasetInfosDict
     from datasets.splits import SplitDict, SplitInfo
@@ -146,6 +148,12 @@ def render_card(features: Any, split_counts: dict[str, int | None], split_bytes:
     body = _BODY.format(repo=repo, first_split=next(iter(split_counts), "train"), split_table="\n".join(rows),
                         meta_rows=_META_ROWS if "turns" in features else "",
                         label_table=label_table(label_set), ignore=IGNORE_INDEX, citation=CITATION)
+    if provenance:
+        head, _, rest = body.partition("## Splits")
+        licence_start, licence_end = rest.index("## Licence"), rest.index("## Citation")
+        body = (head.split("\n\nThis repository was built")[0].split("\n", 1)[0] + "\n\n" + provenance.strip()
+                + "\n\nThis repository was built" + head.split("\n\nThis repository was built", 1)[1]
+                + "## Splits" + rest[:licence_start] + rest[licence_end:])
     return f"---\n{card.to_yaml()}\n---\n\n{body}"
 
 

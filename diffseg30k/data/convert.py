@@ -460,8 +460,10 @@ def _convert(sources: list, out: Path, work: Path, key: str, extra_real: Any, la
         from diffseg30k.data.card import render_card
 
         atomic_write_text(tmp / "id2label.json", label_set.to_json() + "\n")
+        provenance = "\n\n".join(p.read_text(encoding="utf-8") for s in sources
+                                   if (p := Path(s) / "PROVENANCE.md").is_file()) or None
         atomic_write_text(tmp / "README.md", render_card(feats, summary.splits, split_bytes, label_set,
-                                                         about=_about(options)))
+                                                         about=_about(options), provenance=provenance))
         # names only: the folder is published as is, and local paths say nothing to its readers
         record = {**summary.to_dict(), "sources": [Path(s).name for s in sources],
                   "extra_real": None if extra_real is None else Path(extra_real).name}

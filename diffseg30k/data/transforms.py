@@ -1,5 +1,11 @@
-"""Training-time transforms on (image, label map) pairs: random crops, flips and the "robust"
-augmentation (random rescale 0.25-2x, Gaussian blur, JPEG quality 50-100).
+"""Training-time transforms on (image, label map) pairs: random crops, flips and two distortion
+recipes: "robust" (random rescale 0.25-2x, Gaussian blur, JPEG quality 50-100) and TruFor's "trufor"
+(rescale 0.5-1.5x, JPEG quality 30-100, crops aligned to the 8x8 JPEG grid; Guillaro et al. 2023).
+
+Grid alignment: with ``align=8`` a crop starts at a multiple of 8 pixels and is flipped only when
+its width is a multiple of 8, so the JPEG blocks of the source (and of a JPEG applied after a rescale,
+anchored at the crop's corner) stay on the model's 8x8 grid -- as at inference, where images are
+padded only at the bottom/right. It works for every model.
 
 Everything works on PIL images and uint8 numpy arrays and takes an explicit
 ``numpy.random.Generator``, so a sample's augmentation is a pure function of its seed (exact resume
@@ -18,22 +24,29 @@ from PIL import Image, ImageFilter
 from diffseg30k.data.distortions import jpeg  # one JPEG round trip for training and evaluation
 from diffseg30k.labels import IGNORE_INDEX
 
-AUGMENTATIONS = ("none", "robust")
+AUGMENTATIONS = ("none", "robust", "trufor")
 
 
 @dataclass(frozen=True)
 class RobustAugment:
-    """Parameters of ``--augment robust``; each distortion is applied with probability ``p``."""
+    """Parameters of ``--augment robust`` (and ``trufor``); each distortion is applied with probability
+    ``p``; ``blur_sigma=None`` disables blurring; crops start at multiples of ``align`` pixels."""
 
     p: float = 0.5
     scale: tuple[float, float] = (0.25, 2.0)
     jpeg_quality: tuple[int, int] = (50, 100)
-    blur_sigma: tuple[float, float] = (0.1, 2.0)
+    blur_sigma: tuple[float, float] | None = (0.1, 2.0)
+    align: int = 1
 
 
-def _crop_box(width: int, height: int, size: int, rng: np.random.Generator) -> tuple[int, int, int, int]:
-    left = int(rng.integers(0, width - size + 1)) if width > size else 0
-    top = int(rng.integers(0, height - size + 1)) if height > size else 0
+#: TruFor's training recipe: rescale +-50 %, JPEG 30-100, 8x8-grid-aligned crops.
+TRUFOR_AUGMENT = RobustAugment(p=0.5, scale=(0.5, 1.5), jpeg_quality=(30, 100), blur_sigma=None, align=8)
+
+
+def _crop_box(width: int, height: int, size: int, rng: np.random.Generator,
+              align: int = 1) -> tuple[int, int, int, int]:
+    left = align * int(rng.integers(0, (width - size) // align + 1)) if width > size else 0
+    top = align * int(rng.integers(0, (height - size) // align + 1)) if height > size else 0
     return left, top, left + min(size, width), top + min(size, height)
 
 
@@ -64,7 +77,7 @@ def plan_crop(width: int, height: int, size: int, rng: np.random.Generator,
     if augment is not None and rng.random() < augment.p:
         scale = float(np.exp(rng.uniform(np.log(augment.scale[0]), np.log(augment.scale[1]))))
     source_size = max(1, int(round(size / scale)))
-    return CropPlan(_crop_box(width, height, source_size, rng), scale)
+    return CropPlan(_crop_box(width, height, source_size, rng, augment.align if augment else 1), scale)
 
 
 def train_crop(image: Image.Image, mask: Image.Image | np.ndarray, size: int, rng: np.random.Generator,
@@ -97,21 +110,25 @@ def apply_crop(image: Image.Image, mask_image: Image.Image, plan: CropPlan, size
         image = image.resize(target, Image.BILINEAR)
         mask_image = mask_image.resize(target, Image.NEAREST)
     if augment is not None:
-        if rng.random() < augment.p:
+        if augment.blur_sigma is not None and rng.random() < augment.p:
             image = image.filter(ImageFilter.GaussianBlur(float(rng.uniform(*augment.blur_sigma))))
         if rng.random() < augment.p:
             image = jpeg(image, int(rng.integers(augment.jpeg_quality[0], augment.jpeg_quality[1] + 1)))
     image_array = np.asarray(image, np.uint8)
     mask_array = np.asarray(mask_image, np.uint8)
-    if flip and rng.random() < 0.5:
+    align = augment.align if augment is not None else 1
+    if flip and rng.random() < 0.5 and image_array.shape[1] % align == 0:  # a flip keeps the grid
         image_array, mask_array = image_array[:, ::-1], mask_array[:, ::-1]
     return _pad(np.ascontiguousarray(image_array), np.ascontiguousarray(mask_array), size)
 
 
 def make_augment(name: str | None) -> RobustAugment | None:
-    """``None``/'none' -> no distortion; 'robust' -> :class:`RobustAugment` defaults."""
+    """``None``/'none' -> no distortion; 'robust' -> :class:`RobustAugment` defaults; 'trufor' ->
+    :data:`TRUFOR_AUGMENT`."""
     if name in (None, "none"):
         return None
     if name == "robust":
         return RobustAugment()
+    if name == "trufor":
+        return TRUFOR_AUGMENT
     raise ValueError(f"unknown augmentation {name!r}; expected one of {AUGMENTATIONS}")

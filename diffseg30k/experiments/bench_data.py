@@ -36,7 +36,7 @@ def write_negatives(out: Path, count: int, seed: int, size: int) -> Path:
     from PIL import Image
 
     from diffseg30k.generation.composite import fit_square
-    from diffseg30k.generation.mini import SKIMAGE_PHOTOS, varied_photo
+    from diffseg30k.generation.profiles import MINI
     from diffseg30k.io import atomic_dir
 
     if (out / "done").is_file():
@@ -47,7 +47,7 @@ def write_negatives(out: Path, count: int, seed: int, size: int) -> Path:
     with atomic_dir(out, overwrite=True) as tmp:
         for n in range(count):
             split = "val_copy" if n % 4 == 3 else "train_copy"
-            photo = varied_photo(SKIMAGE_PHOTOS[int(rng.integers(len(SKIMAGE_PHOTOS)))], rng)
+            photo = MINI.random_photo(rng)
             stem = tmp / split / f"{90_000_001 + n:08d}"
             stem.parent.mkdir(exist_ok=True)
             fit_square(photo, size).save(f"{stem}.image.png")
@@ -65,8 +65,8 @@ def step_data(ctx: PlanContext) -> dict[str, Any]:
 
         raw = generate_mini(cfg.mini_images, cfg.seed, cfg.mini_size)
         size = json.loads((raw / "generation.json").read_text()).get("size") or cfg.mini_size or 128
-        negatives = write_negatives(cache_dir("benchmark") / f"negatives-n{cfg.mini_negatives}-seed{cfg.seed}"
-                                    f"-px{size}", cfg.mini_negatives, cfg.seed, int(size))
+        negatives = write_negatives(cache_dir("benchmark") / f"negatives-v2-n{cfg.mini_negatives}"
+                                    f"-seed{cfg.seed}-px{size}", cfg.mini_negatives, cfg.seed, int(size))
         source = str(raw)
         origin = (f"mini profile: {cfg.mini_images} generated images + {cfg.mini_negatives} unedited photos, "
                   f"seed {cfg.seed}")

@@ -11,14 +11,16 @@ Steps (each runnable alone; requirements run first when missing):
 ``tab7``  a generator variant (SDXL-LoRA) scored as its parent label
 ``tab8``  real-base vs AI-base subsets
 ``figures``  Fig. 5 confusion matrices, Fig. 6 qualitative grid
+``families``  every family side by side: clean mIoU, robustness ratios (paired bootstrap), a hold-out
 ``cross``  generalisation to other datasets: the Tab. 2 models on each ``--cross-dataset`` set
 ``report``  report.md and results.json
 
 Each step is registered in :data:`diffseg30k.experiments.steps.STEPS` (the tables by their module
-under :mod:`diffseg30k.experiments.tables`, ``cross`` by :mod:`diffseg30k.experiments.cross_dataset`,
-``data`` and ``figures`` here), so a new table is a new module. Checkpoints and prediction sets live
-under the output folder and are reused by later runs, so an interrupted step resumes its unfinished
-trainings (``resume=True``) and skips finished ones.
+under :mod:`diffseg30k.experiments.tables`, ``families`` by :mod:`diffseg30k.experiments.families`,
+``cross`` by :mod:`diffseg30k.experiments.cross_dataset`, ``data`` and ``figures`` here), so a new
+table is a new module. Checkpoints and prediction sets live under the output folder and are reused
+by later runs, so an interrupted step resumes its unfinished trainings (``resume=True``) and skips
+finished ones.
 """
 
 from __future__ import annotations

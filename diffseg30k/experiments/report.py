@@ -77,11 +77,13 @@ def _caveat(config: Any) -> list[str]:
         steps = config.train_overrides.get("max_steps", "a few hundred")
         crop = config.train_overrides.get("crop_size", "small")
         return ["> **Quick configuration.** Tiny randomly initialised detectors trained from scratch for "
-                f"{steps} steps on {crop}-px crops of the mini dataset (made by tiny random diffusion "
-                "editors on CPU). "
-                "The numbers check that every stage of the protocol runs end to end; they are **not** "
-                "comparable with the paper's, which are shown in parentheses. Run `diffseg30k benchmark "
-                "--config paper` on GPUs for the reproduction.", ""]
+                f"{steps} steps on {crop}-px crops of the mini dataset, a CPU stand-in for DiffSeg30k: "
+                "no diffusion model runs; edits are classical (fills, recolouring, pasted crops) passed "
+                "through small *trained* per-family components (AutoencoderKL / VQModel round trips, a "
+                "GLIDE-like upsampler) and composited inside the mask (see `editor_backend` in the data). "
+                "The numbers show whether detectors learn such traces and how the protocol's findings "
+                "behave on them; they are **not** comparable with the paper's, which are shown in "
+                "parentheses. Run `diffseg30k benchmark --config paper` on GPUs for the reproduction.", ""]
     return ["> **Paper configuration** on the official dataset; the paper's numbers are in parentheses.", ""]
 
 

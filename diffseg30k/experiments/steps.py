@@ -1,9 +1,9 @@
 """The benchmark's step registry: ``data``, one step per paper table, ``figures`` (``report`` last).
 
 Tables register their step through :func:`diffseg30k.experiments.tables.register_table` (paper
-tables) or :func:`~diffseg30k.experiments.tables.register_report_table` (others: ``cross`` in
-:mod:`diffseg30k.experiments.cross_dataset`); the data and figures steps register in
-:mod:`diffseg30k.experiments.benchmark`. Steps run in ``order``.
+tables) or :func:`~diffseg30k.experiments.tables.register_report_table` (others: ``families`` in
+:mod:`diffseg30k.experiments.families`, ``cross`` in :mod:`diffseg30k.experiments.cross_dataset`);
+the data and figures steps register in :mod:`diffseg30k.experiments.benchmark`. Steps run in ``order``.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ STEPS: Registry[Step] = Registry(
     package=(
         "diffseg30k.experiments.benchmark",
         "diffseg30k.experiments.tables",
+        "diffseg30k.experiments.families",
         "diffseg30k.experiments.cross_dataset",
     ),
     describe=lambda step: step.title + (f"  (needs {', '.join(step.requires)})" if step.requires else ""),

@@ -1,8 +1,5 @@
-"""The mini profile's inputs and the cached mini release (embedded default data of ``benchmark``).
-
-Real bases are the public-domain photos bundled with scikit-image (no download), varied per sample
-by random crops and flips; AI bases come from the tiny generators prompted with COCO-style captions.
-"""
+"""The cached mini release: the embedded default data of ``benchmark`` (the ``mini`` profile,
+:mod:`diffseg30k.generation.profiles`: bundled photos, stand-in editors with trained components)."""
 
 from __future__ import annotations
 
@@ -10,48 +7,10 @@ import json
 import shutil
 from pathlib import Path
 
-import numpy as np
-from PIL import Image
+from diffseg30k.generation.pipeline import GenerationConfig, generate
+from diffseg30k.generation.profiles import MINI
 
-#: scikit-image photos that ship inside the package (no pooch download).
-SKIMAGE_PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "hubble_deep_field", "immunohistochemistry",
-                  "camera", "coins", "moon", "clock", "grass", "gravel", "brick")
-#: COCO-style captions for AI bases (written for this toolkit in the style of COCO captions).
-CAPTIONS = (
-    "A man riding a bicycle down a city street.", "Two dogs playing with a ball on the grass.",
-    "A plate of pasta with tomatoes on a wooden table.", "A red double decker bus parked by the curb.",
-    "A woman holding an umbrella in the rain.", "A cat sleeping on a sofa next to a pillow.",
-    "A kitchen with a refrigerator and a stove.", "A group of people standing on a beach.",
-    "A train traveling over a bridge near mountains.", "A bowl of fruit on a counter top.",
-    "A child flying a kite in a park.", "A living room with a television and a couch.",
-    "A giraffe standing next to a tree.", "A pizza with cheese and vegetables on a tray.",
-    "A boat docked at a pier on a calm lake.", "A skateboarder doing a trick on a ramp.",
-    "A stop sign at the corner of an empty road.", "An airplane flying in a clear blue sky.",
-    "A desk with a laptop, a lamp and a cup of coffee.", "A horse grazing in a fenced field.",
-)
-MINI_SIZE = 128
-
-
-def load_photo(name: str) -> Image.Image:
-    """One of scikit-image's bundled photos as RGB."""
-    import skimage.data
-
-    if name not in SKIMAGE_PHOTOS:
-        raise ValueError(f"unknown mini photo {name!r}; available: {', '.join(SKIMAGE_PHOTOS)}")
-    pixels = np.asarray(getattr(skimage.data, name)())
-    if pixels.dtype != np.uint8:
-        pixels = (255 * (pixels.astype(np.float64) / max(float(pixels.max()), 1.0))).astype(np.uint8)
-    return Image.fromarray(pixels).convert("RGB")
-
-
-def varied_photo(name: str, rng: np.random.Generator) -> Image.Image:
-    """A photo with a random square-ish crop (50-100 % of the short side) and a random flip."""
-    image = load_photo(name)
-    width, height = image.size
-    side = int(min(width, height) * rng.uniform(0.5, 1.0))
-    left, top = int(rng.integers(0, width - side + 1)), int(rng.integers(0, height - side + 1))
-    image = image.crop((left, top, left + side, top + side))
-    return image.transpose(Image.FLIP_LEFT_RIGHT) if rng.random() < 0.5 else image
+MINI_SIZE = MINI.size
 
 
 def build_mini_release(num: int = 200, seed: int = 0, size: int = MINI_SIZE, editors: list[str] | None = None,
@@ -62,7 +21,6 @@ def build_mini_release(num: int = 200, seed: int = 0, size: int = MINI_SIZE, edi
     An interrupted build resumes where it stopped.
     """
     from diffseg30k.generation.editors.registry import installed_generators
-    from diffseg30k.generation.pipeline import GenerationConfig, generate
     from diffseg30k.io import cache_dir
 
     editors = list(editors or installed_generators())

@@ -39,7 +39,7 @@ from diffseg30k.generation.plan import (
 )
 from diffseg30k.generation.prompts import EditInstruction
 from diffseg30k.generation.workspace import ModelPool, SampleStore
-from diffseg30k.io import ImageError, atomic_write_text, normalize_image
+from diffseg30k.io import ImageError, atomic_write_text
 from diffseg30k.labels import GENERATOR_BY_NAME
 
 
@@ -90,12 +90,8 @@ class GenerationRun:
 
     def real_base(self, store: SampleStore) -> None:
         plan, size = store.plan, self.config.size
-        if self.config.source is None:
-            from diffseg30k.generation.mini import varied_photo
-
-            image = varied_photo(plan.source, np.random.default_rng(plan.base_seed))
-        else:
-            image = normalize_image(plan.source, name=plan.source).image  # 16-bit, CMYK, EXIF
+        image = self.config.generation_profile.load_base(plan.source, plan.base_seed,
+                                                         from_folder=self.config.source is not None)
         if min(image.size) < size // 2:
             raise ValueError(f"{plan.source}: image is {image.size[0]}x{image.size[1]}, too small for "
                              f"{size}x{size} output (short side must be >= {size // 2})")
@@ -105,6 +101,7 @@ class GenerationRun:
         plan = store.plan
         editor = self.models.get(f"editor:{plan.base_editor}")
         image = editor.text_to_image(plan.source, plan.base_seed, self.config.size)
+        store.save_json("base.json", {"editor_backend": editor.backend})
         store.save_image("base.png", fit_square(image, self.config.size))
 
     # -- stage: regions -------------------------------------------------------------------------
@@ -170,16 +167,18 @@ class GenerationRun:
         editor = self.models.get(f"editor:{plan.editors[turn]}")
         seed = plan.seeds[turn]
         if instruction.removal_prompt:  # an addition: first remove, then add in the same place
-            removed = editor.inpaint(EditRequest(image, mask, instruction.removal_prompt, seed))
+            removed = editor.inpaint(EditRequest(image, mask, instruction.removal_prompt, seed,
+                                                 edit_type="removal"))
             image = composite(image, removed, mask)
             seed += 1
-        edited = composite(image, editor.inpaint(EditRequest(image, mask, instruction.prompt, seed)), mask)
+        request = EditRequest(image, mask, instruction.prompt, seed, edit_type=instruction.edit_type)
+        edited = composite(image, editor.inpaint(request), mask)
         store.save_image(f"turn{turn}.png", edited)
         store.save_image(f"turn{turn}.label.png",
                          Image.fromarray(apply_label(labels, mask, GENERATOR_BY_NAME[editor.name].id), "L"))
         store.save_json(f"turn{turn}.edit.json", {"generator": editor.name, "editor": plan.editors[turn],
                                                   "mask_area": round(mask_area(mask), 6),
-                                                  "seed": plan.seeds[turn]})
+                                                  "seed": plan.seeds[turn], "editor_backend": editor.backend})
 
     def quality(self, store: SampleStore, turn: int) -> None:
         image, mask = store.load_image(f"turn{turn}.png"), self._inputs(store, turn)[1]
@@ -205,7 +204,10 @@ class GenerationRun:
         source = plan.source if plan.base == "real" else f"{plan.base_editor}: {plan.source}"
         row = {"id": plan.id, "base": plan.base, "base_source": source,
                "base_generator": plan.base_editor, "caption": plan.source if plan.base == "ai" else None,
-               "base_seed": plan.base_seed, "size": [int(labels.shape[1]), int(labels.shape[0])],
+               "base_seed": plan.base_seed,
+               "base_backend": store.load_json("base.json")["editor_backend"] if store.has("base.json")
+               else None,
+               "size": [int(labels.shape[1]), int(labels.shape[0])],
                "models": sorted({t["generator"] for t in turns}, key=lambda n: GENERATOR_BY_NAME[n].id),
                "edited_fraction": round(float((labels > 0).mean()), 6), "turns": turns}
         published = {f"turn{last}.label.png": f"{plan.id}.mask.png",
@@ -268,13 +270,16 @@ def generate(config: GenerationConfig | None = None, **kwargs: Any) -> Path:
     config.out.mkdir(parents=True, exist_ok=True)
     if state.is_main_process:
         _check_fingerprint(config)
+        provenance = config.generation_profile.provenance
+        if provenance and not (config.out / "PROVENANCE.md").exists():
+            atomic_write_text(config.out / "PROVENANCE.md", provenance)
     state.wait_for_everyone()
     if not state.is_main_process:
         _check_fingerprint(config)
     _quiet_libraries()
     plans = plans_for(config)[state.process_index::state.num_processes]
     total = len(plans) * STEPS_PER_SAMPLE
-    threads = config.threads or (1 if config.profile == "mini" else None)
+    threads = config.threads or config.generation_profile.threads
     with _torch_threads(threads), tqdm(total=total, desc=f"generate[{state.process_index}]", unit="step",
               disable=not config.progress, dynamic_ncols=True) as bar:
         run = GenerationRun(config, plans, device, progress=bar)

@@ -16,15 +16,14 @@ from typing import Any
 import numpy as np
 
 from diffseg30k.generation.editors.registry import EDITORS, installed_generators, is_variant, label_of
+from diffseg30k.generation.profiles import PROFILES, GenerationProfile, get_profile
 from diffseg30k.generation.prompts import EDIT_TYPES
 from diffseg30k.generation.quality import THRESHOLD
-from diffseg30k.io import IMAGE_SUFFIXES, image_files
 
 LOG = logging.getLogger("diffseg30k.generation")
-PROFILES = ("mini", "paper")
 TURN_WEIGHTS = (1, 4, 5)
 #: Bumped when the same arguments would produce other bytes (part of ``generation.json``).
-PIPELINE_VERSION = 2
+PIPELINE_VERSION = 3  # 3: mini stand-in editors (classical content + trained components)
 STEPS_PER_SAMPLE = 3 + 3 * 3  # base, regions, finalize + (prompt, edit, quality) per turn: progress units
 DEFAULT_VLM = "Qwen/Qwen2.5-VL-7B-Instruct"
 DEFAULT_DETECTOR = "IDEA-Research/grounding-dino-base"
@@ -61,9 +60,9 @@ class GenerationConfig:
     def __post_init__(self) -> None:
         self.out = Path(self.out)
         if self.profile not in PROFILES:
-            raise ValueError(f"unknown profile {self.profile!r}; expected one of {PROFILES}")
+            raise ValueError(f"unknown profile {self.profile!r}; expected one of {tuple(PROFILES)}")
         if self.size is None:
-            self.size = 1024 if self.profile == "paper" else 128
+            self.size = self.generation_profile.size
         if self.num_images < 1:
             raise ValueError(f"num_images must be positive, got {self.num_images}")
         if self.editors is None:
@@ -73,14 +72,20 @@ class GenerationConfig:
             raise ValueError(f"no editors to draw from; registered: {', '.join(EDITORS)}")
         for name in (*self.editors, *self.editor_options):
             EDITORS.get(name)  # RegistryError (a ValueError) suggesting near names
-        if self.profile == "paper" and self.real_fraction > 0 and self.source is None:
-            raise ValueError("the paper profile needs --source DIR with real photos (or real_fraction=0)")
+        if self.generation_profile.needs_source and self.real_fraction > 0 and self.source is None:
+            raise ValueError(f"the {self.profile} profile needs --source DIR with real photos "
+                             "(or real_fraction=0)")
         self.exemplar_images = tuple(str(p) for p in self.exemplar_images)
         missing = [p for p in self.exemplar_images if not Path(p).is_file()]
         if missing:  # found now, not after every sample's edits have failed their quality step
             raise ValueError(f"quality exemplar image not found: {', '.join(missing)}")
         if self.keep_loaded is None:
-            self.keep_loaded = self.profile == "mini"
+            self.keep_loaded = self.generation_profile.keep_loaded
+
+    @property
+    def generation_profile(self) -> GenerationProfile:
+        """The :class:`~diffseg30k.generation.profiles.GenerationProfile` named by ``profile``."""
+        return get_profile(self.profile)
 
     def fingerprint(self) -> dict[str, Any]:
         keys = ("profile", "num_images", "seed", "size", "editors", "real_fraction", "turn_weights",
@@ -137,27 +142,14 @@ def plan_sample(config: GenerationConfig, index: int, sources: list[str], captio
                       seeds=seeds[2:])
 
 
-
 def list_sources(config: GenerationConfig) -> list[str]:
-    """Real base sources: files under ``--source`` (sorted), or the mini profile's bundled photos."""
-    if config.real_fraction <= 0:
-        return []
-    if config.source is None:
-        from diffseg30k.generation.mini import SKIMAGE_PHOTOS
-
-        return list(SKIMAGE_PHOTOS)
-    root = Path(config.source)
-    if not root.is_dir():
-        raise ValueError(f"{root}: --source must be a folder of images")
-    files = [str(p) for p in image_files(root)]
-    if not files:
-        raise ValueError(f"{root}: no images ({', '.join(IMAGE_SUFFIXES)}) found")
-    return files
+    """Real base sources: files under ``--source`` (sorted), or the profile's bundled photos."""
+    return config.generation_profile.sources(config.source, config.real_fraction)
 
 
 def plans_for(config: GenerationConfig) -> list[SamplePlan]:
     """Every sample's plan, real photos assigned in order (cheap: no model is touched)."""
-    sources, captions = list_sources(config), list(config.captions or _default_captions())
+    sources, captions = list_sources(config), list(config.captions or config.generation_profile.captions)
     plans, real_rank = [], 0
     for index in range(config.num_images):
         plan = plan_sample(config, index, sources, captions, real_rank)
@@ -168,8 +160,3 @@ def plans_for(config: GenerationConfig) -> list[SamplePlan]:
                  real_rank, len(sources))
     return plans
 
-
-def _default_captions() -> tuple[str, ...]:
-    from diffseg30k.generation.mini import CAPTIONS
-
-    return CAPTIONS

@@ -59,23 +59,73 @@ def parse_quality_answer(answer: str) -> tuple[float | None, str]:
     return float(match.group(1)), reason.strip().rstrip(".") or "no reason given"
 
 
+def high_frequency_maps(image: Image.Image) -> tuple[np.ndarray, np.ndarray]:
+    """Per-pixel high-frequency energy (squared Laplacian) of luma and of chroma (Cb + Cr)."""
+    from scipy.ndimage import laplace
+
+    ycbcr = np.asarray(image.convert("YCbCr"), dtype=np.float32)
+    luma = laplace(ycbcr[..., 0], mode="reflect") ** 2
+    chroma = laplace(ycbcr[..., 1], mode="reflect") ** 2 + laplace(ycbcr[..., 2], mode="reflect") ** 2
+    return luma, chroma
+
+
+def energy_ratios(image: Image.Image, mask: np.ndarray, ring: int = 12,
+                  chroma_floor: float = 0.1) -> tuple[float, float]:
+    """(luma, chroma) high-frequency energy inside ``mask`` (its 1-px seam excluded) divided by that
+    of the unmasked pixels within ``ring`` px of it (all unmasked pixels when the ring is empty).
+
+    The chroma reference is at least ``chroma_floor`` x the surroundings' *luma* energy: grey or
+    flat-coloured surroundings (chroma energy ~0) would otherwise make any colour look like noise
+    (natural colour photos have chroma/luma energy ratios of ~0.05-0.35)."""
+    from scipy.ndimage import binary_dilation, binary_erosion
+
+    mask = np.asarray(mask, dtype=bool)
+    inside = binary_erosion(mask, iterations=1)
+    inside = inside if inside.any() else mask
+    around = binary_dilation(mask, iterations=ring) & ~binary_dilation(mask, iterations=1)
+    around = around if around.sum() >= 16 else ~mask
+    luma, chroma = high_frequency_maps(image)
+    if not around.any():
+        return 1.0, 1.0
+    luma_around = max(float(luma[around].mean()), 1e-3)
+    chroma_around = max(float(chroma[around].mean()), chroma_floor * luma_around, 1e-3)
+    return float(luma[inside].mean()) / luma_around, float(chroma[inside].mean()) / chroma_around
+
+
 class StatisticsQualityScorer:
-    """Mini profile: 5 minus penalties for a flat, clipped or non-finite edited region."""
+    """Mini profile: 5 minus penalties for a visibly broken edit, measured against its surroundings.
+
+    Flat fill: luma high-frequency energy inside < ``flat_ratio`` x the surroundings' (or luma std < 2);
+    noise texture: chroma high-frequency energy > ``noise_ratio`` x the surroundings'; clipping: more
+    than half of the edited pixels at 0 or 255. The reason states every measured value.
+    """
+
+    def __init__(self, flat_ratio: float = 0.05, noise_ratio: float = 4.0,
+                 clipped_share: float = 0.5) -> None:
+        self.flat_ratio, self.noise_ratio, self.clipped_share = flat_ratio, noise_ratio, clipped_share
 
     def score(self, image: Image.Image, mask: np.ndarray | None = None) -> QualityResult:
         pixels = np.asarray(image.convert("RGB"), dtype=np.float32)
-        region = pixels[np.asarray(mask, dtype=bool)] if mask is not None else pixels.reshape(-1, 3)
+        mask = np.ones(pixels.shape[:2], bool) if mask is None else np.asarray(mask, dtype=bool)
+        region = pixels[mask]
         if region.size == 0:
             return QualityResult(0.0, "the edited region is empty")
-        score, reasons = 5.0, []
-        if float(region.std()) < 2.0:
-            score -= 3
-            reasons.append("the edited region is a flat colour")
+        luma_ratio, chroma_ratio = energy_ratios(image, mask) if not mask.all() else (1.0, 1.0)
         clipped = float(np.mean((region <= 1) | (region >= 254)))
-        if clipped > 0.5:
+        measured = (f"luma high-frequency energy {luma_ratio:.2f}x and chroma {chroma_ratio:.2f}x the "
+                    f"surroundings', {clipped:.0%} of its pixels clipped")
+        score, faults = 5.0, []
+        if float(region.std()) < 2.0 or luma_ratio < self.flat_ratio:
+            score -= 3
+            faults.append("the edited region is a flat fill")
+        if chroma_ratio > self.noise_ratio:
+            score -= 3
+            faults.append("the edited region is a noise texture")
+        if clipped > self.clipped_share:
             score -= 2
-            reasons.append(f"{clipped:.0%} of the edited pixels are clipped")
-        return QualityResult(score, "; ".join(reasons) or "the edited region has natural pixel statistics")
+            faults.append("the edited region is clipped")
+        verdict = "; ".join(faults) or "the edited region matches its surroundings"
+        return QualityResult(max(score, 0.0), f"{verdict} ({measured})")
 
 
 class VLMQualityScorer:

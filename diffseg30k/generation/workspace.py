@@ -14,17 +14,9 @@ from typing import Any
 
 from PIL import Image
 
-from diffseg30k.generation.editors.registry import create_editor
 from diffseg30k.generation.plan import LOG, GenerationConfig, SamplePlan
+from diffseg30k.generation.profiles import split_revision
 from diffseg30k.io import atomic_write_bytes, atomic_write_text, open_image
-
-
-def split_revision(spec: str) -> tuple[str, str | None]:
-    """``"org/model@<commit>"`` -> (repo id, revision); a local folder or a bare id has no revision."""
-    repo, sep, revision = str(spec).rpartition("@")
-    if not sep or not repo or Path(spec).exists():
-        return str(spec), None
-    return repo, revision
 
 
 def _png_bytes(image: Image.Image) -> bytes:
@@ -84,7 +76,8 @@ class ModelPool:
         self.loaded: dict[str, Any] = {}
         self.vlm: Any = None
 
-    def _shared_vlm(self) -> Any:
+    def shared_vlm(self) -> Any:
+        """The VLM shared by the region, prompt and quality stages of the paper profile."""
         if self.vlm is None:
             from diffseg30k.generation.vlm import QwenVL
 
@@ -93,36 +86,18 @@ class ModelPool:
         return self.vlm
 
     def _make(self, key: str) -> Any:
-        cfg = self.config
+        cfg, profile = self.config, self.config.generation_profile
         if key.startswith("editor:"):
             name = key.split(":", 1)[1]
-            editor = create_editor(name, profile=cfg.profile, device=self.device, dtype=cfg.dtype,
-                                   **cfg.editor_options.get(name, {}))
+            editor = profile.editor(name, device=self.device, dtype=cfg.dtype,
+                                    **cfg.editor_options.get(name, {}))
             editor.load()
             return editor
-        if cfg.profile == "mini":
-            from diffseg30k.generation.prompts import TemplatePromptWriter
-            from diffseg30k.generation.quality import StatisticsQualityScorer
-            from diffseg30k.generation.regions import ShapeProposer
-
-            return {"regions": ShapeProposer, "prompts": TemplatePromptWriter,
-                    "quality": StatisticsQualityScorer}[key]()
-        vlm = self._shared_vlm()
-        if key == "regions":
-            from diffseg30k.generation.regions import GroundedSAMProposer
-
-            detector, detector_rev = split_revision(cfg.detector)
-            segmenter, segmenter_rev = split_revision(cfg.segmenter)
-            return GroundedSAMProposer.from_pretrained(vlm, detector, segmenter, device=self.device,
-                                                       detector_revision=detector_rev,
-                                                       segmenter_revision=segmenter_rev)
-        if key == "prompts":
-            from diffseg30k.generation.prompts import VLMPromptWriter
-
-            return VLMPromptWriter(vlm)
-        from diffseg30k.generation.quality import VLMQualityScorer
-
-        return VLMQualityScorer(vlm, cfg.exemplar_images)
+        factories = {"regions": profile.region_proposer, "prompts": profile.prompter,
+                     "quality": profile.quality_scorer}
+        if key not in factories:
+            raise KeyError(f"unknown model {key!r}; expected editor:NAME or one of {tuple(factories)}")
+        return factories[key](self)
 
     def get(self, key: str) -> Any:
         if key not in self.loaded:

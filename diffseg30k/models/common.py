@@ -44,6 +44,22 @@ def segmentation_loss(logits: torch.Tensor, labels: torch.Tensor,
     return F.cross_entropy(logits.float(), labels.long(), ignore_index=ignore_index)
 
 
+def balanced_segmentation_loss(logits: torch.Tensor, labels: torch.Tensor,
+                               ignore_index: int = IGNORE_INDEX) -> torch.Tensor:
+    """Class-balanced pixel cross-entropy: every class present in the batch weighs the same in total
+    (weights = inverse pixel frequency), so small edited regions are not drowned by background."""
+    if logits.shape[-2:] != labels.shape[-2:]:
+        logits = F.interpolate(logits, size=labels.shape[-2:], mode="bilinear", align_corners=False)
+    labels = labels.long()
+    valid = labels[labels != ignore_index]
+    counts = torch.bincount(valid, minlength=logits.shape[1]).float()
+    weights = torch.where(counts > 0, 1.0 / counts.clamp(min=1.0), torch.zeros_like(counts))
+    return F.cross_entropy(logits.float(), labels, weight=weights, ignore_index=ignore_index)
+
+
+LOSSES = {"ce": segmentation_loss, "balanced": balanced_segmentation_loss}
+
+
 class ConvNormAct(nn.Sequential):
     """conv (no bias) -> BatchNorm -> ReLU; ``dilation`` keeps the spatial size for odd kernels."""
 

@@ -10,10 +10,10 @@ PRESETS: dict[str, dict[str, Any]] = {
     # CPU-sized: small crops, a few hundred steps, AdamW for every family (fast from scratch).
     "quick": dict(crop_size=128, batch_size=8, max_steps=200, eval_every=100, save_every=100,
                   max_eval_samples=64, optimizer="adamw", lr=1e-3, weight_decay=0.01, warmup_steps=10,
-                  poly_power=1.0, head_lr_mult=1.0),
+                  poly_power=1.0, head_lr_mult=1.0, loss="balanced"),
     # The paper: 512x512 crops and the public mmsegmentation defaults of each family.
     "paper": dict(crop_size=512, batch_size=8, max_steps=80_000, eval_every=8_000, save_every=4_000,
-                  max_eval_samples=None),
+                  max_eval_samples=None, loss="ce"),
 }
 #: mmsegmentation defaults per optimizer family (SegFormer: AdamW + warmup; CNNs: SGD + poly 0.9).
 PAPER_OPTIMIZERS: dict[str, dict[str, Any]] = {
@@ -55,8 +55,9 @@ class TrainConfig:
     pretrained: str | None = _opt(None, "backbone weights (Hub id or folder) instead of the default")
     holdout: tuple[str, ...] = _opt((), "GEN1,GEN2: drop training images edited by them")
     extra_real: str | Path | None = _opt(None, "folder of unedited real images added as negatives")
-    augment: str | None = _opt(None, "robust: random JPEG 50-100, rescale 0.25-2x, blur",
-                               choices=("none", "robust"))
+    augment: str | None = _opt(None, "robust: random JPEG 50-100, rescale 0.25-2x, blur; trufor: JPEG "
+                               "30-100, rescale 0.5-1.5x, crops aligned to the 8x8 JPEG grid (any model)",
+                               choices=("none", "robust", "trufor"))
     seed: int = _opt(0, "seed of crops, augmentation and initialisation")
     batch_size: int | None = _opt(None, "per device")
     crop_size: int | None = _opt(None, "square training crop side")
@@ -69,6 +70,8 @@ class TrainConfig:
     max_steps: int | None = _opt(None, "optimizer steps")
     grad_accum: int = _opt(1, "gradient accumulation steps")
     max_grad_norm: float | None = _opt(None, "clip gradients to this norm")
+    loss: str | None = _opt(None, "ce (pixel cross-entropy, the paper) or balanced (inverse class "
+                                  "frequency per batch; the quick preset's)", choices=("ce", "balanced"))
     mixed_precision: str = _opt("no", "Accelerate mixed precision", choices=MIXED_PRECISION)
     eval_every: int | None = _opt(None, "evaluate every N steps (0: only at the end)")
     save_every: int | None = _opt(None, "save a resumable checkpoint every N steps")
@@ -111,6 +114,8 @@ class TrainConfig:
         for name in ("batch_size", "crop_size", "max_steps", "grad_accum"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.loss not in ("ce", "balanced"):
+            raise ValueError(f"loss must be 'ce' or 'balanced', got {self.loss!r}")
         if self.lr <= 0:
             raise ValueError(f"lr must be > 0, got {self.lr}")
 

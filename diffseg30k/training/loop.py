@@ -172,7 +172,7 @@ class TrainingRun:
             labels = labels.to(accelerator.device, non_blocking=True).long()
             sync = contextlib.nullcontext() if micro == accum - 1 else accelerator.no_sync(self.model)
             with sync, accelerator.autocast():
-                loss = self.model(pixel_values=pixels, labels=labels).loss / accum
+                loss = _loss(self.model, pixels, labels, self.config.loss) / accum
                 accelerator.backward(loss)
             total_loss += loss.detach()
         mean_loss = accelerator.reduce(total_loss, reduction="mean")
@@ -316,3 +316,12 @@ def _train(config: TrainConfig) -> Path:
     run.progress.close()
     accelerator.end_training()
     return run.out / "best"
+
+
+def _loss(model: Any, pixels: torch.Tensor, labels: torch.Tensor, kind: str) -> torch.Tensor:
+    """The model's own loss ("ce"), or a loss of :data:`diffseg30k.models.common.LOSSES` on its logits."""
+    if kind == "ce":
+        return model(pixel_values=pixels, labels=labels).loss
+    from diffseg30k.models.common import LOSSES
+
+    return LOSSES[kind](model(pixel_values=pixels).logits, labels)

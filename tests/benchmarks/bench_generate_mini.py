@@ -39,8 +39,7 @@ import numpy as np, torch
 torch.set_num_threads(1)
 from diffseg30k.generation.composite import composite, fit_square
 from diffseg30k.generation.editors.base import EditRequest
-from diffseg30k.generation.editors.registry import create_editor
-from diffseg30k.generation.mini import varied_photo
+from diffseg30k.generation.profiles import MINI
 from diffseg30k.generation.pipeline import GenerationConfig, plans_for
 from diffseg30k.generation.prompts import TemplatePromptWriter
 from diffseg30k.generation.regions import ShapeProposer, choose_regions
@@ -49,12 +48,12 @@ cfg = GenerationConfig(out=sys.argv[1], profile="mini", num_images=int(sys.argv[
 editors, writer, proposer, done = {}, TemplatePromptWriter(), ShapeProposer(), 0
 def editor(name):
     if name not in editors:
-        editors[name] = create_editor(name, profile="mini")
+        editors[name] = MINI.editor(name)
         editors[name].load()
     return editors[name]
 for plan in plans_for(cfg):
     if plan.base == "real":
-        image = fit_square(varied_photo(plan.source, np.random.default_rng(plan.base_seed)), cfg.size)
+        image = fit_square(MINI.varied_photo(plan.source, np.random.default_rng(plan.base_seed)), cfg.size)
     else:
         base = editor(plan.base_editor).text_to_image(plan.source, plan.base_seed, cfg.size)
         image = fit_square(base, cfg.size)
@@ -64,9 +63,10 @@ for plan in plans_for(cfg):
                             np.random.default_rng(plan.seeds[turn]))
         ed = editor(plan.editors[turn])
         if step.removal_prompt:
-            removed = ed.inpaint(EditRequest(image, region.mask, step.removal_prompt, 1))
+            removed = ed.inpaint(EditRequest(image, region.mask, step.removal_prompt, 1, edit_type="removal"))
             image = composite(image, removed, region.mask)
-        image = composite(image, ed.inpaint(EditRequest(image, region.mask, step.prompt, 2)), region.mask)
+        request = EditRequest(image, region.mask, step.prompt, 2, edit_type=step.edit_type)
+        image = composite(image, ed.inpaint(request), region.mask)
     done += 1
 print(time.perf_counter() - t, done)
 """

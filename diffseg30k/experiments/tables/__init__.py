@@ -107,7 +107,7 @@ TABLES: Registry[PaperTable] = Registry(
 #: Every report table that is not a paper table, in order.
 REPORT_TABLES: Registry[ReportTable] = Registry(
     "report table",
-    package=("diffseg30k.experiments.cross_dataset",),
+    package=("diffseg30k.experiments.families", "diffseg30k.experiments.cross_dataset"),
     describe=lambda table: table.title,
     sort_key=lambda name, table: (table.order, name),
 )

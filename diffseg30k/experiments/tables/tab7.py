@@ -30,16 +30,15 @@ def variant_rows(ctx: PlanContext, table: Any) -> list[dict[str, Any]]:
     from diffseg30k.experiments.artifacts import device_for
     from diffseg30k.generation.composite import composite
     from diffseg30k.generation.editors.base import EditRequest
-    from diffseg30k.generation.editors.registry import create_editor, label_of
+    from diffseg30k.generation.editors.registry import label_of
+    from diffseg30k.generation.profiles import get_profile
 
     cfg = ctx.config
     parent = label_of(cfg.variant)
     if parent != cfg.variant_parent:
         raise StepFailed(f"editor {cfg.variant!r} is labelled {parent!r}, not {cfg.variant_parent!r}")
     parent_id = LABEL2ID[parent]
-    editor = create_editor(
-        cfg.variant, profile="mini" if cfg.name == "quick" else "paper", device=device_for(cfg)
-    )
+    editor = get_profile(cfg.generation_profile).editor(cfg.variant, device=device_for(cfg))
     editor.load()
     rows: list[dict[str, Any]] = []
     try:
@@ -51,12 +50,10 @@ def variant_rows(ctx: PlanContext, table: Any) -> list[dict[str, Any]]:
             region = np.asarray(found["mask"], np.uint8) == parent_id
             if not region.any():
                 continue
-            prompt = next(
-                (t.get("prompt") or "" for t in (found.get("turns") or []) if t.get("generator") == parent),
-                "",
-            )
+            turn = next((t for t in (found.get("turns") or []) if t.get("generator") == parent), {})
             image = found["image"].convert("RGB")
-            request = EditRequest(image=image, mask=region, prompt=prompt, seed=cfg.seed + index)
+            request = EditRequest(image=image, mask=region, prompt=turn.get("prompt") or "",
+                                  seed=cfg.seed + index, edit_type=turn.get("edit_type"))
             rows.append({**found, "image": composite(image, editor.inpaint(request), region)})
     finally:
         editor.unload()

@@ -14,6 +14,7 @@ from typing import Any, ClassVar
 import numpy as np
 from PIL import Image
 
+from diffseg30k.generation.component_spec import ComponentSpec
 from diffseg30k.labels import GENERATOR_BY_NAME
 
 
@@ -27,6 +28,8 @@ class EditRequest:
     seed: int
     negative_prompt: str = ""
     options: dict[str, Any] = field(default_factory=dict)
+    #: "attribute" | "addition" | "removal" (read by the mini stand-in editors; diffusion ignores it).
+    edit_type: str | None = None
 
 
 class Editor(ABC):
@@ -37,6 +40,8 @@ class Editor(ABC):
     editor_name: ClassVar[str | None] = None
     #: Square side the model works at (the pipeline resizes to it and back).
     resolution: ClassVar[int] = 1024
+    #: The trained tiny component that stands in for this family in the mini profile.
+    component: ClassVar[ComponentSpec]
 
     def __init__(self, repo_id: str | None = None, revision: str | None = None,
                  profile: str = "paper", device: str = "cpu", dtype: Any = None,
@@ -53,6 +58,12 @@ class Editor(ABC):
     @property
     def label_id(self) -> int:
         return GENERATOR_BY_NAME[self.name].id
+
+    @property
+    def backend(self) -> str:
+        """What made the pixels (recorded per edit as ``editor_backend``)."""
+        weights = "tiny random weights" if self.profile == "mini" else (self.repo_id or "pretrained weights")
+        return f"{type(self).__name__} ({weights})"
 
     @property
     def variant(self) -> str:

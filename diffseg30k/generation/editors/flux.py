@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from diffseg30k.generation.component_spec import ComponentSpec
 from diffseg30k.generation.editors import tiny
 from diffseg30k.generation.editors.common import DiffusersEditor
 from diffseg30k.generation.editors.registry import EDITORS
@@ -12,6 +13,7 @@ from diffseg30k.generation.editors.registry import EDITORS
 @EDITORS.register
 class FluxEditor(DiffusersEditor):
     name = "flux"
+    component = ComponentSpec("flux", "vae", 16, "transposed", seed=26)
     pipeline_class_name = "FluxFillPipeline"
     steps = 50
     guidance_scale = 30.0

@@ -14,6 +14,7 @@ from typing import ClassVar
 import torch
 from PIL import Image
 
+from diffseg30k.generation.component_spec import ComponentSpec
 from diffseg30k.generation.editors.base import Editor, EditRequest
 from diffseg30k.generation.editors.registry import EDITORS
 
@@ -26,6 +27,7 @@ class GlideEditor(Editor):
     ``base_config``/``upsample_config`` (preset names of the checkpoints' architecture)."""
 
     name = "glide"
+    component = ComponentSpec("glide", "glide", 3, "learned", seed=28)
     resolution: ClassVar[int] = 256
     guidance_scale: ClassVar[float] = 5.0
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from diffseg30k.generation.component_spec import ComponentSpec
 from diffseg30k.generation.editors import tiny
 from diffseg30k.generation.editors.common import DiffusersEditor
 from diffseg30k.generation.editors.registry import EDITORS
@@ -12,6 +13,7 @@ from diffseg30k.generation.editors.registry import EDITORS
 @EDITORS.register
 class KandinskyEditor(DiffusersEditor):
     name = "kandinsky"
+    component = ComponentSpec("kandinsky", "vq", 4, "nearest", seed=27)
     pipeline_class_name = "KandinskyV22InpaintCombinedPipeline"
     steps = 50
     guidance_scale = 4.0

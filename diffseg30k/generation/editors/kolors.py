@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from diffseg30k.generation.component_spec import ComponentSpec
 from diffseg30k.generation.editors import tiny
 from diffseg30k.generation.editors.common import BlendedLatentEditor
 from diffseg30k.generation.editors.registry import EDITORS
@@ -13,6 +14,7 @@ from diffseg30k.generation.editors.registry import EDITORS
 @EDITORS.register
 class KolorsEditor(BlendedLatentEditor):
     name = "kolors"
+    component = ComponentSpec("kolors", "vae", 4, "pixelshuffle", seed=23)
     pipeline_class_name = "KolorsPipeline"
     steps = 50
     guidance_scale = 6.5

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from diffseg30k.generation.component_spec import ComponentSpec
 from diffseg30k.generation.editors import tiny
 from diffseg30k.generation.editors.common import DiffusersEditor
 from diffseg30k.generation.editors.registry import EDITORS
@@ -12,6 +13,7 @@ from diffseg30k.generation.editors.registry import EDITORS
 @EDITORS.register
 class SD2Editor(DiffusersEditor):
     name = "sd2"
+    component = ComponentSpec("sd2", "vae", 4, "transposed", seed=21)
     pipeline_class_name = "StableDiffusionInpaintPipeline"
     steps = 50
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from diffseg30k.generation.component_spec import ComponentSpec
 from diffseg30k.generation.editors import tiny
 from diffseg30k.generation.editors.common import DiffusersEditor
 from diffseg30k.generation.editors.registry import EDITORS
@@ -12,6 +13,7 @@ from diffseg30k.generation.editors.registry import EDITORS
 @EDITORS.register
 class SD35Editor(DiffusersEditor):
     name = "sd35"
+    component = ComponentSpec("sd35", "vae", 16, "pixelshuffle", seed=25)
     pipeline_class_name = "StableDiffusion3InpaintPipeline"
     steps = 40
     guidance_scale = 7.0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
+from diffseg30k.generation.component_spec import ComponentSpec
 from diffseg30k.generation.editors import tiny
 from diffseg30k.generation.editors.common import DiffusersEditor
 from diffseg30k.generation.editors.registry import EDITORS
@@ -16,6 +17,7 @@ HYPER_SD_WEIGHTS = "Hyper-SDXL-8steps-lora.safetensors"
 @EDITORS.register
 class SDXLEditor(DiffusersEditor):
     name = "sdxl"
+    component = ComponentSpec("sdxl", "vae", 4, "nearest", seed=22)
     pipeline_class_name = "StableDiffusionXLInpaintPipeline"
     steps = 50
     guidance_scale = 8.0

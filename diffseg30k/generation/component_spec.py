@@ -1,0 +1,25 @@
+"""What a mini editor family's trained component is (torch-free, so editor listing stays light)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class ComponentSpec:
+    """What a family's component is: ``kind`` "vae" | "vq" | "glide", latent width, upsampler, seed."""
+
+    family: str
+    kind: str = "vae"
+    latent_channels: int = 4
+    upsampler: str = "nearest"
+    seed: int = 0
+
+    @property
+    def backend(self) -> str:
+        """The ``editor_backend`` string recorded in the metadata of every edit it makes."""
+        what = {"vae": f"trained AutoencoderKL ({self.latent_channels} latent channels, {self.upsampler} "
+                       "upsampling tail) round trip",
+                "vq": "trained VQModel (MoVQ-like, 256 codes) round trip",
+                "glide": "GLIDE-like pixel path: 4x down, trained UNet2DModel 4x upsampler"}[self.kind]
+        return f"mini stand-in: classical content (no diffusion step) + {what}"

@@ -1,0 +1,175 @@
+"""Train the mini profile's generator components on the bundled photos and write their safetensors.
+
+    python -m diffseg30k.generation.train_mini_components [--out DIR] [--trunk-steps 1500] [--tail-steps 300]
+
+Reproducible (fixed seeds, 1 torch thread): random crops of the bundled photos, resized so their
+short side is 128-256 px (the scale the mini images see). Steps: one AutoencoderKL trunk per latent
+width (4, 16) trained with nearest + conv upsampling; each autoencoder family then re-initialises its
+upsampling operator from its own seed and fine-tunes its decoder tail (encoder and decoder body
+frozen); the Kandinsky VQModel starts from the 4-channel trunk and is fine-tuned with its codebook;
+GLIDE's UNet2DModel upsampler is trained on 4x-downsampled crops. Weights are stored as float16.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from diffseg30k.generation.components import (
+    WEIGHTS_DIR,
+    ComponentSpec,
+    FamilyComponent,
+    tail_keys,
+    trunk_path,
+    weights_path,
+)
+
+
+def photo_arrays() -> list[np.ndarray]:
+    """The mini profile's bundled photos as RGB uint8 arrays."""
+    from diffseg30k.generation.profiles import MINI
+
+    return [np.asarray(MINI.load_photo(name)) for name in MINI.photos]
+
+
+def crops(photos: list[np.ndarray], size: int, batch: int, seed: int) -> Iterator[torch.Tensor]:
+    """Endless batches of random crops in [-1, 1] (short side rescaled to 128-256 px, random flips)."""
+    rng = np.random.default_rng(seed)
+    while True:
+        out = []
+        for _ in range(batch):
+            pixels = photos[int(rng.integers(len(photos)))]
+            height, width = pixels.shape[:2]
+            scale = rng.uniform(128, 256) / min(height, width)
+            image = Image.fromarray(pixels).resize((max(size, round(width * scale)),
+                                                    max(size, round(height * scale))), Image.BICUBIC)
+            left = int(rng.integers(image.width - size + 1))
+            top = int(rng.integers(image.height - size + 1))
+            crop = np.asarray(image.crop((left, top, left + size, top + size)), dtype=np.float32)
+            out.append(crop[:, ::-1] if rng.random() < 0.5 else crop)
+        yield torch.from_numpy(np.stack(out) / 127.5 - 1.0).permute(0, 3, 1, 2).contiguous()
+
+
+def fit(component: FamilyComponent, params: list[torch.nn.Parameter], batches: Iterator[torch.Tensor],
+        steps: int, lr: float, label: str) -> dict[str, float]:
+    """Adam with cosine decay on L1 (+ the VQ commitment loss); returns the last 50 steps' PSNR."""
+    optimizer = torch.optim.Adam(params, lr=lr)
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: 0.05 + 0.95 * 0.5 * (1 + math.cos(
+        math.pi * s / max(steps, 1))))
+    component.train()
+    errors: list[float] = []
+    start = time.perf_counter()
+    for step in range(steps):
+        target = next(batches)
+        if component.spec.kind == "vq":
+            model = component.model
+            out = model.decode(model.encode(target).latents)
+            output, extra = out.sample, out.commit_loss.mean()
+        else:
+            output, extra = component(target), 0.0
+        loss = (output - target).abs().mean() + extra
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        schedule.step()
+        errors.append(float(((output.detach().clamp(-1, 1) - target) ** 2).mean()) / 4.0)
+        if step % 100 == 0 or step == steps - 1:
+            print(f"{label}: step {step}/{steps} loss {float(loss):.4f}", flush=True)
+    component.eval()
+    mse = float(np.mean(errors[-50:]))
+    return {"steps": steps, "psnr_db": round(10 * math.log10(1.0 / max(mse, 1e-10)), 2),
+            "seconds": round(time.perf_counter() - start, 1)}
+
+
+def save(state: dict[str, torch.Tensor], path: Path, about: dict) -> None:
+    from safetensors.torch import save_file
+
+    from diffseg30k.io import atomic_write_bytes
+
+    tensors = {k: v.detach().to(torch.float16).contiguous() for k, v in state.items()}
+    meta = {"made_by": "diffseg30k.generation.train_mini_components",
+            **{k: json.dumps(v) for k, v in about.items()}}
+    tmp = path.with_suffix(".tmp")
+    save_file(tensors, str(tmp), metadata=meta)
+    atomic_write_bytes(path, tmp.read_bytes())
+    tmp.unlink()
+
+
+def train_trunk(latent: int, photos: list[np.ndarray], steps: int, crop: int, out: Path) -> dict:
+    torch.manual_seed(1000 + latent)
+    component = FamilyComponent(ComponentSpec(f"trunk{latent}", latent_channels=latent))
+    stats = fit(component, list(component.parameters()), crops(photos, crop, 8, seed=latent), steps, 2e-3,
+                f"trunk latent {latent}")
+    save(component.model.state_dict(), trunk_path(latent, out), {"stats": stats})
+    return stats
+
+
+def train_family(spec: ComponentSpec, photos: list[np.ndarray], steps: int, crop: int, out: Path) -> dict:
+    """Fine-tune one family's component from the trunk (vae/vq) or from scratch (glide)."""
+    from safetensors.torch import load_file
+
+    torch.manual_seed(spec.seed)
+    component = FamilyComponent(spec)
+    params = list(component.parameters())
+    if spec.kind in ("vae", "vq"):  # start from the trunk; the upsampling operator starts fresh
+        trunk = {k: v.float() for k, v in load_file(str(trunk_path(spec.latent_channels, out))).items()}
+        loaded = {}
+        for key, value in component.model.state_dict().items():
+            source = trunk.get(key)
+            if source is None or key.startswith("decoder.up_blocks.0.upsamplers."):
+                continue
+            if source.shape != value.shape and source.shape[1:] == value.shape[1:]:
+                source = source[: value.shape[0]]  # KL's (mean, logvar) conv -> VQ's latent conv
+            if source.shape == value.shape:
+                loaded[key] = source
+        component.model.load_state_dict(loaded, strict=False)
+        if spec.kind == "vae":  # only the tail learns: the trunk stays shared
+            tail = set(tail_keys(component.model.state_dict()))
+            params = [p for k, p in component.model.named_parameters() if k in tail]
+    steps = steps if spec.kind == "vae" else 2 * steps
+    stats = fit(component, params, crops(photos, crop, 8, seed=spec.seed), steps, 2e-3, spec.family)
+    state = component.model.state_dict()
+    if spec.kind == "vae":
+        state = {k: state[k] for k in tail_keys(state)}
+    save(state, weights_path(spec.family, out), {"spec": spec.__dict__, "stats": stats})
+    return stats
+
+
+def family_specs() -> list[ComponentSpec]:
+    from diffseg30k.generation.editors.registry import get_editor_class, installed_generators
+
+    return [get_editor_class(name).component for name in installed_generators()]
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", type=Path, default=WEIGHTS_DIR)
+    parser.add_argument("--trunk-steps", type=int, default=1500)
+    parser.add_argument("--tail-steps", type=int, default=300)
+    parser.add_argument("--crop", type=int, default=32)
+    parser.add_argument("--only", nargs="*", help="trunk4, trunk16 and/or family names (default: all)")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(1)
+    args.out.mkdir(parents=True, exist_ok=True)
+    photos = photo_arrays()
+    wanted = set(args.only or [])
+    report = {}
+    for latent in (4, 16):
+        if not wanted or f"trunk{latent}" in wanted:
+            report[f"trunk{latent}"] = train_trunk(latent, photos, args.trunk_steps, args.crop, args.out)
+    for spec in family_specs():
+        if not wanted or spec.family in wanted:
+            report[spec.family] = train_family(spec, photos, args.tail_steps, args.crop, args.out)
+    print(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -12,6 +12,7 @@ bundles). Without one the page still opens and says how to configure it.
 
 from __future__ import annotations
 
+import atexit
 import io
 import logging
 import os
@@ -102,6 +103,17 @@ class OutputStore:
             slot.mkdir()
         return slot
 
+    @classmethod
+    def temporary(cls, keep: int = 64) -> OutputStore:
+        """A store in a new folder under ``GRADIO_TEMP_DIR`` (where gradio keeps its files; else the
+        system temporary folder), removed when the process exits."""
+        root = os.environ.get("GRADIO_TEMP_DIR")
+        if root:
+            Path(root).mkdir(parents=True, exist_ok=True)
+        folder = Path(tempfile.mkdtemp(prefix="diffseg30k-demo-", dir=root or None))
+        atexit.register(shutil.rmtree, folder, ignore_errors=True)
+        return cls(folder, keep)
+
     @staticmethod
     def save_png(image: Image.Image, path: Path) -> str:
         image.save(path, "PNG", compress_level=1)
@@ -165,7 +177,7 @@ class DemoService:
 
     def __init__(self, detector=None, checkpoint: str | None = None, load_error: str | None = None):
         self.detector, self.checkpoint, self.load_error = detector, checkpoint, load_error
-        self.outputs = OutputStore(Path(tempfile.mkdtemp(prefix="diffseg30k-demo-")))
+        self.outputs = OutputStore.temporary()
         self.seconds_per_tile: float | None = None
 
     @property

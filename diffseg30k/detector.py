@@ -29,7 +29,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from diffseg30k.io import ImageError, normalize_image
+from diffseg30k.io import ImageError, normalize_image, safetensors_names
 from diffseg30k.models.inference import (
     DEFAULT_OVERLAP,
     DEFAULT_TILE,
@@ -156,6 +156,8 @@ class Detector:
         from diffseg30k.models.registry import load_model
 
         path = resolve_checkpoint(path_or_repo_id, revision=revision)
+        for weights in sorted(path.glob("*.safetensors")):
+            safetensors_names(weights)  # a truncated file is named, not a deserialising traceback
         detector = cls(load_model(path), device=device, **kwargs).use_runtime(runtime, path)
         detector.checkpoint, detector.loaded_from = str(path), describe(path_or_repo_id, path)
         LOG.info("loaded detector %s", detector.loaded_from)

@@ -218,6 +218,18 @@ def _normal_permissions(folder: Path) -> None:
                 os.chmod(path, mode | wanted)
 
 
+def safetensors_names(path: str | os.PathLike) -> list[str]:
+    """The tensor names of a safetensors file, after checking that its header parses and that its data
+    is all there (no tensor is read); a ``ValueError`` naming the file for a truncated or corrupt one."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="numpy") as handle:
+            return list(handle.keys())
+    except Exception as err:  # safetensors raises its own error types
+        raise ValueError(f"{path}: not a readable safetensors file, truncated or corrupt ({err})") from err
+
+
 def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
     """Hex sha256 of a file, read in chunks."""
     digest = hashlib.sha256()

@@ -84,7 +84,7 @@ def test_dry_run_lists_every_file_with_size_and_sha256(dry_run):
                                        "preprocessor_config.json"}
     for path in files:
         assert f"{path.stat().st_size:>12,}  {sha256_file(path)}  {path.name}" in stdout
-    assert "skipped (not safetensors/JSON/text): optimizer.pt" in stdout
+    assert "left out: optimizer.pt: not one of the files a model repository publishes" in stdout
     assert "pytorch_model.bin" in stdout and not (out / "pytorch_model.bin").exists()
     assert "dry run: would upload to model someone/diffseg30k-tiny (branch v1), public" in stdout
 
@@ -225,7 +225,8 @@ def test_push_dataset_dry_run_copies_the_converted_folder(tmp_path, capsys):
     assert main(["push", "dataset", str(converted), "--repo-id", "someone/ds", "--dry-run", "--out",
                  str(out)]) == 0
     stdout = capsys.readouterr().out
-    source = sorted(p.relative_to(converted).as_posix() for p in converted.rglob("*") if p.is_file())
+    source = sorted(p.relative_to(converted).as_posix() for p in converted.rglob("*")
+                    if p.is_file() and not p.name.startswith("."))
     assert source == sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
     for rel in source:
         assert f"{sha256_file(out / rel)}  {rel}" in stdout
@@ -308,9 +309,60 @@ def test_push_refuses_weights_that_do_not_match_the_config(checkpoint, tmp_path)
     config = json.loads((relabeled / "config.json").read_text())
     config.update(id2label={"0": "background", "1": "edited"}, label2id={"background": 0, "edited": 1})
     (relabeled / "config.json").write_text(json.dumps(config))
-    with pytest.raises(HubError, match="does not load with its config.json"):
+    with pytest.raises(HubError, match=r"tensor shapes in the weights do not match config.json: \S+ \(w"):
         publish("model", REPO, relabeled, out=tmp_path / "out", dry_run=True)
     assert not (tmp_path / "out").exists()
+
+
+def test_push_model_stages_an_allow_list_and_never_follows_links(checkpoint, tmp_path, capsys):
+    """Tokens, notes and links to system files in a checkpoint folder are left out, each with a reason."""
+    folder = tmp_path / "ck"
+    shutil.copytree(checkpoint, folder)
+    secret = tmp_path / "secret.txt"
+    secret.write_text("root:x:0:0")
+    (folder / "hf_token.txt").write_text("hf_abc")
+    (folder / "credentials.json").write_text("{}")
+    (folder / "notes.txt").symlink_to(secret)
+    (folder / "extra.safetensors").symlink_to(folder / "model.safetensors")
+    (folder / "sub").mkdir()
+    (folder / "sub" / "more.safetensors").write_bytes(b"x")
+    out = tmp_path / "staged"
+    assert main(["push", "model", str(folder), "--repo-id", REPO, "--dry-run", "--out", str(out)]) == 0
+    stdout = capsys.readouterr().out
+    assert sorted(p.name for p in out.rglob("*")) == ["README.md", "config.json", "diffseg30k.json",
+                                                       "model.safetensors", "preprocessor_config.json"]
+    for name in ("hf_token.txt", "credentials.json", "sub/more.safetensors"):
+        assert f"left out: {name}: not one of the files a model repository publishes" in stdout
+    for name in ("notes.txt", "extra.safetensors"):
+        assert f"left out: {name}: symbolic link (not followed" in stdout
+    assert "root:x" not in "".join(p.read_text(errors="replace") for p in out.rglob("*") if p.is_file())
+
+
+def test_push_dataset_stages_the_converters_files_only(tmp_path, capsys):
+    from diffseg30k.data.convert import convert
+
+    converted = tmp_path / "converted"
+    convert([write_synthetic_release(tmp_path / "raw", num=4, size=(32, 32))], converted, progress=False)
+    secret = tmp_path / "shadow"
+    secret.write_text("root:$6$hash")
+    (converted / "NOTES.md").symlink_to(secret)
+    (converted / "thesis.tex").write_text("draft")
+    (converted / "data" / "extra.parquet").symlink_to(next((converted / "data").glob("*.parquet")))
+    out = tmp_path / "staged"
+    assert main(["push", "dataset", str(converted), "--repo-id", "someone/ds", "--dry-run", "--out",
+                 str(out)]) == 0
+    stdout = capsys.readouterr().out
+    staged = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
+    assert "NOTES.md" not in staged and "thesis.tex" not in staged and "data/extra.parquet" not in staged
+    assert {"README.md", "id2label.json", "conversion.json"} <= set(staged)
+    assert "left out: NOTES.md: symbolic link (not followed" in stdout
+    assert "left out: data/extra.parquet: symbolic link" in stdout
+    assert "left out: thesis.tex: not one of the files a dataset repository publishes" in stdout
+    (converted / "README.md").rename(converted / "card.md")
+    (converted / "README.md").symlink_to(converted / "card.md")
+    assert main(["push", "dataset", str(converted), "--repo-id", "someone/ds", "--dry-run", "--out",
+                 str(tmp_path / "staged2")]) == 2
+    assert "README.md: is a symbolic link; links are never published" in capsys.readouterr().err
 
 
 def test_missing_local_folder_is_named_before_any_network_check(tmp_path, monkeypatch):

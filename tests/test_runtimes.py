@@ -37,7 +37,9 @@ def checkpoints(tmp_path_factory):
 def _photos():
     """Real photos (scikit-image's, the mini release's real bases) cropped to odd sizes, and one that
     needs 6 windows at tile 64."""
-    from diffseg30k.generation.mini import load_photo
+    from diffseg30k.generation.profiles import MINI
+
+    load_photo = MINI.load_photo
 
     coffee, chelsea = np.asarray(load_photo("coffee")), np.asarray(load_photo("chelsea"))
     return [coffee[100:145, 200:267], chelsea[50:121, 90:123], coffee[::3, ::3][:97, :150]]

@@ -185,3 +185,49 @@ def test_incomplete_checkpoints_are_never_picked(tmp_path):
     (root / ".step_9.tmp" / "model.safetensors").write_bytes(b"truncated")
     (root / "step_12").mkdir()  # no trainer_state.json: not complete
     assert latest_checkpoint(tmp_path) == root / "step_4"
+
+
+def test_checkpoints_hold_no_pickle_and_a_truncated_one_falls_back(data, tmp_path, capsys):
+    """Issue 11 items 4 and 12: safetensors + JSON only; a truncated newest checkpoint is named and the
+    previous complete one resumed, giving the same weights as a run that never stopped."""
+    common = dict(dataset=data, model="segformer-tiny", max_steps=6, save_every=2, keep_checkpoints=3,
+                  eval_split=None, **FAST)
+    train(TrainConfig(out=tmp_path / "straight", **common))
+    train(TrainConfig(out=tmp_path / "stopped", stop_after=4, **common))
+    step4 = tmp_path / "stopped" / "checkpoints" / "step_4"
+    names = sorted(p.name for p in step4.iterdir())
+    assert names == ["model.safetensors", "optimizer.json", "optimizer.safetensors", "random_states_0.json",
+                     "scheduler.json", "trainer_state.json"]
+    weights = step4 / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:1000])
+    capsys.readouterr()
+    train(TrainConfig(out=tmp_path / "stopped", resume=True, **common))
+    out = capsys.readouterr().out
+    assert f"checkpoint {step4} cannot be resumed from: {weights}: not a readable safetensors file" in out
+    assert "falling back to " + str(step4.parent / "step_2") in out
+    straight = _weights(tmp_path / "straight" / "checkpoints" / "step_6")
+    resumed = _weights(tmp_path / "stopped" / "checkpoints" / "step_6")
+    for key, value in straight.items():
+        assert torch.equal(value, resumed[key]), key
+
+
+def test_a_pickled_optimizer_state_is_never_loaded(data, tmp_path):
+    from diffseg30k.training.state import CheckpointError
+
+    common = dict(dataset=data, model="segformer-tiny", max_steps=4, save_every=2, eval_split=None, **FAST)
+    train(TrainConfig(out=tmp_path, stop_after=2, **common))
+    step2 = tmp_path / "checkpoints" / "step_2"
+    for name in ("optimizer.json", "optimizer.safetensors"):
+        (step2 / name).unlink()
+    (step2 / "optimizer.bin").write_bytes(b"\x80\x04cos\nsystem\n(S'touch pwned'\ntR.")  # a hostile pickle
+    with pytest.raises(CheckpointError, match="optimizer.bin: not a plain tensor file .*it was not loaded"):
+        train(TrainConfig(out=tmp_path, resume=True, **common))
+    assert not (tmp_path / "pwned").exists()
+
+
+def test_a_second_run_on_one_out_is_refused(data, tmp_path):
+    from diffseg30k.outputs import OutputBusy, output_lock
+
+    with output_lock(tmp_path / "run", "another train"), pytest.raises(OutputBusy, match="another train"):
+        train(TrainConfig(dataset=data, out=tmp_path / "run", max_steps=1, eval_split=None, **FAST))
+    assert not (tmp_path / "run").exists()

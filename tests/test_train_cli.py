@@ -90,5 +90,5 @@ def test_two_cpu_processes_with_accelerate_launch(converted, tmp_path):
     assert result.stdout.splitlines().count(str(out / "best")) == 1  # the summary once, not per process
     info = json.loads((out / "best" / "diffseg30k.json").read_text())
     assert info["task"] == "binary" and "binary_miou" in info["eval"]
-    assert (out / "checkpoints" / "step_4" / "random_states_1.pkl").is_file()  # one RNG state per rank
+    assert (out / "checkpoints" / "step_4" / "random_states_1.json").is_file()  # one RNG state per rank
     assert json.loads((out / "checkpoints" / "step_4" / "trainer_state.json").read_text())["step"] == 4

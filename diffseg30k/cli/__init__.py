@@ -11,6 +11,7 @@ import importlib
 import sys
 
 from diffseg30k import __version__
+from diffseg30k.outputs import OUTPUT_ERRNOS, OutputError, output_error
 
 __all__ = ["SUBCOMMANDS", "CommandError", "build_parser", "main"]
 
@@ -44,6 +45,13 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args._run(args) or 0)
     except CommandError as err:
+        print(f"diffseg30k {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except (OSError, OutputError) as err:  # unwritable outputs (read-only, disk full...): one line
+        if isinstance(err, OSError):
+            if err.errno not in OUTPUT_ERRNOS:
+                raise
+            err = output_error(err)
         print(f"diffseg30k {args.command}: error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -47,12 +47,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from pathlib import Path
 
     from diffseg30k.cli import CommandError
     from diffseg30k.experiments.evaluation import rescore
     from diffseg30k.experiments.report import write_evaluation
     from diffseg30k.experiments.scoring import BREAKDOWNS
+    from diffseg30k.outputs import check_output_dir
     from diffseg30k.registry import RegistryError
 
     if args.list_datasets:
@@ -63,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
     by = [b.strip() for b in args.by.split(",") if b.strip()]
     for unknown in [b for b in by if b not in BREAKDOWNS]:
         raise CommandError(f"--by: {RegistryError('breakdown', unknown, BREAKDOWNS)}")
-    report = Path(args.report)
+    report = check_output_dir(args.report, "--report folder", create=True)
     if args.from_predictions and args.dataset:
         if args.checkpoint:
             raise CommandError("--from-predictions with --dataset scores those files: drop --checkpoint")

@@ -27,8 +27,10 @@ def run(args: argparse.Namespace) -> int:
     from diffseg30k.cli import CommandError
     from diffseg30k.detector import Detector
     from diffseg30k.io import ImageError
+    from diffseg30k.outputs import check_output_dir
     from diffseg30k.predict import predict_images
 
+    check_output_dir(args.out, "--out folder", create=True)  # one line for a file, a read-only fs...
     try:
         detector = Detector.from_pretrained(args.checkpoint, revision=args.revision, device=args.device,
                                             tile_size=args.tile_size, area_threshold=args.area_threshold,

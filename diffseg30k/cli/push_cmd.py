@@ -56,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
     print(("dry run: would upload to " if args.dry_run else "uploaded to ") + f"{target}, {visibility}:")
     print(format_manifest(plan.files))
     for name in plan.skipped:
-        print(f"skipped (not safetensors/JSON/text): {name}")
+        print(f"left out: {name}")
     if args.out:
         print(f"repository folder: {plan.folder}")
     if plan.url:

@@ -15,7 +15,6 @@ hidden work folder beside OUT with a progress record, so an interrupted conversi
 from __future__ import annotations
 
 import collections
-import contextlib
 import hashlib
 import json
 import os
@@ -40,9 +39,18 @@ from diffseg30k.data.release import (
     scan_sources,
     source_fingerprint,
 )
-from diffseg30k.io import atomic_dir, atomic_write_text, cache_dir
+from diffseg30k.io import atomic_dir, atomic_write_text
 from diffseg30k.labels import LabelSet
+from diffseg30k.outputs import (
+    DISK_ERRNOS,
+    OUTPUT_ERRNOS,
+    OutputError,
+    check_output_dir,
+    output_error,
+    output_lock,
+)
 
+WRITTEN_BY = "diffseg30k convert"  # in conversion.json: the marker --overwrite looks for
 VERSION = 1  # of the output format: part of the resume key and of load_benchmark's cache key
 ON_ERROR = ("raise", "skip")
 DEFAULT_SHARD_BYTES = 500 * 1024**2
@@ -111,6 +119,15 @@ def _relative_to_sources(file: str, sources: list) -> str:
             if prefix != os.sep and file.startswith(prefix):
                 return file[len(prefix):]
     return file
+
+
+def _skipped_text(skipped: list[tuple[str, str]], limit: int = 20) -> str:
+    """``; skipped N files:`` and one indented line per file (the first ``limit``)."""
+    if not skipped:
+        return ""
+    lines = [f"  {file}: {reason}" for file, reason in skipped[:limit]]
+    more = [f"  ... and {len(skipped) - limit} more"] if len(skipped) > limit else []
+    return f"; skipped {len(skipped)} files:\n" + "\n".join(lines + more)
 
 
 def assign_splits(entries: list[PairEntry]) -> None:
@@ -209,7 +226,8 @@ class _ShardWriter:
                 self.path, self.schema, compression={
                     name: "none" if name.split(".")[0] in ("image", "mask") else "snappy"
                     for name in _leaf_columns(self.schema)},
-                write_statistics=["id", "edited_fraction"], use_dictionary=["models", "base", "turns"])
+                write_statistics=["id", "edited_fraction"], use_dictionary=["models", "base", "turns"],
+                write_page_checksum=True)  # a flipped bit is found by a checksum-verifying reader
         self.writer.write_table(_table(self.rows, self.schema))
         self.shard_written += self.batch_bytes
         self.shard_rows += len(self.rows)
@@ -269,21 +287,33 @@ class _Progress:
         atomic_write_text(self.file, json.dumps(self.state))
 
 
-@contextlib.contextmanager
-def _exclusive(out: Path) -> Iterator[None]:
-    """One conversion at a time per output folder (e.g. several training processes on one source)."""
+def is_conversion_output(path: Path) -> bool:
+    """Whether ``path`` is a folder this converter wrote (its ``conversion.json`` record is the marker)."""
     try:
-        import fcntl
-    except ImportError:  # not POSIX: no lock
-        yield
-        return
-    name = hashlib.sha256(str(out.resolve()).encode()).hexdigest()[:24]
-    with open(cache_dir("locks") / f"convert-{name}.lock", "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+        record = json.loads((path / "conversion.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(record, dict) and (record.get("written_by") == WRITTEN_BY
+                                         or {"splits", "sources", "skipped"} <= set(record))
+
+
+def check_out(sources: list, extra_real: Any, out: Path, overwrite: bool) -> None:
+    """Refuse an ``out`` that would destroy data: one that is, contains or lies inside a source, an
+    existing folder without ``overwrite``, or (with it) one that this converter did not write."""
+    check_output_dir(out, "output folder")
+    for source in [*sources, *([extra_real] if extra_real is not None else [])]:
+        where = Path(source).resolve()
+        if where == out or out in where.parents or where in out.parents:
+            relation = ("is" if where == out else "contains" if out in where.parents else "lies inside")
+            raise OutputError(f"{out}: the output folder {relation} the source {source}; choose an --out "
+                              "outside every source")
+    if os.path.lexists(out):
+        if not overwrite:
+            raise FileExistsError(f"{out}: already exists "
+                                  "(--overwrite on the command line, overwrite=True in Python, replaces it)")
+        if out.is_symlink() or not is_conversion_output(out):
+            raise OutputError(f"{out}: exists and was not written by `diffseg30k convert` (no "
+                              "conversion.json record); --overwrite only replaces a converted dataset folder")
 
 
 def _leaf_columns(schema: Any) -> list[str]:
@@ -368,17 +398,16 @@ def convert(sources: str | os.PathLike | Iterable[str | os.PathLike], out: str |
     if extra_real is not None and not Path(extra_real).is_dir():  # a flag's folder: never a skippable file
         raise ReleaseError(str(extra_real), "--extra-real: no such folder" if not Path(extra_real).exists()
                            else "--extra-real: not a folder (a folder of unedited images is expected)")
-    out = Path(out)
+    out = Path(out).absolute()
+    out = out.parent.resolve() / out.name if out.name not in ("", ".", "..") else out.resolve()
     from diffseg30k.data.foreign import binary_only_setup
 
     label_set, layout = binary_only_setup(sources, label_set, layout, preset)
     label_set = label_set or LabelSet()
     options = {"labels": label_set.to_json(), "shard_bytes": parse_size(shard_size), "verify": verify,
                "rows_per_group": rows_per_group, "on_error": on_error, "layout": layout, "preset": preset}
-    with _exclusive(out):
-        if out.exists() and not overwrite:
-            raise FileExistsError(f"{out}: already exists "
-                                  "(--overwrite on the command line, overwrite=True in Python, replaces it)")
+    with output_lock(out, "diffseg30k convert", wait=True):  # e.g. several training processes
+        check_out(sources, extra_real, out, overwrite)
         work = out.parent / f".{out.name}.convert-work"
         key = hashlib.sha256(json.dumps([source_fingerprint([*sources, extra_real]), options, VERSION],
                                         sort_keys=True).encode()).hexdigest()
@@ -387,9 +416,33 @@ def convert(sources: str | os.PathLike | Iterable[str | os.PathLike], out: str |
         except ReleaseError:
             shutil.rmtree(work, ignore_errors=True)  # bad input: a rerun needs fixed files, a new key
             raise
+        except OSError as err:
+            if err.errno not in OUTPUT_ERRNOS:
+                raise
+            if err.errno in DISK_ERRNOS:  # never leave the work folder filling the disk
+                shutil.rmtree(work, ignore_errors=True)
+            raise output_error(err, out) from err
         shutil.rmtree(work, ignore_errors=True)
     summary.seconds = time.perf_counter() - started
     return summary
+
+
+def _entries(sources: list, extra_real: Any, options: dict[str, Any], summary: ConversionSummary
+             ) -> list[PairEntry]:
+    """Every pair to convert, splits assigned, duplicates dropped; problems raised or skipped."""
+    scan = scan_sources(sources, options["layout"])
+    if extra_real is not None:
+        real = scan_extra_real(extra_real)
+        scan.entries += real.entries
+        scan.problems += real.problems
+    _handle(scan.problems, options["on_error"], summary.skipped)
+    assign_splits(scan.entries)
+    entries, duplicates = _drop_duplicates(scan.entries)
+    _handle(duplicates, options["on_error"], summary.skipped)
+    if not entries:
+        raise ReleaseError(", ".join(map(str, sources)), f"empty source: no usable image/mask pairs"
+                           f"{_skipped_text(summary.skipped)}")
+    return entries
 
 
 def _convert(sources: list, out: Path, work: Path, key: str, extra_real: Any, label_set: LabelSet,
@@ -398,18 +451,7 @@ def _convert(sources: list, out: Path, work: Path, key: str, extra_real: Any, la
 
     on_error = options["on_error"]
     summary = ConversionSummary(out)
-    scan = scan_sources(sources, options["layout"])
-    if extra_real is not None:
-        real = scan_extra_real(extra_real)
-        scan.entries += real.entries
-        scan.problems += real.problems
-    _handle(scan.problems, on_error, summary.skipped)
-    assign_splits(scan.entries)
-    entries, duplicates = _drop_duplicates(scan.entries)
-    _handle(duplicates, on_error, summary.skipped)
-    if not entries:
-        raise ReleaseError(", ".join(map(str, sources)), "empty source: no usable image/mask pairs")
-
+    entries = _entries(sources, extra_real, options, summary)
     with_metadata = any(e.metadata for e in entries)
     feats = features(with_metadata)
     order = [s for s in SPLITS if any(e.split == s for e in entries)]
@@ -449,7 +491,8 @@ def _convert(sources: list, out: Path, work: Path, key: str, extra_real: Any, la
             split_bytes[split] = sum((work / "data" / s["file"]).stat().st_size for s in shards)
             summary.shards += len(shards)
     if not summary.splits:
-        raise ReleaseError(", ".join(map(str, sources)), "no pair could be converted (see the skipped files)")
+        raise ReleaseError(", ".join(map(str, sources)), "no pair could be converted"
+                           + _skipped_text(summary.skipped))
     with atomic_dir(out, overwrite=True) as tmp:
         (tmp / "data").mkdir()
         for split in summary.splits:
@@ -465,7 +508,7 @@ def _convert(sources: list, out: Path, work: Path, key: str, extra_real: Any, la
         atomic_write_text(tmp / "README.md", render_card(feats, summary.splits, split_bytes, label_set,
                                                          about=_about(options), provenance=provenance))
         # names only: the folder is published as is, and local paths say nothing to its readers
-        record = {**summary.to_dict(), "sources": [Path(s).name for s in sources],
+        record = {"written_by": WRITTEN_BY, **summary.to_dict(), "sources": [Path(s).name for s in sources],
                   "extra_real": None if extra_real is None else Path(extra_real).name}
         record["skipped"] = [{**row, "file": _relative_to_sources(row["file"], sources)}
                              for row in record["skipped"]]

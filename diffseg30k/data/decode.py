@@ -124,12 +124,14 @@ _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 VERIFY_MODES = ("fast", "full")
 
 
-def check_png(data: bytes, label: str) -> tuple[int, int, bool] | None:
-    """Check a PNG's structure without inflating its pixels: (width, height, is 8-bit RGB).
+def check_png(data: bytes, label: str, inflate: bool = True) -> tuple[int, int, bool] | None:
+    """Check a PNG's structure and compressed stream without unfiltering its pixels: (width, height,
+    is 8-bit RGB).
 
     Checks the header size against the pixel limit, every chunk's length and CRC-32, at least one IDAT
-    and a final IEND: a truncated or corrupted file fails with :class:`ReleaseError`. Returns None for
-    data that is not a PNG (the caller decodes it).
+    and a final IEND, and (``inflate``) that the IDAT zlib stream inflates, in bounded pieces, to
+    exactly the bytes the header's size takes: a truncated or corrupted file fails with
+    :class:`ReleaseError`. Returns None for data that is not a PNG (the caller decodes it).
     """
     if not data.startswith(_PNG_SIGNATURE) or len(data) < 33 or data[12:16] != b"IHDR":
         return None
@@ -139,7 +141,7 @@ def check_png(data: bytes, label: str) -> tuple[int, int, bool] | None:
                            f"{safe_io.MAX_PIXELS} (set DIFFSEG30K_MAX_PIXELS to raise it)")
     if width == 0 or height == 0:
         raise ReleaseError(label, "image has zero size")
-    view, pos, seen_idat = memoryview(data), len(_PNG_SIGNATURE), False
+    view, pos, idat = memoryview(data), len(_PNG_SIGNATURE), []
     while True:
         if pos + 12 > len(data):
             raise ReleaseError(label, f"truncated PNG: file ends at byte {len(data)} before the IEND chunk")
@@ -151,13 +153,71 @@ def check_png(data: bytes, label: str) -> tuple[int, int, bool] | None:
                                f"the file ({len(data)} bytes)")
         if zlib.crc32(view[pos + 4:end - 4]) != int.from_bytes(data[end - 4:end], "big"):
             raise ReleaseError(label, f"corrupt PNG: CRC mismatch in chunk {kind!r} at byte {pos}")
-        seen_idat |= kind == b"IDAT"
+        if kind == b"IDAT":
+            idat.append(view[pos + 8:end - 4])
         if kind == b"IEND":
             break
         pos = end
-    if not seen_idat:
+    if not idat:
         raise ReleaseError(label, "corrupt PNG: no image data (IDAT) chunk")
+    if inflate:
+        _check_idat_stream(idat, _raw_png_bytes(width, height, data[24], data[25], data[28]), label)
     return width, height, data[24] == 8 and data[25] == 2  # bit depth 8, colour type 2 (RGB)
+
+
+_CHANNELS = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}
+_ADAM7 = ((0, 0, 8, 8), (4, 0, 8, 8), (0, 4, 4, 8), (2, 0, 4, 4), (0, 2, 2, 4), (1, 0, 2, 2), (0, 1, 1, 2))
+_INFLATE_PIECE = 4 << 20  # output bytes inflated at a time: memory stays bounded on any input
+try:  # ISA-L inflates about 1.6x faster than zlib (optional: the `fast` extra)
+    from isal import isal_zlib as _inflate
+except ImportError:  # pragma: no cover - isal not installed
+    _inflate = zlib
+_INFLATE_ERRORS = (zlib.error, _inflate.error)
+
+
+def _raw_png_bytes(width: int, height: int, depth: int, colour: int, interlace: int) -> int:
+    """Bytes of the filtered scanlines of a PNG (one filter byte per row, Adam7 passes when interlaced)."""
+    bits = _CHANNELS.get(colour, 4) * depth
+    passes = _ADAM7 if interlace else ((0, 0, 1, 1),)
+    total = 0
+    for x0, y0, dx, dy in passes:
+        cols, rows = (width - x0 + dx - 1) // dx, (height - y0 + dy - 1) // dy
+        if cols > 0 and rows > 0:
+            total += rows * (1 + (cols * bits + 7) // 8)
+    return total
+
+
+def _check_idat_stream(pieces: list[memoryview], expected: int, label: str) -> None:
+    """Inflate the IDAT data (discarding the output): a valid, complete zlib stream of ``expected`` bytes."""
+    inflater, total = _inflate.decompressobj(), 0
+    try:
+        for piece in pieces:
+            data: bytes | memoryview = piece
+            while data and not inflater.eof:
+                total += len(inflater.decompress(data, _INFLATE_PIECE))
+                if total > expected:
+                    raise ReleaseError(label, f"corrupt PNG: image data inflates to more than the {expected} "
+                                       "bytes its size takes")
+                data = inflater.unconsumed_tail
+    except _INFLATE_ERRORS as err:
+        raise ReleaseError(label, f"corrupt PNG: compressed image data is invalid ({err})") from err
+    if not inflater.eof:
+        raise ReleaseError(label, "corrupt PNG: compressed image data ends early (incomplete zlib stream)")
+    if total != expected:
+        raise ReleaseError(label, f"corrupt PNG: image data inflates to {total} bytes, {expected} expected "
+                           "for its size")
+
+
+_LOSSY_SIGNATURES = {b"\xff\xd8\xff": "JPEG", b"RIFF": "WebP", b"GIF8": "GIF"}
+
+
+def check_lossless_mask(data: bytes, label: str) -> None:
+    """Label maps must be PNG (lossless): the file's signature decides, not its name."""
+    if data.startswith(_PNG_SIGNATURE):
+        return
+    kind = next((name for magic, name in _LOSSY_SIGNATURES.items() if data.startswith(magic)), "not PNG")
+    raise ReleaseError(label, f"mask file is {kind} data, not PNG: label maps must be lossless PNG "
+                       "(a lossy format such as JPEG changes label values at edges)")
 
 
 def _image_error(label: str, err: ImageError) -> ReleaseError:
@@ -168,8 +228,9 @@ def _image_error(label: str, err: ImageError) -> ReleaseError:
 
 def _checked_image(data: bytes, label: str, verify: str) -> tuple[bytes, str, tuple[int, int]]:
     """(RGB image bytes, file extension, size): bytes kept unless the image must become RGB."""
-    png = check_png(data, label)
-    if verify == "fast" and png is not None and png[2]:
+    fast_rgb = verify == "fast" and data[24:26] == b"\x08\x02"  # kept as is: its zlib stream is checked
+    png = check_png(data, label, inflate=fast_rgb)
+    if fast_rgb and png is not None and png[2]:
         return data, "png", png[:2]
     try:
         image = open_image(data, name=label)
@@ -184,14 +245,16 @@ def decode_pair(entry: PairEntry, decoder: MaskDecoder, verify: str = "fast") ->
     """Read and validate one pair; raise :class:`ReleaseError` naming the file on any problem.
 
     ``verify="fast"`` checks 8-bit RGB PNG images structurally (header size, every chunk's CRC, no
-    truncation) without decoding their pixels; ``"full"`` decodes every image. Masks are always decoded.
+    truncation, a complete zlib stream of the right length) without unfiltering their pixels;
+    ``"full"`` decodes every image. Masks are always decoded, and must be PNG files.
     """
     image_bytes, mask_bytes = entry.read()
     image_bytes, extension, size = _checked_image(image_bytes, entry.image_name, verify)
     image_path = f"{entry.id}.image.{extension}"
     if not mask_bytes:  # an extra real image: all background
         return DecodedPair(entry.id, image_bytes, image_path, zero_mask_png(size), [], 0.0, size)
-    check_png(mask_bytes, entry.mask_name)
+    check_lossless_mask(mask_bytes, entry.mask_name)
+    check_png(mask_bytes, entry.mask_name, inflate=False)  # decoded whole below
     try:
         mask_image = open_image(mask_bytes, name=entry.mask_name)
     except ImageError as err:

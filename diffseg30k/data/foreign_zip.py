@@ -12,7 +12,13 @@ import zipfile
 from pathlib import Path, PurePosixPath
 
 from diffseg30k.data import foreign
-from diffseg30k.data.release import MAX_MEMBER_BYTES, ReleaseError, ScanResult, unsafe_member_reason
+from diffseg30k.data.release import (
+    MAX_MEMBER_BYTES,
+    ReleaseError,
+    ScanResult,
+    check_zip_member,
+    unsafe_member_reason,
+)
 
 _MARKERS = {"mani": (("tp/",), ("gt/",)), "cocoglide": (("fake/",), ("mask/",))}
 
@@ -38,8 +44,7 @@ def zip_layout(path: Path) -> tuple[str, str] | None:
 
 def _copy(archive: zipfile.ZipFile, info: zipfile.ZipInfo, target: Path, label: str) -> None:
     """Copy one member, stopping at the size limit whatever its header claims."""
-    if info.file_size > MAX_MEMBER_BYTES:
-        raise ReleaseError(label, f"member is {info.file_size} bytes, over the limit of {MAX_MEMBER_BYTES}")
+    check_zip_member(info, label)  # declared size and compression ratio (zip bombs), before inflating
     target.parent.mkdir(parents=True, exist_ok=True)
     written = 0
     with archive.open(info) as source, open(target, "wb") as out:

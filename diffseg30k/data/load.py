@@ -209,6 +209,7 @@ def load_benchmark(source: str | os.PathLike = OFFICIAL_REPO, task: str = "seman
         raise ValueError(f"{source}: a binary-only dataset (edited/unedited masks, no generator labels): "
                          "the semantic task does not apply; load it with task='binary'")
     kwargs: dict[str, Any] = {"revision": revision} if location == source and revision else {}
+    check_shards(location)
     try:
         dataset = datasets.load_dataset(location, split=split, streaming=streaming, **kwargs)
     except ValueError as err:
@@ -216,6 +217,34 @@ def load_benchmark(source: str | os.PathLike = OFFICIAL_REPO, task: str = "seman
             raise ValueError(f"{source}: no split {split!r} ({err})") from err
         raise
     return map_task(dataset, task)
+
+
+def check_shards(location: str) -> None:
+    """Raise ``ValueError`` naming the first unreadable parquet shard of a local dataset folder.
+
+    Each shard is read once with page-checksum verification (``convert`` writes page checksums, so a
+    flipped bit is found, not only a truncation); a verified shard is remembered by path, size and
+    modification time, so later loads only pay for a stat.
+    """
+    import pyarrow.parquet as pq
+
+    folder = Path(location)
+    if not folder.is_dir():
+        return
+    for shard in sorted(folder.glob("data/*.parquet")):
+        stat = shard.stat()
+        key = hashlib.sha256(f"{shard.resolve()}\0{stat.st_size}\0{stat.st_mtime_ns}".encode()).hexdigest()
+        marker = cache_dir("verified-shards") / key[:32]
+        if marker.exists():
+            continue
+        try:
+            handle = pq.ParquetFile(shard, page_checksum_verification=True)
+            for group in range(handle.num_row_groups):
+                handle.read_row_group(group)
+        except Exception as err:  # pyarrow raises several unrelated types for corrupt files
+            raise ValueError(f"{shard}: truncated or corrupt parquet shard ({type(err).__name__}: {err}); "
+                             "convert or download it again") from err
+        marker.touch()
 
 
 def label_names(source: str | os.PathLike) -> dict[int, str]:

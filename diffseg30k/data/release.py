@@ -16,23 +16,29 @@ from __future__ import annotations
 
 import collections
 import hashlib
+import io
 import json
 import os
 import re
 import threading
 import zipfile
 import zlib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 from diffseg30k.io import image_files
+from diffseg30k.outputs import printable
 
 SPLITS = ("train", "validation", "test")
 _PAIR_RE = re.compile(r"^(?P<id>[^/]+)\.(?P<kind>image|mask)\.(?P<ext>png|jpe?g|webp)$", re.IGNORECASE)
 #: Largest archive member read into memory (a guard against zip bombs; images are size-checked too).
 MAX_MEMBER_BYTES = int(os.environ.get("DIFFSEG30K_MAX_MEMBER_BYTES", 1 << 30))
+#: Largest inflation ratio of a zip member above RATIO_CHECK_BYTES (PNG/JPEG data barely deflates).
+MAX_COMPRESSION_RATIO = float(os.environ.get("DIFFSEG30K_MAX_ZIP_RATIO", 100))
+RATIO_CHECK_BYTES = 1 << 20
+HEADER_BYTES = 1 << 16  # read first from a member: its image header decides how large it may be
 METADATA_COLUMNS = ("base", "base_source", "turns", "metadata")
 TURN_FIELDS = ("generator", "edit_type", "prompt", "mask_area", "seed", "quality")
 _TURN_ALIASES = {"quality_score": "quality", "score": "quality", "model": "generator", "type": "edit_type",
@@ -97,7 +103,12 @@ class ScanResult:
 
 
 class _ZipReader:
-    """Thread-safe member reads from one archive, with the traversal and size checks."""
+    """Thread-safe member reads from one archive, with the traversal, size and zip-bomb checks.
+
+    A member is streamed: its declared size and compression ratio are checked first, then its first
+    bytes (the image header), and only a member whose size is plausible for the image its header
+    declares is read into memory.
+    """
 
     def __init__(self, path: Path):
         self.path = path
@@ -109,14 +120,61 @@ class _ZipReader:
 
     def read(self, info: zipfile.ZipInfo) -> bytes:
         label = f"{self.path}:{info.filename}"
-        if info.file_size > MAX_MEMBER_BYTES:
-            raise ReleaseError(label, f"member is {info.file_size} bytes, over the limit of "
-                               f"{MAX_MEMBER_BYTES}")
+        check_zip_member(info, label)
         try:
-            with self.lock:
-                return self.archive.read(info)
+            with self.lock, self.archive.open(info) as handle:
+                head = handle.read(HEADER_BYTES)
+                limit = plausible_image_bytes(head)
+                if limit is not None and info.file_size > limit:
+                    raise ReleaseError(label, f"member is {info.file_size} bytes, more than an image of the "
+                                       f"size its header declares can take (at most {limit} bytes)")
+                return head + handle.read() if len(head) == HEADER_BYTES else head
         except (OSError, zipfile.BadZipFile, EOFError, zlib.error) as err:
             raise ReleaseError(label, f"cannot read archive member ({err})") from err
+
+    def lines(self, info: zipfile.ZipInfo) -> Iterator[str]:
+        """A text member line by line (never read whole into memory)."""
+        check_zip_member(info, f"{self.path}:{info.filename}", ratio=False)
+        with self.lock, self.archive.open(info) as handle:
+            yield from io.TextIOWrapper(handle, encoding="utf-8", errors="replace")
+
+
+def check_zip_member(info: zipfile.ZipInfo, label: str, ratio: bool = True) -> None:
+    """Refuse a zip member whose declared size or (``ratio``) compression ratio is implausible for
+    image data, before any byte of it is inflated; ``label`` names it in the error."""
+    if info.file_size > MAX_MEMBER_BYTES:
+        raise ReleaseError(label, f"member is {info.file_size} bytes, over the limit of {MAX_MEMBER_BYTES}")
+    inflation = info.file_size / max(info.compress_size, 1)
+    if ratio and info.file_size > RATIO_CHECK_BYTES and inflation > MAX_COMPRESSION_RATIO:
+        raise ReleaseError(label, f"member inflates {inflation:.0f}:1 ({info.compress_size} -> "
+                           f"{info.file_size} bytes), implausible for image data, which is already "
+                           f"compressed (a zip bomb?); the limit is {MAX_COMPRESSION_RATIO:g}:1 above "
+                           f"{RATIO_CHECK_BYTES} bytes (DIFFSEG30K_MAX_ZIP_RATIO)")
+
+
+_PNG_CHANNELS = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}
+
+
+def plausible_image_bytes(head: bytes) -> int | None:
+    """The most bytes a file starting with ``head`` can take as an image of the size its header
+    declares (PNG: the raw pixel rows, as stored deflate blocks would take them, plus 1 MiB of
+    ancillary chunks; JPEG/WebP: 4 bytes a pixel plus 1 MiB); None when the header is not understood."""
+    slack = 1 << 20
+    if head.startswith(b"\x89PNG\r\n\x1a\n") and len(head) >= 29 and head[12:16] == b"IHDR":
+        width, height = int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
+        depth, colour, interlace = head[24], head[25], head[28]
+        row = 1 + (width * _PNG_CHANNELS.get(colour, 4) * max(depth, 1) + 7) // 8
+        raw = height * row + (7 * height + 64 if interlace else 0)
+        return raw + raw // 1000 + slack
+    if head[:3] == b"\xff\xd8\xff" or (head[:4] == b"RIFF" and head[8:12] == b"WEBP"):
+        from PIL import Image
+
+        try:
+            width, height = Image.open(io.BytesIO(head)).size
+        except Exception:  # header beyond the first bytes (e.g. a large EXIF block): no pixel bound
+            return None
+        return 4 * width * height + slack
+    return None
 
 
 def unsafe_member_reason(name: str) -> str | None:
@@ -191,8 +249,10 @@ def _zip_metadata(reader: _ZipReader, names: dict[str, zipfile.ZipInfo],
     metadata: dict[str, dict[str, Any]] = {}
     for name, info in names.items():
         if PurePosixPath(name).name == "metadata.jsonl":
-            text = reader.read(info).decode("utf-8", errors="replace")
-            metadata.update(parse_metadata(text, f"{reader.path}:{name}", result))
+            try:
+                metadata.update(parse_metadata(reader.lines(info), f"{reader.path}:{name}", result))
+            except (OSError, zipfile.BadZipFile, EOFError, zlib.error) as err:
+                result.problems.append(ReleaseError(f"{reader.path}:{name}", f"cannot read ({err})"))
     return metadata
 
 
@@ -204,7 +264,9 @@ def _scan_folder(path: Path, result: ScanResult) -> None:
         for file in sorted(files):
             full = Path(root) / file
             rel = full.relative_to(path).as_posix()
-            if file == "metadata.jsonl":
+            if printable(rel) != rel:  # undecodable bytes: not storable in the dataset's UTF-8 columns
+                result.problems.append(_undecodable_name(full))
+            elif file == "metadata.jsonl":
                 metadata.update(parse_metadata(full.read_text(errors="replace"), str(full), result))
             elif file.lower().endswith(".zip"):
                 _scan_one(full, result)
@@ -220,6 +282,11 @@ def _scan_folder(path: Path, result: ScanResult) -> None:
             lambda a=image_path, b=mask_path: (_read_file(a), _read_file(b)),
             metadata.get(sample_id), str(path)))
     _unpaired_metadata(metadata, pairs, result)
+
+
+def _undecodable_name(path: Path) -> ReleaseError:
+    return ReleaseError(printable(path), "file name is not valid UTF-8 (shown with \\x escapes); "
+                        "rename the file")
 
 
 def _unpaired_metadata(metadata: dict[str, dict[str, Any]], pairs: list[tuple], result: ScanResult) -> None:
@@ -326,10 +393,11 @@ def _parquet_pair(reader: _ParquetReader, group: int, index: int, label: str) ->
 # Generation metadata
 
 
-def parse_metadata(text: str, label: str, result: ScanResult) -> dict[str, dict[str, Any]]:
-    """Parse ``metadata.jsonl``: ``{id: normalised row}``; bad lines become problems."""
+def parse_metadata(text: str | Iterable[str], label: str, result: ScanResult) -> dict[str, dict[str, Any]]:
+    """Parse ``metadata.jsonl`` (its text or its lines): ``{id: normalised row}``; bad lines become
+    problems."""
     rows: dict[str, dict[str, Any]] = {}
-    for number, line in enumerate(text.splitlines(), 1):
+    for number, line in enumerate(text.splitlines() if isinstance(text, str) else text, 1):
         if not line.strip():
             continue
         where = f"{label}:{number}"
@@ -430,7 +498,7 @@ def source_fingerprint(sources: Iterable[str | os.PathLike | None]) -> str:
                                             sorted(p for p in root.rglob("*") if p.is_file()))
         for path in files:
             stat = path.stat()
-            digest.update(f"{path}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+            digest.update(os.fsencode(path) + f"\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
     return digest.hexdigest()
 
 
@@ -457,6 +525,9 @@ def scan_extra_real(folder: str | os.PathLike) -> ScanResult:
         result.problems.append(ReleaseError(str(folder), "extra-real source is not a folder"))
         return result
     for path in image_files(folder):
+        if printable(path) != str(path):
+            result.problems.append(_undecodable_name(path))
+            continue
         rel = path.relative_to(folder).with_suffix("").as_posix().replace("/", "_")
         result.entries.append(PairEntry(f"real_{rel}", "train", str(path), "(all-zero mask)",
                                         lambda p=path: (_read_file(p), b""), {"base": "real", "turns": []},

@@ -41,6 +41,7 @@ from diffseg30k.generation.prompts import EditInstruction
 from diffseg30k.generation.workspace import ModelPool, SampleStore
 from diffseg30k.io import ImageError, atomic_write_text
 from diffseg30k.labels import GENERATOR_BY_NAME
+from diffseg30k.outputs import DISK_ERRNOS, shared_output_lock
 
 
 class GenerationRun:
@@ -66,6 +67,8 @@ class GenerationRun:
                 try:
                     work(store)
                 except (ImageError, ValueError, RuntimeError, OSError) as err:
+                    if isinstance(err, OSError) and err.errno in DISK_ERRNOS:
+                        raise  # the output cannot be written (disk full, read-only): not this sample's fault
                     store.stop("failed", f"{type(err).__name__}: {err}", stage)
             self._tick(stage)
 
@@ -263,9 +266,15 @@ def generate(config: GenerationConfig | None = None, **kwargs: Any) -> Path:
     """
     config = config or GenerationConfig(**kwargs)
     from accelerate import PartialState
-    from tqdm.auto import tqdm
 
     state = PartialState()
+    with shared_output_lock(config.out, "diffseg30k generate"):  # one run per --out
+        return _generate(config, state)
+
+
+def _generate(config: GenerationConfig, state: Any) -> Path:
+    from tqdm.auto import tqdm
+
     device = config.device or str(state.device)
     config.out.mkdir(parents=True, exist_ok=True)
     if state.is_main_process:

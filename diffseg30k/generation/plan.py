@@ -30,6 +30,10 @@ DEFAULT_DETECTOR = "IDEA-Research/grounding-dino-base"
 DEFAULT_SEGMENTER = "facebook/sam-vit-huge"
 
 
+#: Editor options read as integers, with their smallest allowed value (checked before any work).
+INTEGER_OPTIONS = {"steps": 1, "resolution": 8, "tiny_seed": 0}
+
+
 @dataclass
 class GenerationConfig:
     """Arguments of one generation run (those in :meth:`fingerprint` decide the output bytes)."""
@@ -65,6 +69,10 @@ class GenerationConfig:
             self.size = self.generation_profile.size
         if self.num_images < 1:
             raise ValueError(f"num_images must be positive, got {self.num_images}")
+        if not isinstance(self.size, int) or self.size < 16:
+            raise ValueError(f"size must be an integer of at least 16 pixels, got {self.size!r}")
+        if not 0.0 <= self.real_fraction <= 1.0:
+            raise ValueError(f"real_fraction must be between 0 and 1, got {self.real_fraction}")
         if self.editors is None:
             self.editors = tuple(installed_generators())
         self.editors = tuple(self.editors)
@@ -72,6 +80,11 @@ class GenerationConfig:
             raise ValueError(f"no editors to draw from; registered: {', '.join(EDITORS)}")
         for name in (*self.editors, *self.editor_options):
             EDITORS.get(name)  # RegistryError (a ValueError) suggesting near names
+        for name, options in self.editor_options.items():
+            for key, value in options.items():
+                low = INTEGER_OPTIONS.get(key)
+                if low is not None and (isinstance(value, bool) or not isinstance(value, int) or value < low):
+                    raise ValueError(f"editor option {name}.{key}={value!r}: expected an integer >= {low}")
         if self.generation_profile.needs_source and self.real_fraction > 0 and self.source is None:
             raise ValueError(f"the {self.profile} profile needs --source DIR with real photos "
                              "(or real_fraction=0)")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import json
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +35,22 @@ class SampleStore:
         # a writer killed mid-write leaves its temporary file; only this process owns this sample
         for stale in self.dir.glob(".*.tmp") if self.dir.is_dir() else ():
             stale.unlink(missing_ok=True)
+        self.redo_if_unpublished()
+
+    def published(self) -> list[Path]:
+        """The release files a finished sample has in the output folder."""
+        return [self.out / f"{self.plan.id}.image.png", self.out / f"{self.plan.id}.mask.png"]
+
+    def redo_if_unpublished(self) -> None:
+        """A finished sample whose release files are gone (deleted, or lost to a concurrent writer) is
+        generated again: its records are dropped, so every step reruns (deterministic, same bytes)."""
+        if not self.has("done.json"):
+            return
+        missing = [p.name for p in self.published() if not p.is_file()]
+        if missing:
+            LOG.warning("sample %s was finished but %s is missing from %s: generating it again",
+                        self.plan.id, " and ".join(missing), self.out)
+            shutil.rmtree(self.dir)
 
     def path(self, name: str) -> Path:
         return self.dir / name

@@ -15,12 +15,14 @@ from pathlib import Path
 
 from diffseg30k.checkpoint import CHECKPOINT_ENV  # the demo's detector variable; `push space` sets it
 from diffseg30k.hub.card import DEFAULT_LICENSE, HubError, build_model_card
-from diffseg30k.io import atomic_dir, sha256_file
+from diffseg30k.io import atomic_dir, safetensors_names, sha256_file
 
 REPO_TYPES = ("model", "dataset", "space")
 CONNECT_TIMEOUT_S = 10.0
-#: Files of a checkpoint folder that may be uploaded (weights: safetensors only).
-MODEL_FILE_SUFFIXES = (".safetensors", ".json", ".txt", ".md")
+#: Files of a checkpoint folder that may be uploaded, besides ``*.safetensors`` weights and the card.
+MODEL_FILES = ("config.json", "diffseg30k.json", "preprocessor_config.json", "model.safetensors.index.json")
+#: Files of a converted dataset folder that may be uploaded, besides ``data/*.parquet``.
+DATASET_FILES = ("README.md", "id2label.json", "conversion.json")
 DATASET_PLACEHOLDER = "path/to/dataset"  # the repository name `diffseg30k convert` writes into its card
 SPACES_DIR = Path(__file__).resolve().parents[2] / "spaces"
 
@@ -34,23 +36,53 @@ class RepoFile:
     sha256: str
 
 
-def checkpoint_files(checkpoint: str | os.PathLike) -> tuple[list[Path], list[str]]:
-    """(files to publish, names skipped) of a checkpoint folder; safetensors weights only.
+def _listing(folder: Path, allowed, what: str) -> tuple[list[Path], list[str]]:
+    """(allowed files of ``folder``, "name: reason" for everything left out); symbolic links are never
+    followed, and files inside sub-folders are only taken where ``allowed`` accepts their relative path."""
+    keep, left_out = [], []
+    for path in sorted(folder.rglob("*")):
+        rel = path.relative_to(folder).as_posix()
+        if any(part.startswith(".") or part == "__pycache__" for part in Path(rel).parts):
+            continue
+        if path.is_symlink():
+            left_out.append(f"{rel}: symbolic link (not followed; links are never published)")
+        elif any(parent.is_symlink() for parent in path.relative_to(folder).parents if str(parent) != "."):
+            continue  # inside a linked folder: the link itself is listed
+        elif path.is_dir():
+            continue
+        elif allowed(rel):
+            keep.append(path)
+        elif rel != "README.md":  # the card is regenerated / kept separately
+            left_out.append(f"{rel}: not one of the files a {what} repository publishes")
+    return keep, left_out
 
-    Raises :class:`HubError` for a folder without ``config.json`` or readable safetensors weights.
+
+def _model_file(rel: str) -> bool:
+    return rel in MODEL_FILES or ("/" not in rel and rel.endswith(".safetensors"))
+
+
+def checkpoint_files(checkpoint: str | os.PathLike) -> tuple[list[Path], list[str]]:
+    """(files to publish, "name: reason" for each file left out) of a checkpoint folder.
+
+    Only :data:`MODEL_FILES` and ``*.safetensors`` at the top level are published (no tokens, notes or
+    pickles can leak); symbolic links are never followed. Raises :class:`HubError` for a folder without
+    ``config.json`` or readable safetensors weights.
     """
     source = Path(checkpoint)
     if not source.is_dir():
         raise HubError(f"{source}: not a checkpoint folder")
-    if not (source / "config.json").is_file():
-        raise HubError(f"{source}: no config.json (is this a checkpoint exported by `diffseg30k train`?)")
-    weights = sorted(source.glob("*.safetensors"))
+    keep, left_out = _listing(source, _model_file, "model")
+    names = {p.name for p in keep}
+    if "config.json" not in names:
+        why = " (it is a symbolic link)" if (source / "config.json").is_symlink() else ""
+        raise HubError(f"{source}: no config.json{why} (is this a checkpoint exported by "
+                       "`diffseg30k train`?)")
+    weights = [p for p in keep if p.suffix == ".safetensors"]
     if not weights:
-        raise HubError(f"{source}: no *.safetensors weights (only safetensors are published)")
+        raise HubError(f"{source}: no *.safetensors weights (only safetensors files that are not links "
+                       "are published)")
     _check_safetensors(weights)
-    files = [p for p in sorted(source.iterdir()) if p.is_file() and not p.name.startswith(".")]
-    keep = [p for p in files if p.suffix in MODEL_FILE_SUFFIXES and p.name != "README.md"]
-    return keep, [p.name for p in files if p not in keep and p.name != "README.md"]
+    return keep, left_out
 
 
 def stage_model_repo(checkpoint: str | os.PathLike, out: str | os.PathLike, repo_id: str,
@@ -58,13 +90,13 @@ def stage_model_repo(checkpoint: str | os.PathLike, out: str | os.PathLike, repo
                      dataset_id: str | None = None) -> tuple[Path, list[str]]:
     """Write the model repository folder (publishable checkpoint files + ``README.md`` card).
 
-    Returns (folder, names of skipped files such as pickles or optimizer states).
+    Returns (folder, "name: reason" for each file left out, e.g. optimizer states, notes or links).
     """
     keep, skipped = checkpoint_files(checkpoint)
     card = build_model_card(checkpoint, repo_id, license=license, dataset_id=dataset_id)
     with atomic_dir(out, overwrite=overwrite) as tmp:
         for path in keep:
-            shutil.copy2(path, tmp / path.name)
+            shutil.copyfile(path, tmp / path.name, follow_symlinks=False)
         card.save(tmp / "README.md")
     return Path(out), skipped
 
@@ -72,15 +104,11 @@ def stage_model_repo(checkpoint: str | os.PathLike, out: str | os.PathLike, repo
 def _check_safetensors(paths: list[Path]) -> None:
     """Every weights file readable, and its tensor names exactly those the folder's config builds
     (catches e.g. a checkpoint saved after inference-time layer fusion, which would load half random)."""
-    from safetensors import safe_open
-
-    stored: set[str] = set()
     for path in paths:
         try:
-            with safe_open(str(path), framework="numpy") as handle:
-                stored.update(handle.keys())
-        except Exception as err:  # safetensors raises its own error types
-            raise HubError(f"{path}: not a readable safetensors file ({err})") from err
+            safetensors_names(path)
+        except ValueError as err:
+            raise HubError(str(err)) from err
     _check_weights_match_config(paths[0].parent)
 
 
@@ -100,7 +128,8 @@ def _check_weights_match_config(folder: Path) -> None:
     hf_logging.set_verbosity_error()  # our message below says what the load report would
     try:
         _, info = AutoModelForSemanticSegmentation.from_pretrained(
-            str(folder), use_safetensors=True, trust_remote_code=False, output_loading_info=True)
+            str(folder), use_safetensors=True, trust_remote_code=False, output_loading_info=True,
+            ignore_mismatched_sizes=True)  # reported below by name, not as "look at the above report"
     except (ValueError, KeyError) as err:  # an architecture transformers cannot build
         if "Unrecognized" in str(err) or isinstance(err, KeyError):
             return
@@ -111,33 +140,62 @@ def _check_weights_match_config(folder: Path) -> None:
     finally:
         hf_logging.set_verbosity(verbosity)
     missing, unexpected = sorted(info.get("missing_keys", [])), sorted(info.get("unexpected_keys", []))
+    mismatched = [_shapes(item) for item in info.get("mismatched_keys", [])]
+    if mismatched:
+        raise HubError(f"{folder}: tensor shapes in the weights do not match config.json: "
+                       f"{_few(sorted(mismatched))}; was it saved with another config?")
     if missing or unexpected:
         raise HubError(f"{folder}: the weights do not match config.json (missing: {_few(missing)}; "
                        f"unexpected: {_few(unexpected)}); was it saved from a modified model?")
+
+
+def _shapes(item) -> str:
+    """``name (weights A x B, config C x D)`` of a transformers mismatched-key entry."""
+    if isinstance(item, tuple | list) and len(item) == 3:
+        name, stored, wanted = item
+        return f"{name} (weights {tuple(stored)}, config {tuple(wanted)})"
+    return str(item)
 
 
 def _few(names: list[str], limit: int = 4) -> str:
     return ", ".join(names[:limit]) + (" ..." if len(names) > limit else "") if names else "none"
 
 
+def _dataset_file(rel: str) -> bool:
+    shard = rel.startswith("data/") and rel.count("/") == 1 and rel.endswith(".parquet")
+    return rel in DATASET_FILES or shard
+
+
 def stage_dataset_repo(folder: str | os.PathLike, out: str | os.PathLike, overwrite: bool = False,
-                       repo_id: str | None = None) -> Path:
-    """Copy a converted dataset folder (``README.md`` card, ``id2label.json``, ``data/*.parquet``); the
-    card's placeholder repository name (``"path/to/dataset"``) becomes ``repo_id``."""
+                       repo_id: str | None = None) -> tuple[Path, list[str]]:
+    """Copy a converted dataset folder's own files (``README.md`` card, ``id2label.json``,
+    ``conversion.json``, ``data/*.parquet``); the card's placeholder repository name
+    (``"path/to/dataset"``) becomes ``repo_id``. Symbolic links are refused (never followed).
+
+    Returns (folder, "name: reason" for each file left out).
+    """
     source = Path(folder)
+    links = [name for name in ("README.md", "data") if (source / name).is_symlink()]
+    if links:
+        raise HubError(f"{source / links[0]}: is a symbolic link; links are never published "
+                       "(copy the real files into the folder)")
     missing = [name for name in ("README.md", "data") if not (source / name).exists()]
     if not source.is_dir() or missing:
         what = ", ".join(missing) or "folder"
         raise HubError(f"{source}: not a converted dataset folder (missing {what}); "
                        "build one with `diffseg30k convert`")
-    if not any((source / "data").glob("*.parquet")):
-        raise HubError(f"{source / 'data'}: no parquet shards")
+    keep, left_out = _listing(source, _dataset_file, "dataset")
+    if not any(p.suffix == ".parquet" for p in keep):
+        raise HubError(f"{source / 'data'}: no parquet shards (symbolic links are not followed)")
     with atomic_dir(out, overwrite=overwrite) as tmp:
-        shutil.copytree(source, tmp, dirs_exist_ok=True, ignore=shutil.ignore_patterns(".*", "__pycache__"))
+        for path in keep:
+            target = tmp / path.relative_to(source)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(path, target, follow_symlinks=False)
         card = tmp / "README.md"
         if repo_id:
             card.write_text(card.read_text().replace(f'"{DATASET_PLACEHOLDER}"', f'"{repo_id}"'))
-    return Path(out)
+    return Path(out), left_out
 
 
 def stage_space_repo(out: str | os.PathLike, checkpoint: str | None = None, overwrite: bool = False,
@@ -157,7 +215,7 @@ def stage_space_repo(out: str | os.PathLike, checkpoint: str | None = None, over
         if checkpoint and Path(checkpoint).is_dir():
             (tmp / "checkpoint").mkdir()
             for path in checkpoint_files(checkpoint)[0]:
-                shutil.copy2(path, tmp / "checkpoint" / path.name)
+                shutil.copyfile(path, tmp / "checkpoint" / path.name, follow_symlinks=False)
         elif checkpoint:
             _link_model_in_space_card(tmp / "README.md", checkpoint)
     return Path(out)
@@ -240,7 +298,7 @@ class PushPlan:
 
     folder: Path
     files: list[RepoFile]
-    skipped: list[str]
+    skipped: list[str]  # "name: reason" for each source file left out
     url: str | None = None
 
 
@@ -283,7 +341,8 @@ def publish(repo_type: str, repo_id: str, source: str | os.PathLike | None = Non
             folder, skipped = stage_model_repo(_required(source, "checkpoint"), out, repo_id, license,
                                                overwrite, dataset_id)
         elif repo_type == "dataset":
-            folder = stage_dataset_repo(_required(source, "dataset folder"), out, overwrite, repo_id)
+            folder, skipped = stage_dataset_repo(_required(source, "dataset folder"), out, overwrite,
+                                                 repo_id)
         else:
             folder = stage_space_repo(out, checkpoint, overwrite)
         plan = PushPlan(folder, repo_files(folder), skipped)

@@ -220,6 +220,8 @@ class DiffSegMetric:
 
     def merge(self, other: DiffSegMetric) -> DiffSegMetric:
         """Add another metric's images (e.g. from another process); returns self."""
+        if not isinstance(other, DiffSegMetric):
+            raise TypeError(f"merge() takes another DiffSegMetric, got {type(other).__name__}")
         if (other.num_classes, other.ignore_index, other.boundary_tolerance, other.task) != (
                 self.num_classes, self.ignore_index, self.boundary_tolerance, self.task):
             raise ValueError("cannot merge metrics with different num_classes, ignore_index, "

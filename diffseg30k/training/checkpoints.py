@@ -1,8 +1,10 @@
 """Atomic training checkpoints (``OUT/checkpoints/step_N``) and the exported detector (``OUT/best``).
 
-A checkpoint is written by ``accelerator.save_state`` into a hidden temporary sibling, completed with
-``trainer_state.json`` and only then renamed to ``step_N``: a process killed mid-save leaves a
-``.step_N.tmp`` folder that is never picked up, and the previous checkpoint stays intact.
+A checkpoint (safetensors + JSON only, see :mod:`diffseg30k.training.state`: no pickle is written or
+read) goes into a hidden temporary sibling, is completed with ``trainer_state.json`` and only then
+renamed to ``step_N``: a process killed mid-save leaves a ``.step_N.tmp`` folder that is never picked
+up, and the previous checkpoint stays intact. A resume whose newest checkpoint is unreadable (e.g. a
+truncated file) says so and falls back to the previous one.
 """
 
 from __future__ import annotations
@@ -40,19 +42,34 @@ def read_state(checkpoint: Path) -> dict[str, Any]:
     return json.loads((checkpoint / STATE_FILE).read_text())
 
 
-def save_checkpoint(accelerator, out: Path, step: int, state: dict[str, Any], keep: int) -> Path:
-    """Save the full training state at ``step`` atomically; keep the ``keep`` newest checkpoints."""
+def save_checkpoint(accelerator, out: Path, step: int, state: dict[str, Any], keep: int,
+                    objects: tuple[Any, Any, Any]) -> Path:
+    """Save the full training state (``objects`` = model, optimizer, scheduler) at ``step`` atomically;
+    keep the ``keep`` newest checkpoints. A failed write (e.g. a full disk) leaves no partial folder."""
+    from diffseg30k.training.state import save_training_state
+
     root = Path(out) / "checkpoints"
     final = root / f"step_{step}"
     tmp = root / f".step_{step}.tmp"
+    model, optimizer, scheduler = objects
     if accelerator.is_main_process:
         root.mkdir(parents=True, exist_ok=True)
         shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir()
     accelerator.wait_for_everyone()
-    accelerator.save_state(str(tmp), safe_serialization=True)
+    try:
+        save_training_state(tmp, accelerator.unwrap_model(model), optimizer, scheduler, accelerator.scaler,
+                            accelerator.is_main_process, accelerator.process_index)
+    except OSError:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
-        atomic_write_text(tmp / STATE_FILE, json.dumps({**state, "step": step}, indent=2))
+        try:
+            atomic_write_text(tmp / STATE_FILE, json.dumps({**state, "step": step}, indent=2))
+        except OSError:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
         if final.exists():
             shutil.rmtree(final)
         os.replace(tmp, final)
@@ -60,6 +77,38 @@ def save_checkpoint(accelerator, out: Path, step: int, state: dict[str, Any], ke
             shutil.rmtree(old, ignore_errors=True)
     accelerator.wait_for_everyone()
     return final
+
+
+def resume_checkpoint(accelerator, out: Path, objects: tuple[Any, Any, Any]) -> tuple[Path | None, dict]:
+    """Load the newest readable checkpoint into ``objects`` (model, optimizer, scheduler).
+
+    An unreadable checkpoint (truncated safetensors, missing or corrupt JSON, an old pickled state) is
+    named, and the previous complete one is tried, saying so. Returns (checkpoint or None, its trainer
+    state). Raises :class:`~diffseg30k.training.state.CheckpointError` when checkpoints exist but none
+    can be read.
+    """
+    from diffseg30k.training.state import CheckpointError, apply_training_state, read_training_state
+
+    model, optimizer, scheduler = objects
+    candidates = checkpoint_dirs(out)[::-1]
+    problems = []
+    for checkpoint in candidates:
+        try:
+            saved = read_training_state(checkpoint, accelerator.process_index)
+            state = read_state(checkpoint)
+            apply_training_state(saved, accelerator.unwrap_model(model), optimizer, scheduler,
+                                 accelerator.scaler)
+        except (CheckpointError, OSError, ValueError) as err:
+            problems.append(str(err))
+            older = [c for c in candidates if int(c.name[5:]) < int(checkpoint.name[5:])]
+            accelerator.print(f"checkpoint {checkpoint} cannot be resumed from: {err}"
+                              + (f"; falling back to {older[0]}" if older else ""))
+            continue
+        return checkpoint, state
+    if candidates:
+        raise CheckpointError(f"{Path(out) / 'checkpoints'}: no checkpoint can be resumed from "
+                              f"({'; '.join(problems)})")
+    return None, {}
 
 
 def export_detector(model, target: Path, summary: dict[str, Any]) -> Path:

@@ -118,6 +118,13 @@ class TrainConfig:
             raise ValueError(f"loss must be 'ce' or 'balanced', got {self.loss!r}")
         if self.lr <= 0:
             raise ValueError(f"lr must be > 0, got {self.lr}")
+        for name in ("eval_every", "save_every", "stop_after", "warmup_steps", "max_eval_samples",
+                     "num_workers"):
+            value = getattr(self, name)
+            if value is not None and int(value) < 0:
+                raise ValueError(f"{name} must be >= 0, got {value}")
+        if self.keep_checkpoints < 1:
+            raise ValueError(f"keep_checkpoints must be >= 1, got {self.keep_checkpoints}")
 
     def to_json_dict(self) -> dict[str, Any]:
         """Every field, JSON-ready (``--config FILE`` reads it back); ``dataset`` must be a path or id."""

@@ -82,6 +82,31 @@ def decode_rows(image, bottom: int, name: str):
     return image
 
 
+class SampleError(ValueError):
+    """A training sample that cannot be used; names its row id and shard. Raised in a data-loader worker,
+    it reaches the training process as one line (not the worker's traceback)."""
+
+    def __init__(self, message: str):
+        marker = f"{type(self).__name__}: "
+        if message.startswith("Caught ") and marker in message:  # re-raised by torch's ExceptionWrapper
+            message = message.rsplit(marker, 1)[1].strip()
+        super().__init__(message)
+
+
+def locate_row(shards: list[Path], sample_id: str) -> str:
+    """``row R of shard FILE`` holding ``sample_id`` (read from the shards' id columns), else ''."""
+    import pyarrow.parquet as pq
+
+    for shard in shards:
+        try:
+            ids = pq.read_table(shard, columns=["id"]).column("id").to_pylist()
+        except Exception:  # noqa: BLE001 - an unreadable shard: keep looking in the others
+            continue
+        if sample_id in ids:
+            return f"row {ids.index(sample_id)} of shard {shard}"
+    return ""
+
+
 class CropDataset(torch.utils.data.Dataset):
     """Training samples as uint8 crops; keys are ``(index, stream_position)`` pairs.
 
@@ -90,12 +115,14 @@ class CropDataset(torch.utils.data.Dataset):
     """
 
     def __init__(self, table, crop_size: int, task: str, num_labels: int, seed: int,
-                 augment: RobustAugment | None = None, extra_real: list[Path] | None = None):
+                 augment: RobustAugment | None = None, extra_real: list[Path] | None = None,
+                 shards: list[Path] | None = None):
         self.table = undecoded(undecoded(table, "image"), "mask").select_columns(
             [c for c in ("id", "image", "mask") if c in table.column_names])
         self.crop_size, self.task, self.num_labels = crop_size, task, num_labels
         self.seed, self.augment = seed, augment
         self.extra_real = list(extra_real or [])
+        self.shards = list(shards or [])  # the parquet files of the table, to name a bad row's shard
 
     def __len__(self) -> int:
         return len(self.table) + len(self.extra_real)
@@ -112,6 +139,8 @@ class CropDataset(torch.utils.data.Dataset):
         name = str(row.get("id", index))
         image = decode_image(row["image"], f"sample {name} image", load=False)
         mask = decode_image(row["mask"], f"sample {name} mask", load=False)
+        if mask.format not in (None, "PNG"):
+            raise ValueError(f"sample {name}: mask is {mask.format} data; label maps must be lossless PNG")
         if mask.mode not in ("L", "P"):  # P: palette indices are the label ids
             raise ValueError(f"sample {name}: mask must be an L or P label map, got mode {mask.mode!r}")
         if image.size != mask.size:
@@ -119,7 +148,17 @@ class CropDataset(torch.utils.data.Dataset):
         return name, image, mask
 
     def __getitem__(self, key: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
-        index, position = key
+        try:
+            return self._sample(*key)
+        except (ImageError, ValueError, OSError) as err:
+            index = key[0]
+            if index >= len(self.table):
+                raise SampleError(f"{self.extra_real[index - len(self.table)]}: {err}") from None
+            sample_id = str(self.table[index].get("id", index))
+            where = locate_row(self.shards, sample_id) or f"row {index} of the training table"
+            raise SampleError(f"training sample id {sample_id} ({where}): {err}") from None
+
+    def _sample(self, index: int, position: int) -> tuple[np.ndarray, np.ndarray]:
         name, image, mask = self._open(index)
         rng = np.random.default_rng([self.seed, position])
         plan = plan_crop(image.width, image.height, self.crop_size, rng, self.augment)
@@ -134,6 +173,22 @@ class CropDataset(torch.utils.data.Dataset):
                 raise ValueError(f"sample {name}: label {int(labels[~valid].max())} outside 0.."
                                  f"{self.num_labels - 1} (and 255)")
         return pixels, labels
+
+
+def check_crop_size(dataset: CropDataset, crop_size: int, probe: int = 256) -> None:
+    """Refuse a crop larger than every image (it would train on padding): the headers of up to
+    ``probe`` images spread over the set are read (no pixels decoded)."""
+    count = len(dataset)
+    if count == 0:
+        return
+    largest = (0, 0)
+    for index in sorted({int(i) for i in np.linspace(0, count - 1, min(count, probe))}):
+        _, image, _ = dataset._open(index)
+        largest = max(largest, image.size, key=max)
+        if max(image.size) >= crop_size:
+            return
+    raise ValueError(f"--crop-size {crop_size} is larger than every training image (the largest of "
+                     f"{min(count, probe)} looked at is {largest[0]}x{largest[1]}); use a smaller crop")
 
 
 class StreamBatchSampler(Sampler):

@@ -12,6 +12,7 @@ from typing import Any
 import torch
 
 from diffseg30k import threads as cpu_threads
+from diffseg30k.outputs import shared_output_lock
 from diffseg30k.training.config import TrainConfig
 
 
@@ -87,7 +88,8 @@ def train(config: TrainConfig) -> Path:
     from accelerate.state import AcceleratorState, GradientState
 
     try:
-        return _train(config)
+        with contextlib.ExitStack() as stack:
+            return _train(config, stack)
     finally:
         AcceleratorState._reset_state(reset_partial_state=False)
         GradientState._reset_state()
@@ -157,7 +159,8 @@ class TrainingRun:
         from diffseg30k.training import checkpoints as ckpt
 
         return ckpt.save_checkpoint(self.accelerator, self.out, self.step, dict(self.state),
-                                    self.config.keep_checkpoints)
+                                    self.config.keep_checkpoints,
+                                    (self.model, self.optimizer, self.scheduler))
 
     def optimizer_step(self, batches: Any, mean: torch.Tensor, std: torch.Tensor) -> float:
         """One optimizer step over ``grad_accum`` micro-batches; returns the mean loss."""
@@ -214,18 +217,20 @@ def _make_accelerator(config: TrainConfig, out: Path) -> Any:
     return accelerator
 
 
-def _prepare(config: TrainConfig, spec: Any) -> tuple[TrainingRun, Any]:
-    """Data, model, optimizer and schedule of a run (not yet resumed); returns it and its dataset."""
+def _prepare(config: TrainConfig, spec: Any, stack: contextlib.ExitStack) -> tuple[TrainingRun, Any]:
+    """Data, model, optimizer and schedule of a run (not yet resumed); returns it and its dataset. The
+    output's one-writer lock joins ``stack``."""
     from accelerate.utils import set_seed
 
     from diffseg30k.data.transforms import make_augment
     from diffseg30k.models.registry import build_model
     from diffseg30k.training import checkpoints as ckpt
-    from diffseg30k.training.data import CropDataset, list_images
-    from diffseg30k.training.sources import label_set_for, resolve_splits
+    from diffseg30k.training.data import CropDataset, check_crop_size, list_images
+    from diffseg30k.training.sources import label_set_for, resolve_splits, shard_files
 
     out = Path(config.out)
     accelerator = _make_accelerator(config, out)
+    stack.enter_context(shared_output_lock(out, "diffseg30k train"))  # one run per --out
     if not config.resume and ckpt.checkpoint_dirs(out):
         raise FileExistsError(f"{out}: already holds checkpoints; pass --resume to continue, "
                               "or use a new --out")
@@ -238,7 +243,12 @@ def _prepare(config: TrainConfig, spec: Any) -> tuple[TrainingRun, Any]:
                         crop_size=config.crop_size, pretrained=config.pretrained)
     extra = list_images(config.extra_real) if config.extra_real else []
     dataset = CropDataset(train_table, config.crop_size, config.task, model.config.num_labels, config.seed,
-                          make_augment(config.augment), extra)
+                          make_augment(config.augment), extra,
+                          shard_files(config.dataset, config.train_split))
+    check_crop_size(dataset, config.crop_size)
+    if eval_table is None and config.eval_split:
+        accelerator.print(f"warning: the dataset has no {config.eval_split!r} split: nothing is evaluated, "
+                          "and best/ is simply the model at the last step")
     optimizer = _optimizer(model, config, spec.backbone_prefixes)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _poly_schedule(config))
     model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
@@ -253,10 +263,10 @@ def _resume(run: TrainingRun) -> None:
     from diffseg30k.training import checkpoints as ckpt
 
     config, accelerator, out = run.config, run.accelerator, run.out
-    resume_from = ckpt.latest_checkpoint(out) if config.resume else None
+    resume_from, saved = (ckpt.resume_checkpoint(accelerator, out, (run.model, run.optimizer, run.scheduler))
+                          if config.resume else (None, {}))
     if resume_from is not None:
-        accelerator.load_state(str(resume_from))
-        run.state.update(ckpt.read_state(resume_from))
+        run.state.update(saved)
         run.step = int(run.state.pop("step"))
         run.resumed = True
         accelerator.print(f"resumed from {resume_from} at step {run.step}")
@@ -277,7 +287,7 @@ def _loader(run: TrainingRun, dataset: Any, stop: int) -> Any:
                        accelerator.process_index, accelerator.num_processes, num_workers)
 
 
-def _train(config: TrainConfig) -> Path:
+def _train(config: TrainConfig, stack: contextlib.ExitStack) -> Path:
     from tqdm.auto import tqdm
 
     from diffseg30k.models.inference import preprocessing_tensors
@@ -285,7 +295,7 @@ def _train(config: TrainConfig) -> Path:
 
     spec = get_spec(config.model)
     config = config.resolved(spec.optimizer)
-    run, dataset = _prepare(config, spec)
+    run, dataset = _prepare(config, spec, stack)
     accelerator = run.accelerator
     _resume(run)
     accelerator.init_trackers("diffseg30k", config=config.to_log_dict())

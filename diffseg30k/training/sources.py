@@ -63,3 +63,14 @@ def resolve_splits(source: Any, task: str, train_split: str, eval_split: str | N
     if evaluation is not None and max_eval_samples is not None and len(evaluation) > max_eval_samples:
         evaluation = evaluation.select(range(max_eval_samples))
     return train, evaluation
+
+
+def shard_files(source: Any, split: str) -> list[Path]:
+    """The parquet shards of ``split`` when ``source`` is a local folder or release (to name a bad row's
+    shard in errors); empty for in-memory datasets and Hub ids."""
+    if not isinstance(source, str | Path) or not Path(source).exists():
+        return []
+    from diffseg30k.data.load import resolve_source
+
+    folder = Path(resolve_source(source, progress=False)) / "data"  # a raw release: its cached conversion
+    return sorted(folder.glob(f"{split}-*.parquet")) if folder.is_dir() else []

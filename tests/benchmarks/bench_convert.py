@@ -7,13 +7,15 @@ validation, no mask normalisation. Each measurement runs in a fresh process (pea
     python tests/benchmarks/bench_convert.py [--pairs-512 300] [--pairs-1024 100] [--scale-1024 1000]
 
 Prints one JSON object: pairs/s and peak RSS (MiB) per size for both, the speed ratio, and a
-memory-scaling run (10x the pairs at 1024^2: peak RSS stays flat because conversion streams).
+memory-scaling run (10x the pairs at 1024^2: peak RSS stays flat because conversion streams), and
+the in-process cost per image of ``--verify fast`` with and without the IDAT zlib inflate.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import shutil
 import subprocess
@@ -25,8 +27,6 @@ from pathlib import Path
 
 def _make_release(root: Path, num: int, size: int, unique: int = 40) -> Path:
     """``num`` pairs: ``unique`` synthetic ones, the rest hard links to them under new ids (cheap)."""
-    import os
-
     from diffseg30k.data.synthetic import write_synthetic_release
 
     folder = write_synthetic_release(root, num=min(num, unique), size=(size, size), split="train")
@@ -84,6 +84,33 @@ def _measure(kind: str, source: Path, num: int, workers: int, scratch: Path) -> 
     return result
 
 
+def _fast_verify_cost(source: Path, rounds: int = 3) -> dict:
+    """In-process cost of ``--verify fast`` per image: CRC/structure only vs. also inflating the IDAT
+    zlib stream (the peer), on the same files, best of ``rounds``."""
+    import inspect
+
+    from diffseg30k.data.decode import check_png
+
+    images = [p.read_bytes() for p in sorted(source.glob("*.image.png"))[:40]]
+    has_inflate = "inflate" in inspect.signature(check_png).parameters
+    result = {}
+    for name, kwargs in (("structure_crc", {"inflate": False} if has_inflate else {}),
+                         ("structure_crc_zlib", {"inflate": True} if has_inflate else None)):
+        if kwargs is None:
+            continue
+        best = float("inf")
+        for _ in range(rounds):
+            started = time.perf_counter()
+            for data in images:
+                check_png(data, "bench", **kwargs)
+            best = min(best, (time.perf_counter() - started) / len(images))
+        result[name] = {"ms_per_image": round(best * 1e3, 3), "images_per_s": round(1 / best, 1)}
+    if len(result) == 2:
+        result["zlib_cost_ms"] = round(result["structure_crc_zlib"]["ms_per_image"]
+                                       - result["structure_crc"]["ms_per_image"], 3)
+    return result
+
+
 def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "--worker":
         _worker(sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5]))
@@ -95,7 +122,8 @@ def main() -> None:
                         help="pairs of the memory-scaling run (ours only): peak RSS must not grow with it")
     parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args()
-    report: dict = {"workers": args.workers, "peer": "datasets from_dict + Image + embed + to_parquet"}
+    report: dict = {"uptime": os.getloadavg(), "workers": args.workers,
+                    "peer": "datasets from_dict + Image + embed + to_parquet"}
     with tempfile.TemporaryDirectory(prefix="bench-convert-") as tmp:
         scratch = Path(tmp)
         for size, num in ((512, args.pairs_512), (1024, args.pairs_1024)):
@@ -104,7 +132,8 @@ def main() -> None:
             full = _measure("ours_full", source, num, args.workers, scratch)
             peer = _measure("peer", source, num, args.workers, scratch)
             report[f"{size}px"] = {"pairs": num, "ours": ours, "ours_verify_full": full, "peer": peer,
-                                   "speed_ratio": round(ours["pairs_per_s"] / peer["pairs_per_s"], 2)}
+                                   "speed_ratio": round(ours["pairs_per_s"] / peer["pairs_per_s"], 2),
+                                   "fast_verify_cost": _fast_verify_cost(source)}
             shutil.rmtree(source.parent, ignore_errors=True)
         if args.scale_1024:
             source = _make_release(scratch / "scale", args.scale_1024, 1024)

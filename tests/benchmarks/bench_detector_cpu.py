@@ -32,7 +32,9 @@ def _image(size: str):
     import numpy as np
     from PIL import Image
 
-    from diffseg30k.generation.mini import load_photo
+    from diffseg30k.generation.profiles import MINI
+
+    load_photo = MINI.load_photo
 
     photo = load_photo("coffee").resize(PHOTO[::-1], Image.BICUBIC)
     if size == "12mp":

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import pickle
 import re
 import tempfile
 import urllib.parse
@@ -219,7 +220,10 @@ def convert_checkpoint(source: str | os.PathLike, config: GlideConfig, sha256: s
         return target
     try:
         original = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # pickle errors, truncated files, forbidden globals
+    except pickle.UnpicklingError as err:  # torch's text advises weights_only=False: never repeated
+        raise CheckpointError(f"{path}: not a plain tensor file (it holds other pickled objects); it was "
+                              "not loaded") from err
+    except Exception as err:  # truncated files, not a torch archive
         raise CheckpointError(f"{path}: not a loadable weights-only torch checkpoint ({err})") from err
     if not isinstance(original, dict) or not all(isinstance(v, torch.Tensor) for v in original.values()):
         raise CheckpointError(f"{path}: expected a state dict of tensors")

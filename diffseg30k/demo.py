@@ -1,6 +1,7 @@
 """The Gradio demo (``spaces/app.py`` and ``diffseg30k demo`` are thin shells over :func:`build_app`).
 
-Upload an image or pick an example -> semantic overlay in the paper's palette with a legend, binary
+Upload an image or pick an example (samples of the embedded mini data, shown with their ground truth,
+and an unedited photo) -> semantic overlay in the paper's palette with a legend, binary
 overlay, a table of generators (edited area, mean confidence), the image-level verdict (1 % rule) and
 a downloadable label-map PNG. The endpoint ``/predict`` serves ``gradio_client`` callers.
 
@@ -12,7 +13,6 @@ bundles). Without one the page still opens and says how to configure it.
 from __future__ import annotations
 
 import atexit
-import html
 import io
 import logging
 import os
@@ -20,13 +20,14 @@ import shutil
 import tempfile
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from PIL import Image
 
-from diffseg30k.hub import CHECKPOINT_ENV, label_colors
+from diffseg30k.checkpoint import CHECKPOINT_ENV
 from diffseg30k.io import (
     MAX_PIXELS,
     ImageError,
@@ -35,7 +36,11 @@ from diffseg30k.io import (
     cache_dir,
     normalize_image,
 )
-from diffseg30k.labels import GENERATOR_BY_NAME, palette
+from diffseg30k.labels import BINARY_ID2LABEL, GENERATOR_BY_NAME, ID2LABEL, label_colors
+from diffseg30k.render import OVERLAY_ALPHA, label_map_image, legend_html, overlay
+
+__all__ = ["CHECKPOINT_ENV", "OVERLAY_ALPHA", "DemoService", "Example", "build_app", "example_set",
+           "launch_kwargs", "legend_html", "load_detector", "overlay", "resolve_checkpoint"]
 
 LOG = logging.getLogger(__name__)
 #: Pixel limit of the demo: 16 MP unless DIFFSEG30K_MAX_PIXELS says otherwise (probabilities cost
@@ -44,39 +49,11 @@ DEMO_MAX_PIXELS = MAX_PIXELS if "DIFFSEG30K_MAX_PIXELS" in os.environ else min(M
 MAX_FILE_SIZE = os.environ.get("DIFFSEG_DEMO_MAX_FILE_SIZE", "50mb")
 QUEUE_SIZE = int(os.environ.get("DIFFSEG_DEMO_QUEUE_SIZE", "16"))
 CONCURRENCY = int(os.environ.get("DIFFSEG_DEMO_CONCURRENCY", "1"))
-OVERLAY_ALPHA = 0.55
 IMAGE_HEIGHT = 340
 TABLE_HEADERS = ["generator", "model", "edited area (%)", "mean confidence"]
 
 
 # ------------------------------------------------------------------------------------------ rendering
-def overlay(image: np.ndarray, label_map: np.ndarray, colors: dict[int, tuple[int, int, int]],
-            alpha: float = OVERLAY_ALPHA) -> np.ndarray:
-    """Blend label colours over the edited (non-zero) pixels of an RGB uint8 image."""
-    lut = np.zeros((256, 3), np.float32)
-    for label_id, rgb in colors.items():
-        lut[label_id] = rgb
-    out = image.copy()
-    edited = label_map > 0  # blend only those pixels: no full-size float copy of a large image
-    blended = (1 - alpha) * image[edited].astype(np.float32) + alpha * lut[label_map[edited]]
-    out[edited] = np.rint(blended).astype(np.uint8)
-    return out
-
-
-def legend_html(id2label: dict[int, str], colors: dict[int, tuple[int, int, int]]) -> str:
-    """Colour swatches with label names (background shown as the unchanged image)."""
-    items = []
-    for label_id, name in sorted(id2label.items()):
-        if label_id == 0:
-            continue
-        generator = GENERATOR_BY_NAME.get(name)
-        title = html.escape(generator.display_name if generator else name)
-        rgb = "rgb({},{},{})".format(*colors.get(label_id, (0, 0, 0)))
-        items.append(f'<span class="ds-legend-item" title="{title}"><span class="ds-swatch" '
-                     f'style="background:{rgb}"></span>{html.escape(name)}</span>')
-    return f'<div class="ds-legend">{"".join(items)}</div>'
-
-
 def generator_rows(generators: dict[str, dict[str, float]]) -> list[list[Any]]:
     """Table rows, largest edited area first."""
     rows = []
@@ -143,13 +120,6 @@ class OutputStore:
         return str(path)
 
 
-def mask_image(label_map: np.ndarray, colors: dict[int, tuple[int, int, int]]) -> Image.Image:
-    """A palette image whose pixel values are the label ids and whose colours are the label colours."""
-    mask = Image.fromarray(label_map.astype(np.uint8), "P")
-    mask.putpalette(palette(colors))
-    return mask
-
-
 # ----------------------------------------------------------------------------------------- the model
 def resolve_checkpoint(explicit: str | None = None, app_dir: str | os.PathLike | None = None) -> str | None:
     """The checkpoint to serve: ``explicit``, else ``$DIFFSEG_CHECKPOINT``, else ``app_dir/checkpoint``."""
@@ -212,7 +182,7 @@ class DemoService:
 
     @property
     def colors(self) -> dict[int, tuple[int, int, int]]:
-        return label_colors(self.detector.id2label, self.detector.task)
+        return label_colors(self.detector.id2label, self.detector.task)  # labels: the one resolver
 
     def analyse(self, upload: dict | str | None, progress=None):
         """The ``predict`` endpoint: (semantic overlay, binary overlay, generator table, verdict,
@@ -246,16 +216,17 @@ class DemoService:
         if tiles:
             self.seconds_per_tile = seconds / tiles
         label_map = result.label_map
-        binary_colors = label_colors({0: "background", 1: "edited"}, "binary")
+        binary_colors = label_colors(BINARY_ID2LABEL, "binary")
         slot, stem = self.outputs.new_slot(), Path(name).stem or "image"
         semantic = self.outputs.save_png(Image.fromarray(overlay(pixels, label_map, self.colors)),
                                          slot / "semantic_overlay.png")
         edited = (label_map > 0).astype(np.uint8)
         binary = self.outputs.save_png(Image.fromarray(overlay(pixels, edited, binary_colors)),
                                        slot / "binary_overlay.png")
-        mask_path = self.outputs.save_png(mask_image(label_map, self.colors),
+        mask_path = self.outputs.save_png(label_map_image(label_map, self.colors),
                                           slot / f"{stem}_diffseg30k_mask.png")
-        details = {**result.to_dict(), "checkpoint": self.checkpoint, "input_notes": normalized.notes,
+        checkpoint = getattr(self.detector, "checkpoint", None) or self.checkpoint
+        details = {**result.to_dict(), "checkpoint": checkpoint, "input_notes": normalized.notes,
                    "runtime": self.detector.runtime, "tiles": tiles, "seconds": round(seconds, 3)}
         verdict = verdict_markdown(result, normalized.notes, self.detector.area_threshold)
         if tiles:
@@ -275,27 +246,67 @@ def _upload_path(upload: dict | str) -> tuple[str, str]:
 
 
 # ------------------------------------------------------------------------------------------ the page
-def example_images(folder: Path | None = None) -> list[str]:
-    """Small example images generated in code (a synthetic multi-generator edit, and a real photo from
-    scikit-image when installed), written once into the cache."""
-    from diffseg30k.data.synthetic import synthetic_pair
+#: The mini release the examples come from (built once by the generation pipeline, then cached).
+EXAMPLE_RELEASE = {"num": 4, "seed": 0}
 
+
+@dataclass(frozen=True)
+class Example:
+    """A demo example: the image, its ground truth rendered like the overlay (None: not known) and
+    what it is."""
+
+    image: str
+    truth: str | None
+    label: str
+
+
+def example_set(folder: Path | None = None) -> list[Example]:
+    """The examples: samples of the embedded mini data (tiny diffusion editors of the generation
+    pipeline, ground truth known) -- a multi-generator edit and a single edit -- and an unedited
+    scikit-image photo. Files are written once into ``folder`` (default: the cache)."""
     folder = folder or cache_dir("demo_examples")
-    paths = []
-    edited = folder / "synthetic_edit.png"
-    if not edited.exists():
-        _write_image(synthetic_pair(seed=7, size=(256, 256))[0], edited, "PNG")
-    paths.append(edited)
+    examples = []
+    try:
+        examples += _mini_examples(folder)
+    except ImportError as err:  # the mini data needs the `generate` extra (diffusers)
+        LOG.warning("demo examples: no mini-data samples (%s); install diffseg30k[generate]", err)
     try:
         from skimage import data as skdata
 
-        photo = folder / "astronaut.jpg"
+        photo = folder / "unedited-astronaut.jpg"
         if not photo.exists():
             _write_image(Image.fromarray(skdata.astronaut()).resize((256, 256), Image.BICUBIC), photo, "JPEG")
-        paths.append(photo)
+        examples.append(Example(str(photo), None, "an unedited photo (scikit-image's astronaut): no edit"))
     except ImportError:
         pass
-    return [str(p) for p in paths]
+    return examples
+
+
+def _mini_examples(folder: Path) -> list[Example]:
+    """Two samples of the mini release: a multi-generator edit first, then one on the other kind of
+    base (real photo / AI image) when there is one."""
+    from diffseg30k.generation.mini import build_mini_release, read_metadata
+
+    root = build_mini_release(**EXAMPLE_RELEASE)
+    rows = [r for r in read_metadata(root) if r["models"]]
+    if not rows:
+        return []
+    first = next((r for r in rows if len(r["models"]) >= 2), rows[0])
+    others = [r for r in rows if r is not first]
+    second = next((r for r in others if r["base"] != first["base"]), others[0] if others else None)
+    colors = label_colors(ID2LABEL)
+    examples = []
+    for row in (first, second) if second else (first,):
+        image_path, truth_path = folder / f"mini-{row['id']}.png", folder / f"mini-{row['id']}.truth.png"
+        if not truth_path.exists():
+            pixels = np.asarray(Image.open(root / f"{row['id']}.image.png").convert("RGB"))
+            mask = np.asarray(Image.open(root / f"{row['id']}.mask.png"))
+            _write_image(Image.fromarray(pixels), image_path, "PNG")
+            _write_image(Image.fromarray(overlay(pixels, mask, colors)), truth_path, "PNG")
+        base = "a real photo" if row["base"] == "real" else "an AI image"
+        examples.append(Example(str(image_path), str(truth_path),
+                                f"mini data: {' + '.join(row['models'])} edits on {base}"))
+    return examples
 
 
 def _write_image(image: Image.Image, path: Path, fmt: str) -> None:
@@ -325,7 +336,7 @@ def build_app(checkpoint: str | None = None, revision: str | None = None, detect
         except RuntimeError as err:
             error = str(err)
     service = DemoService(detector, checkpoint, error)
-    examples_dir = cache_dir("demo_examples")
+    examples = example_set(cache_dir("demo_examples"))
     with gr.Blocks(title="DiffSeg30k: where was this image edited, and by which diffusion model?",
                    delete_cache=(900, 3600)) as app:
         gr.Markdown("# DiffSeg30k detector\nLocalize diffusion edits and attribute them to one of eight "
@@ -334,19 +345,25 @@ def build_app(checkpoint: str | None = None, revision: str | None = None, detect
             hint = error or f"Set {CHECKPOINT_ENV} to a Hub model id or a checkpoint folder."
             gr.Markdown(f"**No detector loaded.** {hint}")
         else:
-            gr.Markdown(f"Detector: `{checkpoint or 'in-memory'}` (task: {detector.task}). "
-                        f"{runtime_markdown(detector)}", elem_id="runtime")
+            shown = getattr(detector, "loaded_from", None) or checkpoint or "in-memory"
+            gr.Markdown(f"Detector: `{shown}` (task: {detector.task}). {runtime_markdown(detector)}",
+                        elem_id="runtime")
+        truth = gr.Image(label="Ground truth (mini-data examples)", type="filepath", elem_id="ground-truth",
+                         interactive=False, height=IMAGE_HEIGHT, render=False)
         with gr.Row():
             with gr.Column(scale=1):
                 upload = gr.Image(type="filepath", label="Image", sources=["upload", "clipboard"],
                                   elem_id="input-image", height=IMAGE_HEIGHT)
                 run = gr.Button("Detect edits", variant="primary", elem_id="detect")
-                gr.Examples(example_images(examples_dir), inputs=upload, label="Examples", elem_id="examples")
+                gr.Examples([[e.image, e.truth] for e in examples], inputs=[upload, truth], label="Examples",
+                            example_labels=[e.label for e in examples], elem_id="examples")
+                upload.upload(lambda: None, outputs=truth)  # an upload of one's own has no ground truth
                 verdict = gr.Markdown(label="Verdict", elem_id="verdict")
             with gr.Column(scale=2):
                 with gr.Row():
                     semantic = gr.Image(label="Generator attribution (semantic overlay)", type="filepath",
                                         elem_id="semantic-overlay", interactive=False, height=IMAGE_HEIGHT)
+                    truth.render()  # beside the prediction
                     binary = gr.Image(label="Edited pixels (binary overlay)", type="filepath",
                                       elem_id="binary-overlay", interactive=False, height=IMAGE_HEIGHT)
                 if detector is not None:

@@ -18,6 +18,7 @@ restricted to ``*.json`` and ``*.safetensors`` files, and remote code is never t
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -40,6 +41,7 @@ from diffseg30k.models.inference import (
     tile_windows,
 )
 
+LOG = logging.getLogger(__name__)
 ImageInput = Image.Image | np.ndarray | str | os.PathLike
 AREA_THRESHOLD = 0.01
 
@@ -48,13 +50,14 @@ AREA_THRESHOLD = 0.01
 class DetectionResult:
     """A detector's answer for one image.
 
-    ``label_map`` (uint8 HxW, input size), ``probabilities`` (float32 CxHxW), ``generators``
+    ``label_map`` (uint8 HxW, input size), ``probabilities`` (float32 CxHxW, only when asked for with
+    ``detector(image, return_probabilities=True)``, else None: 576 MB at 16 MP), ``generators``
     ({name: {"area": fraction of the image, "confidence": mean probability over that area}}),
     ``edited_fraction`` (share of non-background pixels) and ``is_edited`` (the 1 % rule).
     """
 
     label_map: np.ndarray
-    probabilities: np.ndarray
+    probabilities: np.ndarray | None
     generators: dict[str, dict[str, float]]
     edited_fraction: float
     is_edited: bool
@@ -63,7 +66,11 @@ class DetectionResult:
 
     @property
     def edited_probability(self) -> np.ndarray:
-        """Per-pixel edited probability 1 - P(background) (float32 HxW, the metric's pixel_scores)."""
+        """Per-pixel edited probability 1 - P(background) (float32 HxW, the metric's pixel_scores); needs
+        ``detector(image, return_probabilities=True)`` (``Detector.predict_edited`` computes only this)."""
+        if self.probabilities is None:
+            raise ValueError("this result holds no probabilities: call the detector with "
+                             "return_probabilities=True, or use Detector.predict_edited")
         return np.clip(self.probabilities[1:].sum(axis=0), 0.0, 1.0).astype(np.float32)
 
     def to_dict(self) -> dict[str, Any]:
@@ -122,6 +129,9 @@ class Detector:
         self.mean, self.std = preprocessing_tensors(model.config, self.device)
         self.dtype = next(model.parameters()).dtype
         self.runtime, self.runtime_note = "torch", None
+        # from_pretrained: the folder it loaded, and that folder described ("... of the training run X")
+        self.checkpoint: str | None = None
+        self.loaded_from: str | None = None
 
     def use_runtime(self, runtime: str, folder: str | os.PathLike | None = None) -> Detector:
         """Run the model on ``runtime`` (see :data:`~diffseg30k.models.runtimes.RUNTIMES`, or 'auto'),
@@ -139,27 +149,19 @@ class Detector:
     def from_pretrained(cls, path_or_repo_id: str | os.PathLike, revision: str | None = None,
                         device: str | torch.device | None = None, runtime: str = "torch",
                         **kwargs) -> Detector:
-        """Load from a local checkpoint folder or a Hub model repository (safetensors only), to run
-        on ``runtime`` (:meth:`use_runtime`)."""
+        """Load from a checkpoint folder, a training run folder (its ``best/``) or a Hub model id
+        (safetensors only; see :mod:`diffseg30k.checkpoint`), to run on ``runtime`` (:meth:`use_runtime`).
+        ``detector.checkpoint`` is the folder loaded, ``detector.loaded_from`` says so in words."""
+        from diffseg30k.checkpoint import describe, resolve_checkpoint
         from diffseg30k.models.registry import load_model
 
-        path = Path(path_or_repo_id)
-        if not path.is_dir():
-            if path.exists() or str(path_or_repo_id).count("/") != 1:
-                raise FileNotFoundError(f"{path_or_repo_id}: not a checkpoint folder or a Hub repo id")
-            from huggingface_hub import snapshot_download
-
-            try:
-                path = Path(snapshot_download(str(path_or_repo_id), revision=revision,
-                                              allow_patterns=["*.json", "*.safetensors"]))
-            except Exception as err:  # offline, unknown repo, gated, network: one clear message
-                raise FileNotFoundError(f"{path_or_repo_id}: no such local folder, and the Hub download "
-                                        f"failed ({type(err).__name__}: {err})") from err
-        if not any((path / f).is_file() for f in ("model.safetensors", "model.safetensors.index.json")):
-            raise FileNotFoundError(f"{path}: no model.safetensors (only safetensors weights are loaded)")
+        path = resolve_checkpoint(path_or_repo_id, revision=revision)
         for weights in sorted(path.glob("*.safetensors")):
             safetensors_names(weights)  # a truncated file is named, not a deserialising traceback
-        return cls(load_model(path), device=device, **kwargs).use_runtime(runtime, path)
+        detector = cls(load_model(path), device=device, **kwargs).use_runtime(runtime, path)
+        detector.checkpoint, detector.loaded_from = str(path), describe(path_or_repo_id, path)
+        LOG.info("loaded detector %s", detector.loaded_from)
+        return detector
 
     @property
     def task(self) -> str:
@@ -183,7 +185,7 @@ class Detector:
         """Windows an image of this size is processed in (0: one pass)."""
         return len(tile_windows(height, width, self.tile_size, self.overlap))
 
-    def _result(self, probabilities: torch.Tensor) -> DetectionResult:
+    def _result(self, probabilities: torch.Tensor, keep_probabilities: bool = False) -> DetectionResult:
         confidence, label_map = probabilities.max(dim=0)
         label_map = label_map.to(torch.uint8)
         total = label_map.numel()
@@ -198,14 +200,16 @@ class Detector:
                                                            "confidence": round(mean_conf, 6)}
         edited = float((label_map > 0).sum().item()) / total
         return DetectionResult(label_map=label_map.cpu().numpy(),
-                               probabilities=probabilities.float().cpu().numpy(), generators=generators,
+                               probabilities=probabilities.float().cpu().numpy() if keep_probabilities
+                               else None, generators=generators,
                                edited_fraction=edited, is_edited=edited > self.area_threshold,
                                task=self.task, id2label=id2label)
 
     def __call__(self, images: ImageInput | list[ImageInput],
-                 progress: Callable[[int, int], None] | None = None
-                 ) -> DetectionResult | list[DetectionResult]:
-        """Detect edits; ``progress(done, total)`` is called after each batch of windows of a large image."""
+                 progress: Callable[[int, int], None] | None = None,
+                 return_probabilities: bool = False) -> DetectionResult | list[DetectionResult]:
+        """Detect edits; ``progress(done, total)`` is called after each batch of windows of a large image;
+        ``return_probabilities`` also copies the per-class probabilities out (``result.probabilities``)."""
         single = not isinstance(images, list | tuple)
         arrays = [to_rgb_array(image) for image in ([images] if single else images)]
         results: list[DetectionResult | None] = [None] * len(arrays)
@@ -213,7 +217,7 @@ class Detector:
             probabilities = predict_probabilities(self.model, self._pixels([arrays[i] for i in batch]),
                                                   self.tile_size, self.overlap, self.tile_batch, progress)
             for index, probs in zip(batch, probabilities):
-                results[index] = self._result(probs)
+                results[index] = self._result(probs, return_probabilities)
         return results[0] if single else results
 
     def _per_image(self, images: list[ImageInput], predict) -> list[tuple[np.ndarray, ...]]:
@@ -244,34 +248,7 @@ class Detector:
 
 
 def render_overlay(image: ImageInput, result: DetectionResult, alpha: float = 0.55) -> Image.Image:
-    """The image with edited regions tinted in the label palette and a legend strip below it."""
-    from PIL import ImageDraw, ImageFont
+    """The image with edited regions tinted and a legend strip (:func:`diffseg30k.render.render_overlay`)."""
+    from diffseg30k.render import render_overlay as render
 
-    from diffseg30k.labels import BINARY_COLORS, COLORS, colorize
-
-    colors = BINARY_COLORS if result.task == "binary" else COLORS
-    base = to_rgb_array(image).astype(np.float32)
-    tint = colorize(result.label_map, colors).astype(np.float32)
-    edited = (result.label_map > 0)[..., None]
-    blended = np.where(edited, base * (1 - alpha) + tint * alpha, base).astype(np.uint8)
-    font = ImageFont.load_default()
-    entries = [("background", (0, 0, 0), 1.0 - result.edited_fraction)] + [
-        (name, colors.get(_label_id(result, name), (255, 255, 255)), info["area"])
-        for name, info in result.generators.items()]
-    row = 14
-    legend_height = row * len(entries) + 8
-    width = max(blended.shape[1], 180)
-    canvas = Image.new("RGB", (width, blended.shape[0] + legend_height), (255, 255, 255))
-    canvas.paste(Image.fromarray(blended), (0, 0))
-    draw = ImageDraw.Draw(canvas)
-    verdict = "EDITED" if result.is_edited else "not edited"
-    for k, (name, color, area) in enumerate(entries):
-        top = blended.shape[0] + 4 + k * row
-        draw.rectangle([4, top, 14, top + 10], fill=tuple(color), outline=(0, 0, 0))
-        text = f"{name}: {100 * area:.1f}%" + (f"  [{verdict}]" if k == 0 else "")
-        draw.text((20, top - 1), text, fill=(0, 0, 0), font=font)
-    return canvas
-
-
-def _label_id(result: DetectionResult, name: str) -> int:
-    return next((i for i, n in result.id2label.items() if n == name), 0)
+    return render(image, result, alpha)

@@ -7,6 +7,7 @@ import hashlib
 import io
 import os
 import shutil
+import stat
 import tempfile
 import warnings
 from collections.abc import Iterator
@@ -185,12 +186,14 @@ def atomic_dir(path: str | os.PathLike, overwrite: bool = False) -> Iterator[Pat
     """
     path = Path(path)
     if path.exists() and not overwrite:
-        raise FileExistsError(f"{path}: already exists (pass overwrite to replace it)")
+        raise FileExistsError(f"{path}: already exists "
+                              "(--overwrite on the command line, overwrite=True in Python, replaces it)")
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".partial"))
     try:
         os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes 0700; give what a plain mkdir would
         yield tmp
+        _normal_permissions(tmp)
         if path.exists():
             old = path.with_name(f".{path.name}.old-{os.getpid()}")
             shutil.rmtree(old, ignore_errors=True)  # left by a run killed mid-cleanup with the same pid
@@ -202,6 +205,17 @@ def atomic_dir(path: str | os.PathLike, overwrite: bool = False) -> Iterator[Pat
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def _normal_permissions(folder: Path) -> None:
+    """Give files written by libraries that create them owner-only (safetensors: 0600) the permissions a
+    plain ``open()`` would (umask), so weights and staged repositories are readable like other outputs."""
+    wanted = 0o666 & ~_umask()
+    for path in folder.rglob("*"):
+        if path.is_file() and not path.is_symlink():
+            mode = stat.S_IMODE(path.stat().st_mode)
+            if mode | wanted != mode:
+                os.chmod(path, mode | wanted)
 
 
 def safetensors_names(path: str | os.PathLike) -> list[str]:

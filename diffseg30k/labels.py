@@ -7,6 +7,7 @@ mapping with an ``id2label.json`` (see :func:`load_label_set`).
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -59,7 +60,9 @@ DISPLAY_NAMES: dict[int, str] = {BACKGROUND_ID: "Background (unedited)",
 COLORS: dict[int, tuple[int, int, int]] = {BACKGROUND_ID: BACKGROUND_COLOR,
                                            **{g.id: g.color for g in GENERATORS}}
 BINARY_ID2LABEL: dict[int, str] = {0: "background", 1: "edited"}
-BINARY_COLORS: dict[int, tuple[int, int, int]] = {0: BACKGROUND_COLOR, 1: (220, 20, 60)}
+#: "edited" is white: no generator's colour, so a binary map never reads as an attribution.
+EDITED_COLOR = (255, 255, 255)
+BINARY_COLORS: dict[int, tuple[int, int, int]] = {0: BACKGROUND_COLOR, 1: EDITED_COLOR}
 TASKS = ("semantic", "binary")
 
 
@@ -97,6 +100,37 @@ def colorize(mask: np.ndarray, colors: dict[int, tuple[int, int, int]] | None = 
     return lut[np.asarray(mask, dtype=np.uint8)]
 
 
+def name_color(name: str) -> tuple[int, int, int]:
+    """A label name's colour: the paper palette for DiffSeg30k's names, else a fixed hash colour."""
+    generator = GENERATOR_BY_NAME.get(name)
+    if generator is not None:
+        return generator.color
+    if name == ID2LABEL[BACKGROUND_ID]:
+        return BACKGROUND_COLOR
+    digest = hashlib.sha256(name.encode()).digest()
+    return (digest[0], digest[1], digest[2])
+
+
+def label_colors(id2label: dict[int, str], task: str = "semantic") -> dict[int, tuple[int, int, int]]:
+    """The palette of a label set -- the one resolver behind every overlay, legend, figure and card.
+
+    Colours follow the *names* (``{1: "flux"}`` is royal blue wherever flux sits), id 0 is black,
+    unknown names get a deterministic colour; a binary detector uses :data:`BINARY_COLORS`.
+    """
+    if task == "binary":
+        return {int(i): BINARY_COLORS.get(int(i), EDITED_COLOR) for i in id2label}
+    return {int(i): BACKGROUND_COLOR if int(i) == BACKGROUND_ID else name_color(str(n))
+            for i, n in id2label.items()}
+
+
+def display_name(name: str) -> str:
+    """'FLUX.1' for 'flux', 'Background (unedited)' for 'background', the name itself otherwise."""
+    generator = GENERATOR_BY_NAME.get(name)
+    if generator is not None:
+        return generator.display_name
+    return DISPLAY_NAMES[BACKGROUND_ID] if name == ID2LABEL[BACKGROUND_ID] else name
+
+
 @dataclass(frozen=True)
 class LabelSet:
     """An id -> name mapping with colours; the default is DiffSeg30k's own."""
@@ -132,8 +166,4 @@ def load_label_set(path: str | Path | None = None) -> LabelSet:
         raise ValueError(f"{path}: not a valid id2label.json ({err})") from err
     if 0 not in id2label or any(not 0 <= i < IGNORE_INDEX for i in id2label):
         raise ValueError(f"{path}: ids must include 0 (background) and lie in 0..254")
-    defaults = {name: COLORS[i] for i, name in ID2LABEL.items()}
-    rng = np.random.default_rng(0)
-    colors = {i: defaults.get(n, tuple(int(c) for c in rng.integers(0, 256, 3)))
-              for i, n in id2label.items()}
-    return LabelSet(id2label=id2label, colors=colors)
+    return LabelSet(id2label=id2label, colors=label_colors(id2label))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import json
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -19,23 +18,18 @@ def _unique(stem: str, used: set[str]) -> str:
     return name
 
 
-def _png(image: Any) -> bytes:
-    buf = io.BytesIO()
-    image.save(buf, format="PNG")
-    return buf.getvalue()
-
-
-def predict_images(detector: Any, images: Iterable[str | Path], out: str | Path, checkpoint: str,
-                   progress: bool = True) -> Iterator[tuple[str, Any, Path]]:
+def predict_images(detector: Any, images: Iterable[str | Path], out: str | Path,
+                   checkpoint: str | None = None, progress: bool = True) -> Iterator[tuple[str, Any, Path]]:
     """Run ``detector`` on each image file; write ``NAME.overlay.png``, ``NAME.mask.png`` and
     ``NAME.json`` under ``out`` (``NAME`` is the file stem, made unique); yields (image, result, json).
+    Drawn by :mod:`diffseg30k.render`; the JSON names the checkpoint folder the detector loaded.
 
     Raises :class:`~diffseg30k.io.ImageError` for an unreadable image, naming it."""
-    from PIL import Image
     from tqdm.auto import tqdm
 
-    from diffseg30k.detector import render_overlay, to_rgb_array
+    from diffseg30k.detector import to_rgb_array
     from diffseg30k.io import atomic_write_bytes, atomic_write_text
+    from diffseg30k.render import label_map_image, png_bytes, render_overlay, result_colors
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -45,9 +39,12 @@ def predict_images(detector: Any, images: Iterable[str | Path], out: str | Path,
         image = to_rgb_array(path)  # decoded and normalised once, for the detector and the overlay alike
         result = detector(image)
         name = _unique(Path(path).stem, used)
-        atomic_write_bytes(out / f"{name}.overlay.png", _png(render_overlay(image, result)))
-        atomic_write_bytes(out / f"{name}.mask.png", _png(Image.fromarray(result.label_map, "L")))
-        record = {"image": str(path), "checkpoint": str(checkpoint),
+        overlay = render_overlay(image, result, threshold=detector.area_threshold)
+        atomic_write_bytes(out / f"{name}.overlay.png", png_bytes(overlay))
+        mask = label_map_image(result.label_map, result_colors(result))  # pixel value = label id
+        atomic_write_bytes(out / f"{name}.mask.png", png_bytes(mask))
+        loaded = getattr(detector, "checkpoint", None) or checkpoint
+        record = {"image": str(path), "checkpoint": None if loaded is None else str(loaded),
                   "runtime": getattr(detector, "runtime", "torch"), **result.to_dict()}
         atomic_write_text(out / f"{name}.json", json.dumps(record, indent=2))
         yield str(path), result, out / f"{name}.json"

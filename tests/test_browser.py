@@ -92,9 +92,17 @@ def test_broken_upload_shows_a_readable_error(page, tmp_path):
     page.get_by_text("broken.png: truncated or corrupt image data").first.wait_for(timeout=60_000)
 
 
-def test_picking_an_example_runs_the_detector(page):
-    page.locator("#examples img").first.click()
+def test_picking_an_example_shows_its_ground_truth_and_runs_the_detector(page):
+    from diffseg30k.demo import example_set
+
+    first = example_set()[0]  # a mini-data sample: its label says so, its ground truth comes along
+    assert first.label.startswith("mini data: ") and first.truth
+    page.get_by_text(first.label).first.click()
+    page.locator("#ground-truth img").first.wait_for(state="visible", timeout=60_000)
     page.locator("#detect").click()
-    link = page.locator("#mask-file a[href*='synthetic_edit_diffseg30k_mask.png']").first
+    link = page.locator(f"#mask-file a[href*='{Path(first.image).stem}_diffseg30k_mask.png']").first
     link.wait_for(state="attached", timeout=120_000)
     page.locator("#verdict").get_by_text("Verdict:").wait_for(timeout=30_000)
+    if os.environ.get("DIFFSEG30K_TEST_ARTIFACTS"):
+        page.screenshot(path=str(Path(os.environ["DIFFSEG30K_TEST_ARTIFACTS"]) / "browser_example.png"),
+                        full_page=True)

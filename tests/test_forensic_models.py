@@ -61,7 +61,7 @@ def test_round_trip_auto_classes_and_detector_on_odd_sizes(name, tmp_path):
     detector = Detector.from_pretrained(tmp_path, device="cpu", tile_size=160)
     rng = np.random.default_rng(0)
     for shape in [(37, 53, 3), (300, 171, 3)]:  # one pass; tiled (and, for the ViT, windowed)
-        result = detector(rng.integers(0, 255, shape, dtype=np.uint8))
+        result = detector(rng.integers(0, 255, shape, dtype=np.uint8), return_probabilities=True)
         assert result.label_map.shape == shape[:2] and result.probabilities.shape == (9, *shape[:2])
         assert np.allclose(result.probabilities.sum(0), 1, atol=1e-4)
 

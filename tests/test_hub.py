@@ -122,8 +122,8 @@ def test_dry_run_folder_loads_with_from_pretrained(dry_run, checkpoint):
     from diffseg30k.detector import Detector
 
     image, _ = synthetic_pair(5, (40, 56))
-    original = Detector.from_pretrained(checkpoint, device="cpu")(image)
-    staged = Detector.from_pretrained(dry_run[0], device="cpu")(image)
+    original = Detector.from_pretrained(checkpoint, device="cpu")(image, return_probabilities=True)
+    staged = Detector.from_pretrained(dry_run[0], device="cpu")(image, return_probabilities=True)
     assert staged.label_map.shape == (56, 40)
     assert np.array_equal(staged.label_map, original.label_map)
     assert np.allclose(staged.probabilities, original.probabilities, atol=1e-6)
@@ -283,11 +283,11 @@ def test_binary_toolkit_architecture_card(tmp_path):
     meta = front_matter(plan.folder / "README.md")
     text = (plan.folder / "README.md").read_text()
     assert meta["library_name"] == "diffseg30k" and "binary-task" in meta["tags"]
-    assert meta["datasets"] == [DATASET_ID]
+    assert "datasets" not in meta  # trained on a local folder: the card names no Hub dataset
     results = meta["model-index"][0]["results"]
     assert {r["dataset"]["name"] for r in results} == {"DiffSeg30k-format local folder local-data"}
     assert sorted(m["name"] for r in results for m in r["metrics"]) == ["binary mIoU", "image AP"]
-    assert "| 1 | edited | edited by any diffusion model | `(220, 20, 60)` |" in text
+    assert "| 1 | edited | edited by any diffusion model | `(255, 255, 255)` |" in text
     assert "the local folder `local-data`, 3 images" in text
     assert Detector.from_pretrained(plan.folder, device="cpu").task == "binary"
 

@@ -38,7 +38,7 @@ def _image(seed: int, size=(40, 56)) -> Image.Image:
 def test_detector_edited_probability_is_one_minus_background(detector):
     images = [_image(0), _image(1)]
     maps, scores, edited = detector.predict_edited(images)
-    full = detector(images)
+    full = detector(images, return_probabilities=True)
     for label_map, prob, result in zip(maps, edited, full):
         assert prob.dtype == np.float32 and prob.shape == label_map.shape == (40, 56)
         assert np.array_equal(label_map, result.label_map)
@@ -47,7 +47,7 @@ def test_detector_edited_probability_is_one_minus_background(detector):
     assert np.allclose(scores, [r.edited_fraction for r in full])
     tiled = Detector(detector.model, device="cpu", tile_size=32, overlap=8, fuse=False)
     t_maps, _, t_edited = tiled.predict_edited(images[:1])
-    whole = tiled(images[:1])[0]
+    whole = tiled(images[:1], return_probabilities=True)[0]
     assert np.array_equal(t_maps[0], whole.label_map)
     np.testing.assert_allclose(t_edited[0], whole.edited_probability, atol=2e-6)
     out = detector_predictor(detector, 2)(images)

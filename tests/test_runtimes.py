@@ -49,7 +49,7 @@ def _agreement(detector: Detector, reference: Detector) -> tuple[float, float]:
     same = total = 0
     worst = 0.0
     for image in _photos():
-        got, want = detector(image), reference(image)
+        got, want = detector(image, return_probabilities=True), reference(image, return_probabilities=True)
         assert got.label_map.shape == image.shape[:2] == want.label_map.shape
         same += int((got.label_map == want.label_map).sum())
         total += got.label_map.size
@@ -142,10 +142,12 @@ def test_failed_export_falls_back_to_torch(checkpoints, tmp_path, monkeypatch):
 def test_tile_batches_give_the_same_probabilities_and_report_progress(checkpoints):
     folder = checkpoints["segformer-tiny"]
     image = _photos()[2]
-    one = Detector.from_pretrained(folder, device="cpu", tile_size=64, overlap=16, tile_batch=1)(image)
+    one = Detector.from_pretrained(folder, device="cpu", tile_size=64, overlap=16, tile_batch=1)(
+        image, return_probabilities=True)
     calls = []
     batched = Detector.from_pretrained(folder, device="cpu", tile_size=64, overlap=16, tile_batch=4)
-    result = batched(image, progress=lambda done, total: calls.append((done, total)))
+    result = batched(image, progress=lambda done, total: calls.append((done, total)),
+                     return_probabilities=True)
     assert calls == [(4, 6), (6, 6)]
     np.testing.assert_allclose(result.probabilities, one.probabilities, atol=1e-5)
 

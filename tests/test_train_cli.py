@@ -87,6 +87,7 @@ def test_two_cpu_processes_with_accelerate_launch(converted, tmp_path):
                "--task", "binary", "--max-steps", "4", "--save-every", "2", "--eval-every", "2"]
     result = subprocess.run(command, env=_env(), capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert result.stdout.splitlines().count(str(out / "best")) == 1  # the summary once, not per process
     info = json.loads((out / "best" / "diffseg30k.json").read_text())
     assert info["task"] == "binary" and "binary_miou" in info["eval"]
     assert (out / "checkpoints" / "step_4" / "random_states_1.json").is_file()  # one RNG state per rank

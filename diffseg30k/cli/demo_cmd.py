@@ -11,7 +11,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     from diffseg30k.cli.runtime_option import add_runtime_argument
 
     parser.add_argument("--checkpoint",
-                        help="checkpoint folder or Hub model id (default: $DIFFSEG_CHECKPOINT)")
+                        help="checkpoint folder, training run folder (its best/) or Hub model id "
+                             "(default: $DIFFSEG_CHECKPOINT)")
     parser.add_argument("--revision", help="Hub revision of --checkpoint")
     add_runtime_argument(parser, default="auto")
     parser.add_argument("--host", help="interface to bind (default: $GRADIO_SERVER_NAME or 127.0.0.1)")
@@ -29,6 +30,7 @@ def run(args: argparse.Namespace) -> int:
         detector = load_detector(checkpoint, args.revision, runtime=args.runtime)
     except RuntimeError as err:
         raise CommandError(str(err)) from err
+    print(f"checkpoint: {detector.loaded_from}")
     app = build_app(checkpoint, detector=detector)
     app.launch(**launch_kwargs(args.host, args.port))
     return 0

@@ -10,7 +10,7 @@ HELP = "score a detector on a dataset split (distortions, breakdowns, bootstrap 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from diffseg30k.cli.runtime_option import add_runtime_argument
 
-    parser.add_argument("--checkpoint", help="checkpoint folder or Hub model id")
+    parser.add_argument("--checkpoint", help="checkpoint folder, training run folder (its best/) or Hub id")
     parser.add_argument("--revision", help="Hub revision of the checkpoint")
     parser.add_argument("--dataset", metavar="NAME_OR_PATH",
                         help="converted folder, raw release, IML layout (Tp/+Gt/ folder, IMDL-BenCo JSON, "
@@ -94,6 +94,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _evaluate(args: argparse.Namespace, by: list[str], report) -> tuple[dict, dict]:
+    import sys
+
     from diffseg30k.cli import CommandError
     from diffseg30k.data.distortions import parse_distortions
     from diffseg30k.detector import Detector
@@ -109,12 +111,13 @@ def _evaluate(args: argparse.Namespace, by: list[str], report) -> tuple[dict, di
                                             runtime=args.runtime)
     except (OSError, ValueError) as err:
         raise CommandError(f"--checkpoint {args.checkpoint}: {err}") from err
+    print(f"checkpoint: {detector.loaded_from}", file=sys.stderr)
     data = _open_dataset(args)
     table, task = data.table, data.task_for(detector.task)
     predictor = detector_predictor(detector, args.batch_size)
     if task != detector.task:  # a binary-only dataset: generator labels collapse to "edited"
         predictor = binary_predictor(predictor)
-    meta = {"checkpoint": str(args.checkpoint), "revision": args.revision, "dataset": str(args.dataset),
+    meta = {"checkpoint": detector.checkpoint, "revision": args.revision, "dataset": str(args.dataset),
             "dataset_revision": args.dataset_revision, "split": data.split, "task": task,
             "model_task": detector.task, "binary_only": data.binary_only, "skipped": len(data.skipped),
             "runtime": detector.runtime, "id2label": detector.id2label,

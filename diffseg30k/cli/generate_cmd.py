@@ -97,6 +97,8 @@ def run(args: argparse.Namespace) -> int:
     if not PartialState().is_main_process:
         return 0
     rows = read_metadata(out)
-    failures = (out / "failures.jsonl").read_text(encoding="utf-8").count("\n")
-    print(f"{len(rows)} samples in {out} ({failures} skipped, see failures.jsonl)")
+    log = out / "failures.jsonl"
+    failures = log.read_text(encoding="utf-8").count("\n") if log.exists() else 0
+    skipped = f" ({failures} skipped, see {log})" if failures else ", none skipped"
+    print(f"{len(rows)} samples in {out}{skipped}")
     return 0

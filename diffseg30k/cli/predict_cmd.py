@@ -12,7 +12,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
     parser.add_argument("images", nargs="+", help="image files")
     parser.add_argument("--checkpoint", required=True,
-                        help="checkpoint folder (e.g. OUT/best) or Hub model id")
+                        help="checkpoint folder, training run folder (its best/) or Hub model id")
     parser.add_argument("--revision", help="Hub revision of --checkpoint")
     parser.add_argument("--out", required=True, help="output folder")
     parser.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: cuda when available)")
@@ -22,6 +22,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import sys
+
     from diffseg30k.cli import CommandError
     from diffseg30k.detector import Detector
     from diffseg30k.io import ImageError
@@ -35,6 +37,7 @@ def run(args: argparse.Namespace) -> int:
                                             runtime=args.runtime)
     except (OSError, ValueError) as err:
         raise CommandError(f"cannot load --checkpoint {args.checkpoint}: {err}") from err
+    print(f"checkpoint: {detector.loaded_from}", file=sys.stderr)
     try:
         for path, result, record in predict_images(detector, args.images, args.out, args.checkpoint):
             print(f"{path}: {'edited' if result.is_edited else 'not edited'} "

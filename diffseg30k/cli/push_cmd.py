@@ -21,7 +21,7 @@ def _common(parser: argparse.ArgumentParser) -> None:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     kinds = parser.add_subparsers(dest="kind", metavar="KIND", required=True)
     model = kinds.add_parser("model", help="a checkpoint folder (config.json + model.safetensors) + card")
-    model.add_argument("checkpoint", help="checkpoint folder, e.g. runs/segformer/best")
+    model.add_argument("checkpoint", help="checkpoint folder, or a training run folder (its best/)")
     model.add_argument("--license", default="apache-2.0", help="license id for the card (default apache-2.0)")
     model.add_argument("--dataset-id", help="Hub dataset the checkpoint was evaluated on (default: the "
                        "training run's dataset when it is a Hub id)")

@@ -44,5 +44,8 @@ def run(args: argparse.Namespace) -> int:
         best = train(config)
     except (TrainingDiverged, FileExistsError, FileNotFoundError, ValueError, OSError) as err:
         raise CommandError(str(err)) from err
-    print(best)
+    from accelerate import PartialState
+
+    if PartialState().is_main_process:  # `accelerate launch` runs: one summary, not one per process
+        print(best)
     return 0

@@ -309,7 +309,8 @@ def check_out(sources: list, extra_real: Any, out: Path, overwrite: bool) -> Non
                               "outside every source")
     if os.path.lexists(out):
         if not overwrite:
-            raise FileExistsError(f"{out}: already exists (pass overwrite to replace it)")
+            raise FileExistsError(f"{out}: already exists "
+                                  "(--overwrite on the command line, overwrite=True in Python, replaces it)")
         if out.is_symlink() or not is_conversion_output(out):
             raise OutputError(f"{out}: exists and was not written by `diffseg30k convert` (no "
                               "conversion.json record); --overwrite only replaces a converted dataset folder")
@@ -394,6 +395,9 @@ def convert(sources: str | os.PathLike | Iterable[str | os.PathLike], out: str |
     sources = [sources] if isinstance(sources, str | os.PathLike) else list(sources)
     if not sources:
         raise ValueError("no source given")
+    if extra_real is not None and not Path(extra_real).is_dir():  # a flag's folder: never a skippable file
+        raise ReleaseError(str(extra_real), "--extra-real: no such folder" if not Path(extra_real).exists()
+                           else "--extra-real: not a folder (a folder of unedited images is expected)")
     out = Path(out).absolute()
     out = out.parent.resolve() / out.name if out.name not in ("", ".", "..") else out.resolve()
     from diffseg30k.data.foreign import binary_only_setup

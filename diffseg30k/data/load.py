@@ -69,9 +69,13 @@ def converted_cache(sources: Sequence[str | os.PathLike], extra_real: str | os.P
 def _hub_files(repo_id: str, revision: str | None) -> tuple[list[str], str | None]:
     """The files of a Hub dataset repo; offline, those of its cached snapshot (with its folder)."""
     from huggingface_hub import HfApi, snapshot_download
+    from huggingface_hub.constants import is_offline_mode
     from huggingface_hub.errors import LocalEntryNotFoundError, RepositoryNotFoundError
 
+    offline = is_offline_mode()
     try:
+        if offline:  # no request (and no retries): straight to the local Hub cache
+            raise LocalEntryNotFoundError("HF_HUB_OFFLINE=1")
         return HfApi().list_repo_files(repo_id, repo_type="dataset", revision=revision), None
     except RepositoryNotFoundError as err:
         raise ValueError(f"{repo_id}: no such dataset repository on the Hub (or no access)") from err
@@ -79,8 +83,9 @@ def _hub_files(repo_id: str, revision: str | None) -> tuple[list[str], str | Non
         try:
             local = snapshot_download(repo_id, repo_type="dataset", revision=revision, local_files_only=True)
         except LocalEntryNotFoundError as err:
-            raise ValueError(f"{repo_id}: no such local path; as a Hub dataset repo id: the Hub is not "
-                             "reachable and the repository is not in the local Hub cache") from err
+            why = "HF_HUB_OFFLINE=1 is set" if offline else "the Hub is not reachable"
+            raise ValueError(f"{repo_id}: no such local folder; as a Hub dataset repo id: {why} and the "
+                             "repository is not in the local Hub cache") from err
         files = [p.relative_to(local).as_posix() for p in Path(local).rglob("*") if p.is_file()]
         return files, local
 
@@ -112,9 +117,12 @@ def resolve_source(source: str | os.PathLike, revision: str | None = None, progr
                                                                           on_error=on_error))
     if find_preset(source) is not None:  # a named public test set (cocoglide, opensdi-test, ...)
         return str(resolve_preset(str(source), revision, progress=progress, on_error=on_error))
-    if isinstance(source, str) and _REPO_ID.match(source):
+    local_looking = str(source).startswith((".", "/", "~")) or Path(str(source).split("/")[0]).is_dir()
+    if isinstance(source, str) and _REPO_ID.match(source) and not local_looking:
         folder = resolve_hub(source, revision, progress=progress)
         return source if folder is None else str(folder)
+    if local_looking:  # never a Hub lookup: its first folder exists here, or it starts with . / ~
+        raise ValueError(f"{source}: no such file or folder")
     raise ValueError(f"{source}: no such file or folder, not a dataset preset ({_preset_names(source)}) "
                      "and not a Hub dataset repo id (owner/name)")
 

@@ -80,10 +80,10 @@ def step_figures(ctx: PlanContext) -> dict[str, Any]:
         table = eval_table(ctx)
         position = {str(i): n for n, i in enumerate(table["id"])}
         images = [table[position[i]]["image"] for i in ids]
-        title = ("Fig. 6: validation image, ground truth, predictions (-B binary: edited in Crimson; "
-                 "-S semantic: generator colours)")
+        title = "Fig. 6: image, ground truth, predictions (-S: generator colours; -B binary: edited in white)"
+        binary = [c for c in columns if c.endswith("-B")]
         figures.append(str(qualitative_grid(images, references, columns, folder / "fig6_qualitative.png",
-                                            title=title)))
+                                            title=title, binary_columns=binary)))
     return {"figures": [str(Path(f).relative_to(ctx.out_dir)) for f in figures]}
 
 
@@ -124,10 +124,12 @@ def run_benchmark(config: BenchmarkConfig, out_dir: str | Path, steps: Sequence[
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    if config.torch_threads:
-        import torch
+    import torch
 
-        torch.set_num_threads(config.torch_threads)
+    if config.torch_threads or not torch.cuda.is_available():
+        from diffseg30k import threads
+
+        threads.apply(config.torch_threads)  # the one CPU rule (quick pins 1: tiny models)
     plan = build_plan(config, out_dir, log=log)
     _forget_stale_records(plan, config)
     selected = [s for s in steps if s != "report"] if steps else None

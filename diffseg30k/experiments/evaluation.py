@@ -40,7 +40,7 @@ def detector_predictor(detector: Any, batch_size: int = 8) -> Predictor:
                 out.extend((np.asarray(m, np.uint8), float(s), e) for m, s, e in zip(maps, scores, edited))
             else:
                 out.extend((np.asarray(r.label_map, np.uint8), float(r.edited_fraction), r.edited_probability)
-                           for r in detector(chunk))
+                           for r in detector(chunk, return_probabilities=True))
         return out
 
     return predict

@@ -9,7 +9,6 @@ from diffseg30k.hub.card import (
     HubError,
     build_model_card,
     eval_results,
-    label_colors,
     last_evaluation,
     read_checkpoint_info,
 )
@@ -27,6 +26,7 @@ from diffseg30k.hub.repo import (
     stage_model_repo,
     stage_space_repo,
 )
+from diffseg30k.labels import label_colors  # re-exported: the palette resolver lives in labels
 
 __all__ = ["CHECKPOINT_ENV", "DATASET_ID", "DEFAULT_LICENSE", "HubError", "PushPlan", "RepoFile",
            "build_model_card", "check_hub_access", "checkpoint_files", "eval_results", "format_manifest",

@@ -6,21 +6,14 @@ The card's ``model-index`` comes from the checkpoint's last evaluation report (`
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from diffseg30k.labels import (
-    BINARY_COLORS,
-    COLORS,
-    DISPLAY_NAMES,
-    GENERATOR_BY_NAME,
-    ID2LABEL,
-    load_label_set,
-)
+from diffseg30k.labels import DISPLAY_NAMES, GENERATOR_BY_NAME, label_colors, load_label_set
+from diffseg30k.render import palette_json
 
 DATASET_ID = "Chaos2629/Diffseg30k"
 DEFAULT_LICENSE = "apache-2.0"
@@ -77,12 +70,13 @@ def last_evaluation(info: dict[str, Any]) -> dict[str, float]:
 
 def evaluated_on(info: dict[str, Any]) -> tuple[str, str, bool]:
     """(dataset, split, is_hub_id) of the checkpoint's evaluation: the training run's ``dataset`` when it
-    is a Hub id, else the local folder's name (the card then says it was a local folder)."""
+    is a Hub id, else the local folder's name (the card then says it was a local folder); ("", split,
+    False) when the checkpoint does not record its data."""
     training = info.get("training") or {}
     source = str(training.get("dataset") or "")
     split = str(training.get("eval_split") or "validation")
     if not source:
-        return DATASET_ID, split, True
+        return "", split, False
     is_hub_id = source.count("/") == 1 and not Path(source).exists() and not source.startswith((".", "/"))
     return (source if is_hub_id else Path(source).name or source), split, is_hub_id
 
@@ -118,19 +112,6 @@ def _loading_note(library: str) -> str:
     return "a diffseg30k architecture: `import diffseg30k.models.registry` registers it with the Auto classes"
 
 
-def label_colors(id2label: dict[int, str], task: str) -> dict[int, tuple[int, int, int]]:
-    """Colour per label id: the paper palette by generator name (custom label sets included), the
-    binary palette for binary detectors, a deterministic colour for unknown names."""
-    if task == "binary":
-        return {i: BINARY_COLORS.get(i, (0, 0, 0)) for i in id2label}
-    known = {name: COLORS[i] for i, name in ID2LABEL.items()}
-    colors = {}
-    for label_id, name in id2label.items():
-        digest = hashlib.sha256(name.encode()).digest()
-        colors[label_id] = known.get(name) or (digest[0], digest[1], digest[2])
-    return colors
-
-
 def _label_table(id2label: dict[int, str], task: str) -> str:
     colors = label_colors(id2label, task)
     rows = ["| id | label | model | colour (RGB) |", "|---|---|---|---|"]
@@ -155,7 +136,7 @@ def _metrics_table(metrics: dict[str, float]) -> str:
 def _card_body(model_name: str, repo_id: str, task: str, info: dict[str, Any], library: str, where: str,
                metrics: dict[str, Any], id2label: dict[int, str], trained: str) -> str:
     """The card's markdown below the YAML header."""
-    palette = {str(i): list(rgb) for i, rgb in sorted(label_colors(id2label, task).items())}
+    palette = palette_json(id2label, task)
     body = f"""
 # {model_name}
 
@@ -187,7 +168,7 @@ native resolution (no resizing: it erases the generator traces); command line:
 
 {_label_table(id2label, task)}
 
-Palette (label id -> RGB), as used by `diffseg30k.labels.colorize`:
+Palette (label id -> RGB), as used by `diffseg30k.labels.label_colors` and `diffseg30k.render`:
 
 ```json
 {json.dumps(palette)}
@@ -220,7 +201,8 @@ def build_model_card(checkpoint: str | os.PathLike, repo_id: str, license: str =
     evaluated, split, on_hub = evaluated_on(info)
     if dataset_id:
         evaluated, on_hub = dataset_id, True
-    dataset_name = "DiffSeg30k" if on_hub else f"DiffSeg30k-format local folder {evaluated}"
+    dataset_name = ("DiffSeg30k" if on_hub else f"DiffSeg30k-format local folder {evaluated}" if evaluated
+                    else "unrecorded DiffSeg30k-format data")
     metrics = last_evaluation(info)
     count = metrics.pop("num_images", None)
     raw_labels = info.get("id2label") or {}
@@ -231,10 +213,11 @@ def build_model_card(checkpoint: str | os.PathLike, repo_id: str, license: str =
     library = library_name(info.get("model_type"))
     data = ModelCardData(
         library_name=library, pipeline_tag="image-segmentation", license=license,
-        datasets=sorted({DATASET_ID, evaluated} if on_hub else {DATASET_ID}), tags=tags,
+        datasets=[evaluated] if on_hub else None, tags=tags,  # only data the model saw (a Hub id)
         metrics=["mean_iou", "accuracy"], model_name=model_name,
-        eval_results=eval_results(metrics, evaluated, split, dataset_name) or None)
-    where = f"{split} split of " + (f"`{evaluated}`" if on_hub else f"the local folder `{evaluated}`")
+        eval_results=(eval_results(metrics, evaluated, split, dataset_name) if evaluated else None) or None)
+    where = f"{split} split of " + (f"`{evaluated}`" if on_hub else f"the local folder `{evaluated}`"
+                                    if evaluated else "data the checkpoint does not record")
     if count:
         where += f", {int(count)} images"
     training = info.get("training") or {}

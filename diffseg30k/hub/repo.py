@@ -13,13 +13,12 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+from diffseg30k.checkpoint import CHECKPOINT_ENV  # the demo's detector variable; `push space` sets it
 from diffseg30k.hub.card import DEFAULT_LICENSE, HubError, build_model_card
 from diffseg30k.io import atomic_dir, safetensors_names, sha256_file
 
 REPO_TYPES = ("model", "dataset", "space")
 CONNECT_TIMEOUT_S = 10.0
-#: Environment variable naming the demo's detector (Hub id or folder); `push space` sets it on the Space.
-CHECKPOINT_ENV = "DIFFSEG_CHECKPOINT"
 #: Files of a checkpoint folder that may be uploaded, besides ``*.safetensors`` weights and the card.
 MODEL_FILES = ("config.json", "diffseg30k.json", "preprocessor_config.json", "model.safetensors.index.json")
 #: Files of a converted dataset folder that may be uploaded, besides ``data/*.parquet``.
@@ -320,6 +319,10 @@ def publish(repo_type: str, repo_id: str, source: str | os.PathLike | None = Non
         raise HubError(f"unknown repo type {repo_type!r}; expected one of {REPO_TYPES}")
     if repo_id.count("/") != 1 or not all(repo_id.split("/")):
         raise HubError(f"{repo_id!r}: expected a repository id 'owner/name'")
+    if repo_type == "model" and source is not None and Path(source).is_dir():
+        source = _checkpoint_folder(source)  # a training run folder means its best/
+    if repo_type == "space" and checkpoint and Path(checkpoint).is_dir():
+        checkpoint = str(_checkpoint_folder(checkpoint))
     if repo_type in ("model", "dataset") and not Path(_required(source, repo_type + " folder")).is_dir():
         raise HubError(f"{source}: not a folder (a local {repo_type} folder is pushed)")
     if repo_type == "space" and checkpoint and not Path(checkpoint).is_dir() and (
@@ -352,6 +355,19 @@ def publish(repo_type: str, repo_id: str, source: str | os.PathLike | None = Non
     finally:
         if scratch is not None:
             shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _checkpoint_folder(path: str | os.PathLike) -> Path:
+    """The checkpoint a folder means (itself, or a training run's best/), as every entry point reads it."""
+    from diffseg30k.checkpoint import CheckpointNotFound, describe, local_checkpoint
+
+    try:
+        folder = local_checkpoint(path, require_weights=False)  # staging names a missing weight file
+    except CheckpointNotFound as err:
+        raise HubError(str(err)) from err
+    if folder != Path(path):
+        print(f"publishing {describe(path, folder)}")
+    return folder
 
 
 def _required(source: str | os.PathLike | None, what: str) -> str | os.PathLike:

@@ -90,6 +90,10 @@ def build_model(name: str, task: str = "semantic", id2label: dict[int, str] | No
                          "(fcn8s, deeplabv3plus) do")
     extra = diffseg_config_kwargs(task, id2label, crop_size, name, stem)
     weights = None if from_scratch or spec.tiny else (pretrained or spec.pretrained)
+    if weights:
+        from diffseg30k.checkpoint import check_pretrained
+
+        check_pretrained(weights)  # offline / missing folder: said at once, not as a missing-file error
     return spec.build(extra, weights)
 
 

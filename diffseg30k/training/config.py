@@ -84,7 +84,8 @@ class TrainConfig:
     train_split: str = _opt("train", "split trained on")
     eval_split: str | None = _opt("validation", "split evaluated on ('none': no evaluation)")
     num_workers: int | None = _opt(None, "data-loader workers per process")
-    threads: int | None = _opt(None, "torch CPU threads per process (default: torch's)")
+    threads: int | None = _opt(None, "torch CPU threads per process (default on CPUs: half of each process's "
+                                     "cores, the rest for data-loader workers; see diffseg30k.threads)")
     resume: bool = _opt(False, "continue from OUT/checkpoints' latest step")
     stop_after: int | None = _opt(None, "stop (with a checkpoint) after N steps; resume later")
     log_with: str | None = _opt("auto", "Accelerate tracker: auto, none, tensorboard, ...")

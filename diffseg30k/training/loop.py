@@ -11,20 +11,13 @@ from typing import Any
 
 import torch
 
+from diffseg30k import threads as cpu_threads
 from diffseg30k.outputs import shared_output_lock
 from diffseg30k.training.config import TrainConfig
 
 
 class TrainingDiverged(RuntimeError):
     """The loss became NaN or infinite; the last good checkpoint is kept."""
-
-
-def _cpu_threads(local_processes: int) -> int:
-    try:
-        cpus = len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - not Linux
-        cpus = os.cpu_count() or 1
-    return max(1, cpus // max(1, local_processes))
 
 
 def _param_groups(model, config: TrainConfig, backbone_prefixes: tuple[str, ...] = ("backbone.",)
@@ -216,12 +209,11 @@ def _make_accelerator(config: TrainConfig, out: Path) -> Any:
     accelerator = Accelerator(cpu=not _has_accelerator(), mixed_precision=config.mixed_precision,
                               log_with=_trackers(config.log_with) or None,
                               project_dir=str(out / "logs"), step_scheduler_with_optimizer=False)
-    if config.threads:
-        torch.set_num_threads(config.threads)
-    elif accelerator.num_processes > 1 and "OMP_NUM_THREADS" not in os.environ:
-        # Processes sharing a machine must split its cores: oversubscription is catastrophic on CPUs.
-        local = int(os.environ.get("LOCAL_WORLD_SIZE", accelerator.num_processes))
-        torch.set_num_threads(_cpu_threads(local))
+    local = int(os.environ.get("LOCAL_WORLD_SIZE", accelerator.num_processes))
+    shared = accelerator.device.type == "cpu" or accelerator.num_processes > 1
+    if config.threads or (shared and "OMP_NUM_THREADS" not in os.environ):
+        # one rule (diffseg30k.threads): processes split the cores; on CPUs 1 thread + workers beat 2 threads
+        cpu_threads.apply(config.threads, local)
     return accelerator
 
 
@@ -291,8 +283,8 @@ def _loader(run: TrainingRun, dataset: Any, stop: int) -> Any:
     from diffseg30k.training.data import make_loader
 
     config, accelerator = run.config, run.accelerator
-    num_workers = config.num_workers if config.num_workers is not None else min(
-        8, _cpu_threads(int(os.environ.get("LOCAL_WORLD_SIZE", accelerator.num_processes))))
+    num_workers = config.num_workers if config.num_workers is not None else cpu_threads.loader_workers(
+        int(os.environ.get("LOCAL_WORLD_SIZE", accelerator.num_processes)))
     accum = config.grad_accum
     return make_loader(dataset, config.batch_size, config.seed, run.step * accum, stop * accum,
                        accelerator.process_index, accelerator.num_processes, num_workers)

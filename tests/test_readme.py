@@ -117,6 +117,8 @@ def test_markers_are_well_formed_and_most_blocks_run():
     for block in blocks:
         if block.skip is None and block.lang in SHELL | PYTHON:
             assert "path/to/" not in block.code, f"README.md:{block.line}: placeholder in a runnable block"
+            assert "tests/benchmarks/" not in block.code, (
+                f"README.md:{block.line}: benchmark scripts take minutes; mark the block skipped")
     with pytest.raises(ValueError, match="must read"):
         readme_blocks("<!-- readme-test: skip -->\n```bash\necho\n```\n")
 

@@ -78,6 +78,8 @@ def verdict_markdown(result, notes: list[str], threshold: float) -> str:
         text = (f"## Verdict: no edit detected\n{share:.1f}% of the pixels flagged, below the "
                 f"{100 * threshold:g}% threshold")
     text += "."
+    if getattr(result, "integrity", None) is not None:  # detectors with a detection head (TruFor-style)
+        text += f"\n\nImage integrity score (probability the image is edited): **{result.integrity:.3f}**."
     if notes:
         text += "\n\nInput: " + "; ".join(notes) + "."
     return text

@@ -36,7 +36,7 @@ from diffseg30k.models.inference import (
     normalize_batch,
     predict_label_maps,
     predict_label_maps_and_edited,
-    predict_probabilities,
+    predict_outputs,
     preprocessing_tensors,
     tile_windows,
 )
@@ -53,7 +53,10 @@ class DetectionResult:
     ``label_map`` (uint8 HxW, input size), ``probabilities`` (float32 CxHxW, only when asked for with
     ``detector(image, return_probabilities=True)``, else None: 576 MB at 16 MP), ``generators``
     ({name: {"area": fraction of the image, "confidence": mean probability over that area}}),
-    ``edited_fraction`` (share of non-background pixels) and ``is_edited`` (the 1 % rule).
+    ``edited_fraction`` (share of non-background pixels) and ``is_edited`` (the 1 % rule). Models with
+    TruFor's extra heads also give ``reliability`` (float32 HxW in [0, 1], input size: sigmoid of the
+    confidence map, how far to trust ``label_map`` there) and ``integrity`` (probability that the image
+    is edited, from the detection head); both are None for the other detectors.
     """
 
     label_map: np.ndarray
@@ -63,6 +66,8 @@ class DetectionResult:
     is_edited: bool
     task: str
     id2label: dict[int, str] = field(repr=False)
+    reliability: np.ndarray | None = field(default=None, repr=False)
+    integrity: float | None = None
 
     @property
     def edited_probability(self) -> np.ndarray:
@@ -76,9 +81,12 @@ class DetectionResult:
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready summary (no pixel arrays)."""
         height, width = self.label_map.shape
-        return {"task": self.task, "width": width, "height": height,
-                "edited_fraction": round(self.edited_fraction, 6), "is_edited": self.is_edited,
-                "generators": self.generators}
+        summary = {"task": self.task, "width": width, "height": height,
+                   "edited_fraction": round(self.edited_fraction, 6), "is_edited": self.is_edited,
+                   "generators": self.generators}
+        if self.integrity is not None:
+            summary["integrity"] = round(self.integrity, 6)
+        return summary
 
 
 def to_rgb_array(image: ImageInput, name: str | None = None) -> np.ndarray:
@@ -185,7 +193,9 @@ class Detector:
         """Windows an image of this size is processed in (0: one pass)."""
         return len(tile_windows(height, width, self.tile_size, self.overlap))
 
-    def _result(self, probabilities: torch.Tensor, keep_probabilities: bool = False) -> DetectionResult:
+    def _result(self, probabilities: torch.Tensor, keep_probabilities: bool = False,
+                reliability: torch.Tensor | None = None, integrity: torch.Tensor | None = None
+                ) -> DetectionResult:
         confidence, label_map = probabilities.max(dim=0)
         label_map = label_map.to(torch.uint8)
         total = label_map.numel()
@@ -203,7 +213,9 @@ class Detector:
                                probabilities=probabilities.float().cpu().numpy() if keep_probabilities
                                else None, generators=generators,
                                edited_fraction=edited, is_edited=edited > self.area_threshold,
-                               task=self.task, id2label=id2label)
+                               task=self.task, id2label=id2label,
+                               reliability=None if reliability is None else reliability.float().cpu().numpy(),
+                               integrity=None if integrity is None else float(integrity))
 
     def __call__(self, images: ImageInput | list[ImageInput],
                  progress: Callable[[int, int], None] | None = None,
@@ -214,10 +226,11 @@ class Detector:
         arrays = [to_rgb_array(image) for image in ([images] if single else images)]
         results: list[DetectionResult | None] = [None] * len(arrays)
         for batch in self._batches(arrays):
-            probabilities = predict_probabilities(self.model, self._pixels([arrays[i] for i in batch]),
-                                                  self.tile_size, self.overlap, self.tile_batch, progress)
-            for index, probs in zip(batch, probabilities):
-                results[index] = self._result(probs, return_probabilities)
+            outputs = predict_outputs(self.model, self._pixels([arrays[i] for i in batch]),
+                                      self.tile_size, self.overlap, self.tile_batch, progress)
+            for k, index in enumerate(batch):
+                results[index] = self._result(outputs.probabilities[k], return_probabilities,
+                                              *(None if o is None else o[k] for o in outputs[1:]))
         return results[0] if single else results
 
     def _per_image(self, images: list[ImageInput], predict) -> list[tuple[np.ndarray, ...]]:

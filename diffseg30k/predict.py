@@ -1,4 +1,5 @@
-"""``diffseg30k predict``'s work: one overlay PNG, label-map PNG and JSON per image, written atomically."""
+"""``diffseg30k predict``'s work: one overlay PNG, label-map PNG and JSON per image, written atomically
+(plus a reliability PNG and the integrity score for detectors that give them, e.g. TruFor-style)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-__all__ = ["predict_images"]
+__all__ = ["predict_images", "reliability_image"]
 
 
 def _unique(stem: str, used: set[str]) -> str:
@@ -18,11 +19,21 @@ def _unique(stem: str, used: set[str]) -> str:
     return name
 
 
+def reliability_image(reliability: Any) -> Any:
+    """A float HxW map in [0, 1] as an 8-bit greyscale PIL image (255 = fully reliable)."""
+    import numpy as np
+    from PIL import Image
+
+    return Image.fromarray((np.clip(reliability, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8))  # 2-D uint8: "L"
+
+
 def predict_images(detector: Any, images: Iterable[str | Path], out: str | Path,
                    checkpoint: str | None = None, progress: bool = True) -> Iterator[tuple[str, Any, Path]]:
     """Run ``detector`` on each image file; write ``NAME.overlay.png``, ``NAME.mask.png`` and
     ``NAME.json`` under ``out`` (``NAME`` is the file stem, made unique); yields (image, result, json).
-    Drawn by :mod:`diffseg30k.render`; the JSON names the checkpoint folder the detector loaded.
+    Drawn by :mod:`diffseg30k.render`; the JSON names the checkpoint folder the detector loaded. A
+    result with a reliability map also writes ``NAME.reliability.png`` (8-bit grey, 255 = reliable) and
+    the JSON holds its ``integrity`` score and the map's file name.
 
     Raises :class:`~diffseg30k.io.ImageError` for an unreadable image, naming it."""
     from tqdm.auto import tqdm
@@ -46,5 +57,8 @@ def predict_images(detector: Any, images: Iterable[str | Path], out: str | Path,
         loaded = getattr(detector, "checkpoint", None) or checkpoint
         record = {"image": str(path), "checkpoint": None if loaded is None else str(loaded),
                   "runtime": getattr(detector, "runtime", "torch"), **result.to_dict()}
+        if getattr(result, "reliability", None) is not None:
+            record["reliability"] = f"{name}.reliability.png"
+            atomic_write_bytes(out / record["reliability"], png_bytes(reliability_image(result.reliability)))
         atomic_write_text(out / f"{name}.json", json.dumps(record, indent=2))
         yield str(path), result, out / f"{name}.json"

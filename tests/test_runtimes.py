@@ -192,3 +192,59 @@ def test_demo_reports_tiles_progress_and_runtime(checkpoints):
     assert updates[0][0] == (0, 6) and updates[-1][0] == (6, 6)
     assert "s left" in updates[-1][1] and "tile 6/6" in updates[-1][1]
     assert "`onnx`" in runtime_markdown(detector)
+
+
+# ----------------------------------------------------------------- the families beyond the paper
+@pytest.fixture(scope="module")
+def family_checkpoints(tmp_path_factory):
+    from diffseg30k.training.checkpoints import export_detector
+
+    folders = {}
+    for name in ("dctfreq-tiny", "trufor-tiny", "foundation-tiny"):
+        torch.manual_seed(0)
+        folders[name] = export_detector(build_model(name, crop_size=64), tmp_path_factory.mktemp("rt") / name,
+                                        {})
+    return folders
+
+
+@pytest.mark.parametrize("name", ["dctfreq-tiny", "trufor-tiny"])
+@pytest.mark.parametrize("runtime", ["onnx", "openvino"])
+def test_dct_and_trufor_export_exactly_with_reliability_and_integrity(family_checkpoints, name, runtime):
+    # the DCT is a fixed strided convolution (exportable); TruFor's extra outputs are graph outputs too
+    kwargs = dict(device="cpu", tile_size=64, overlap=16)
+    reference = Detector.from_pretrained(family_checkpoints[name], **kwargs)
+    detector = Detector.from_pretrained(family_checkpoints[name], runtime=runtime, **kwargs)
+    assert detector.runtime == runtime and detector.runtime_note is None
+    labels, worst = _agreement(detector, reference)
+    assert labels >= 0.999 and worst <= PROB_ATOL[runtime]
+    image = _photos()[2]  # 6 windows
+    got, want = detector(image), reference(image)
+    assert (got.reliability is None) == (want.reliability is None) == (name != "trufor-tiny")
+    if want.reliability is not None:
+        np.testing.assert_allclose(got.reliability, want.reliability, atol=1e-4)
+        assert got.integrity == pytest.approx(want.integrity, abs=1e-5)
+
+
+def test_an_export_that_froze_a_shape_falls_back_to_torch(family_checkpoints):
+    # foundation-tiny slides windows inside its forward (size-dependent control flow): its traced graph
+    # cannot reproduce torch at another size, so the check refuses it rather than run it wrong
+    detector = Detector.from_pretrained(family_checkpoints["foundation-tiny"], device="cpu", runtime="onnx")
+    assert detector.runtime == "torch" and "unavailable" in detector.runtime_note
+
+    class FrozenCrop(torch.nn.Module):
+        """A graph whose crop the tracer records as the example's constant (math.ceil of a size)."""
+
+        def __init__(self):
+            super().__init__()
+            self.conv, self.config = torch.nn.Conv2d(3, 2, 1), build_model("fcn8s-tiny").config
+
+        def forward(self, pixel_values):
+            import math
+
+            from transformers.modeling_outputs import SemanticSegmenterOutput
+
+            logits = self.conv(pixel_values)
+            return SemanticSegmenterOutput(logits=logits[..., :math.ceil(pixel_values.shape[-2] / 2), :])
+
+    _, runtime, note = runtimes.prepare_runtime(FrozenCrop().eval(), "onnx")
+    assert runtime == "torch" and "does not reproduce torch (logits at 96x160" in note

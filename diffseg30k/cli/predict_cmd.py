@@ -40,8 +40,9 @@ def run(args: argparse.Namespace) -> int:
     print(f"checkpoint: {detector.loaded_from}", file=sys.stderr)
     try:
         for path, result, record in predict_images(detector, args.images, args.out, args.checkpoint):
+            integrity = "" if result.integrity is None else f", integrity {result.integrity:.3f}"
             print(f"{path}: {'edited' if result.is_edited else 'not edited'} "
-                  f"({100 * result.edited_fraction:.1f}% of pixels) -> {record}")
+                  f"({100 * result.edited_fraction:.1f}% of pixels{integrity}) -> {record}")
     except ImageError as err:
         raise CommandError(str(err)) from err
     return 0

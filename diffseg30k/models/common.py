@@ -1,12 +1,28 @@
-"""Pieces every detector family shares: preprocessing defaults, the config fields, the loss."""
+"""Pieces every detector family shares: preprocessing defaults, the config fields, the loss, the output."""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+from transformers.modeling_outputs import SemanticSegmenterOutput
 
 from diffseg30k.labels import BINARY_ID2LABEL, ID2LABEL, IGNORE_INDEX, TASKS
+
+#: Outputs beyond ``logits`` that inference (torch and exported runtimes) passes on when a model gives them.
+EXTRA_OUTPUTS = ("confidence", "integrity")
+
+
+@dataclass
+class ForensicSegmenterOutput(SemanticSegmenterOutput):
+    """``SemanticSegmenterOutput`` plus TruFor's outputs: ``confidence`` (B, 1, H/4, W/4) logits of the
+    reliability map and ``integrity`` (B,) logits of "this image is edited" (None where a model has none)."""
+
+    confidence: torch.FloatTensor | None = None
+    integrity: torch.FloatTensor | None = None
+
 
 #: ImageNet statistics, the normalisation of every backbone in the registry.
 IMAGENET_MEAN = (0.485, 0.456, 0.406)

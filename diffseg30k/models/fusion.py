@@ -142,5 +142,13 @@ def weighted_statistics(values: torch.Tensor, log_weights: torch.Tensor | None =
         log_weights = torch.zeros_like(flat[:, :1])
     log_w = F.log_softmax(log_weights.flatten(2), dim=-1)
     weights = log_w.exp()
-    return torch.cat((-torch.logsumexp(log_w - flat, dim=-1), torch.logsumexp(log_w + flat, dim=-1),
+    return torch.cat((-logsumexp(log_w - flat), logsumexp(log_w + flat),
                       (weights * flat).sum(-1), (weights * flat * flat).sum(-1)), dim=1)
+
+
+def logsumexp(values: torch.Tensor, dim: int = -1, keepdim: bool = False) -> torch.Tensor:
+    """``torch.logsumexp`` from max/exp/sum/log: the same numbers, but an ONNX export that OpenVINO
+    reads right (the exporter's ReduceLogSumExp loses the rank, or converts to wrong values)."""
+    peak = values.amax(dim=dim, keepdim=True)
+    out = peak + (values - peak).exp().sum(dim=dim, keepdim=True).log()
+    return out if keepdim else out.squeeze(dim)

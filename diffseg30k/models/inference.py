@@ -6,12 +6,16 @@ is at most ``tile_size`` are padded at the bottom/right to a multiple of 32 and 
 Larger images are covered by overlapping ``tile_size`` windows (stride ``tile_size - overlap``)
 whose softmax probabilities are averaged (windows batched ``tile_batch`` at a time). Logits are
 upsampled bilinearly to the input size.
+
+Models that also output TruFor's ``confidence`` (reliability logits, (B, 1, h, w)) and ``integrity``
+(logit of "edited", (B,)) get them back the same way, for every family: reliability = sigmoid of the
+upsampled confidence (window-averaged when tiled), integrity = its sigmoid (the largest over windows).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 import torch
 import torch.nn.functional as F
@@ -50,15 +54,41 @@ def preprocessing_tensors(config, device: torch.device | str) -> tuple[torch.Ten
     return mean, std
 
 
-def _forward_padded(model: torch.nn.Module, pixels: torch.Tensor) -> torch.Tensor:
-    """Logits at the input size for a normalised (B, 3, H, W) batch of any H, W."""
+class PaddedOutputs(NamedTuple):
+    """One forward pass at the input size: logits (B, C, H, W) and, when the model gives them, the
+    confidence logits (B, H, W) and the integrity logit (B,)."""
+
+    logits: torch.Tensor
+    confidence: torch.Tensor | None = None
+    integrity: torch.Tensor | None = None
+
+
+class Predictions(NamedTuple):
+    """What :func:`predict_outputs` returns: probabilities (B, C, H, W), reliability (B, H, W) in
+    [0, 1] and integrity (B,) probabilities (None for models without them)."""
+
+    probabilities: torch.Tensor
+    reliability: torch.Tensor | None = None
+    integrity: torch.Tensor | None = None
+
+
+def _upsampled(maps: torch.Tensor, size: tuple[int, int], height: int, width: int) -> torch.Tensor:
+    maps = F.interpolate(maps.float(), size=size, mode="bilinear", align_corners=False)
+    return maps[..., :height, :width]
+
+
+def _forward_padded(model: torch.nn.Module, pixels: torch.Tensor) -> PaddedOutputs:
+    """The model's outputs at the input size for a normalised (B, 3, H, W) batch of any H, W."""
     height, width = pixels.shape[-2:]
     pad_h, pad_w = (-height) % PAD_MULTIPLE, (-width) % PAD_MULTIPLE
     if pad_h or pad_w:
         pixels = F.pad(pixels, (0, pad_w, 0, pad_h))
-    logits = model(pixel_values=pixels).logits
-    logits = F.interpolate(logits.float(), size=pixels.shape[-2:], mode="bilinear", align_corners=False)
-    return logits[..., :height, :width]
+    output = model(pixel_values=pixels)
+    confidence, integrity = getattr(output, "confidence", None), getattr(output, "integrity", None)
+    if confidence is not None:
+        confidence = _upsampled(confidence, pixels.shape[-2:], height, width)[:, 0]
+    return PaddedOutputs(_upsampled(output.logits, pixels.shape[-2:], height, width), confidence,
+                         None if integrity is None else integrity.float().reshape(-1))
 
 
 def _starts(length: int, tile: int, stride: int) -> list[int]:
@@ -82,7 +112,21 @@ def tile_windows(height: int, width: int, tile_size: int = DEFAULT_TILE,
 def predict_probabilities(model: torch.nn.Module, pixels: torch.Tensor, tile_size: int = DEFAULT_TILE,
                           overlap: int = DEFAULT_OVERLAP, tile_batch: int = 1,
                           progress: Callable[[int, int], None] | None = None) -> torch.Tensor:
-    """Softmax probabilities (B, C, H, W) for a normalised batch, following the module policy.
+    """Softmax probabilities (B, C, H, W) for a normalised batch (:func:`predict_outputs`)."""
+    return predict_outputs(model, pixels, tile_size, overlap, tile_batch, progress).probabilities
+
+
+def _one_pass(outputs: PaddedOutputs) -> Predictions:
+    reliability = None if outputs.confidence is None else torch.sigmoid(outputs.confidence)
+    integrity = None if outputs.integrity is None else torch.sigmoid(outputs.integrity)
+    return Predictions(outputs.logits.softmax(dim=1), reliability, integrity)
+
+
+@torch.inference_mode()
+def predict_outputs(model: torch.nn.Module, pixels: torch.Tensor, tile_size: int = DEFAULT_TILE,
+                    overlap: int = DEFAULT_OVERLAP, tile_batch: int = 1,
+                    progress: Callable[[int, int], None] | None = None) -> Predictions:
+    """Probabilities, reliability and integrity (:class:`Predictions`) following the module policy.
 
     Windows go through the model ``tile_batch`` at a time (all windows share one shape), so the
     activation memory is that of a tile batch whatever the image size; ``progress(done, total)`` is
@@ -90,23 +134,40 @@ def predict_probabilities(model: torch.nn.Module, pixels: torch.Tensor, tile_siz
     height, width = pixels.shape[-2:]
     windows = tile_windows(height, width, tile_size, overlap)
     if not windows:
-        return _forward_padded(model, pixels).softmax(dim=1)
+        return _one_pass(_forward_padded(model, pixels))
     images = pixels.shape[0]
     per_call = max(1, tile_batch // images)
-    total = None
+    sums: dict[str, torch.Tensor] = {}  # window sums of probabilities / reliability, running max of integrity
     counts = torch.zeros((1, 1, height, width), device=pixels.device)
     for first in range(0, len(windows), per_call):
         group = windows[first:first + per_call]
         batch = torch.cat([pixels[..., top:top + tile_size, left:left + tile_size] for top, left in group])
-        probs = _forward_padded(model, batch).softmax(dim=1)
-        if total is None:
-            total = torch.zeros((images, probs.shape[1], height, width), device=pixels.device)
+        part = _one_pass(_forward_padded(model, batch))
         for k, (top, left) in enumerate(group):
-            total[..., top:top + tile_size, left:left + tile_size] += probs[k * images:(k + 1) * images]
+            mine = slice(k * images, (k + 1) * images)
+            _add_window(sums, part, mine, (top, left, tile_size), (height, width))
             counts[..., top:top + tile_size, left:left + tile_size] += 1
         if progress is not None:
             progress(first + len(group), len(windows))
-    return total.div_(counts)
+    reliability = sums.get("reliability")
+    return Predictions(sums["probabilities"].div_(counts),
+                       None if reliability is None else reliability.div_(counts[0]), sums.get("integrity"))
+
+
+def _add_window(sums: dict[str, torch.Tensor], part: Predictions, mine: slice, window: tuple[int, int, int],
+                size: tuple[int, int]) -> None:
+    """Add the window ``mine`` of ``part`` (at ``window`` = top, left, side) into the image-size ``sums``."""
+    top, left, side = window
+    rows, cols = slice(top, top + side), slice(left, left + side)
+    for name in ("probabilities", "reliability"):
+        values = getattr(part, name)
+        if values is not None:
+            if name not in sums:
+                sums[name] = values.new_zeros((mine.stop - mine.start, *values.shape[1:-2], *size))
+            sums[name][..., rows, cols] += values[mine]
+    if part.integrity is not None:
+        integrity = part.integrity[mine]
+        sums["integrity"] = torch.maximum(sums["integrity"], integrity) if "integrity" in sums else integrity
 
 
 @torch.inference_mode()
@@ -114,7 +175,7 @@ def predict_label_maps(model: torch.nn.Module, pixels: torch.Tensor, tile_size: 
                        overlap: int = DEFAULT_OVERLAP, tile_batch: int = 1) -> torch.Tensor:
     """Argmax label maps (B, H, W) as uint8; skips the softmax when one pass covers the image."""
     if max(pixels.shape[-2:]) <= tile_size:
-        return _forward_padded(model, pixels).argmax(dim=1).to(torch.uint8)
+        return _forward_padded(model, pixels).logits.argmax(dim=1).to(torch.uint8)
     return predict_probabilities(model, pixels, tile_size, overlap, tile_batch).argmax(dim=1).to(torch.uint8)
 
 
@@ -129,7 +190,7 @@ def predict_label_maps_and_edited(model: torch.nn.Module, pixels: torch.Tensor, 
     non-background sum.
     """
     if max(pixels.shape[-2:]) <= tile_size:
-        logits = _forward_padded(model, pixels)
+        logits = _forward_padded(model, pixels).logits
         edited = torch.sigmoid(torch.logsumexp(logits[:, 1:], dim=1) - logits[:, 0])
         return logits.argmax(dim=1).to(torch.uint8), edited.float()
     probabilities = predict_probabilities(model, pixels, tile_size, overlap, tile_batch)

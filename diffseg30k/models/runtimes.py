@@ -9,14 +9,17 @@ model (~1 s here). int8 is ONNX Runtime's dynamic quantization of the MatMul wei
 (``onnxruntime.quantization.quantize_dynamic``); quantizing the convolutions too lost > 2 % of the
 labels, so they stay fp32. An int8 export is checked against fp32 on synthetic images before use.
 
-The exported graph is the inference model (SegFormer with its fused decode head) up to the logits;
-padding, bilinear upsampling, softmax and tiling stay in :mod:`diffseg30k.models.inference`, shared
-with the torch runtime. Exports are cached, keyed by the weights' sha256, next to the checkpoint
+The exported graph is the inference model (SegFormer with its fused decode head) up to the logits
+and, for models that give them (TruFor-style), the ``confidence`` and ``integrity`` outputs; padding,
+bilinear upsampling, softmax and tiling stay in :mod:`diffseg30k.models.inference`, shared with the
+torch runtime. Exports are cached, keyed by the weights' sha256, next to the checkpoint
 (``.diffseg30k-runtimes/``) or, for read-only folders and Hub downloads, in the diffseg30k cache;
 each is built in a temporary folder and moved into place when complete.
 
-A runtime that is not installed, or an export that fails, is reported once and the detector keeps
-torch (:func:`prepare_runtime` never raises for those).
+Every fp32 export is checked against torch at a size other than the traced example's (a graph that
+froze a shape, or a model whose control flow depends on the input size, would otherwise run silently
+wrong). A runtime that is not installed, an export that fails or one that does not reproduce torch
+is reported once and the detector keeps torch (:func:`prepare_runtime` never raises for those).
 """
 
 from __future__ import annotations
@@ -32,17 +35,19 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from transformers.modeling_outputs import SemanticSegmenterOutput
 
 from diffseg30k.io import atomic_dir, atomic_write_text, cache_dir
+from diffseg30k.models.common import EXTRA_OUTPUTS, ForensicSegmenterOutput
 
 LOG = logging.getLogger(__name__)
 RUNTIMES = ("torch", "onnx", "onnx-int8", "openvino")
 #: What ``runtime="auto"`` tries, fastest first on 2-core CPUs (tests/benchmarks/bench_detector_cpu.py).
 AUTO_ORDER = ("onnx-int8", "onnx", "openvino")
-EXPORT_VERSION = 1  # bump when the exported graph changes, so stale caches are not reused
+EXPORT_VERSION = 2  # bump when the exported graph changes, so stale caches are not reused
 OPSET = 17
 INT8_MIN_AGREEMENT = 0.99
+#: The size an fp32 export is checked at against torch (not the 64x64 it is traced at), and the tolerance.
+CHECK_SIZE, CHECK_TOLERANCE = (96, 160), 1e-3
 CACHE_FOLDER = ".diffseg30k-runtimes"
 
 
@@ -50,30 +55,40 @@ class RuntimeUnavailable(RuntimeError):
     """The runtime is not installed, or the model cannot be exported to it."""
 
 
-class LogitsOnly(torch.nn.Module):
-    """``pixel_values -> logits`` of a detector: the graph the exporters trace."""
+def output_names(model: torch.nn.Module, example: torch.Tensor) -> list[str]:
+    """``logits`` and the :data:`~diffseg30k.models.common.EXTRA_OUTPUTS` that ``model`` gives."""
+    with torch.no_grad():
+        output = model(pixel_values=example)
+    return ["logits", *[name for name in EXTRA_OUTPUTS if getattr(output, name, None) is not None]]
 
-    def __init__(self, model: torch.nn.Module):
+
+class GraphOutputs(torch.nn.Module):
+    """``pixel_values -> (logits, *extra outputs)`` of a detector: the graph the exporters trace."""
+
+    def __init__(self, model: torch.nn.Module, names: list[str]):
         super().__init__()
-        self.model = model
+        self.model, self.names = model, names
 
-    def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
-        return self.model(pixel_values=pixel_values).logits
+    def forward(self, pixel_values: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        output = self.model(pixel_values=pixel_values)
+        return tuple(getattr(output, name) for name in self.names)
 
 
 @dataclass
 class ExportedModel:
-    """Callable like a detector (``model(pixel_values=...) .logits``) but run by ONNX Runtime or
-    OpenVINO; ``config`` is the checkpoint's config."""
+    """Callable like a detector (``model(pixel_values=...).logits``, plus ``confidence`` / ``integrity``
+    when the export has them) but run by ONNX Runtime or OpenVINO; ``config`` is the checkpoint's."""
 
     run: object
     config: object
     runtime: str
     folder: Path
 
-    def __call__(self, pixel_values: torch.Tensor, **kwargs) -> SemanticSegmenterOutput:
+    def __call__(self, pixel_values: torch.Tensor, **kwargs) -> ForensicSegmenterOutput:
         array = np.ascontiguousarray(pixel_values.detach().float().cpu().numpy())
-        return SemanticSegmenterOutput(logits=torch.from_numpy(np.asarray(self.run(array))))
+        outputs = self.run(array)
+        return ForensicSegmenterOutput(**{name: torch.from_numpy(np.asarray(value))
+                                          for name, value in outputs.items()})
 
     def eval(self) -> ExportedModel:
         return self
@@ -125,15 +140,18 @@ def export_onnx(model: torch.nn.Module, root: Path, int8: bool = False) -> Path:
                              weight_type=QuantType.QInt8)
         return target / name
     example = torch.zeros(2, 3, 64, 64, dtype=next(model.parameters()).dtype)
+    names = output_names(model, example)
+    axes = {"logits": {0: "batch", 2: "logit_height", 3: "logit_width"},
+            "confidence": {0: "batch", 2: "logit_height", 3: "logit_width"}, "integrity": {0: "batch"}}
     with atomic_dir(target, overwrite=True) as tmp, torch.no_grad(), warnings.catch_warnings():
         # the TorchScript-based path is chosen on purpose (module docstring): silence its deprecation
         # notice and the tracer's notes on shape arithmetic (dynamic axes cover them; tests check sizes)
         warnings.simplefilter("ignore", category=DeprecationWarning)
         warnings.simplefilter("ignore", category=torch.jit.TracerWarning)
-        torch.onnx.export(LogitsOnly(model).eval(), (example,), str(tmp / name), dynamo=False,
-                          input_names=["pixel_values"], output_names=["logits"], opset_version=OPSET,
+        torch.onnx.export(GraphOutputs(model, names).eval(), (example,), str(tmp / name), dynamo=False,
+                          input_names=["pixel_values"], output_names=names, opset_version=OPSET,
                           dynamic_axes={"pixel_values": {0: "batch", 2: "height", 3: "width"},
-                                        "logits": {0: "batch", 2: "logit_height", 3: "logit_width"}})
+                                        **{n: axes[n] for n in names}})
     return target / name
 
 
@@ -151,18 +169,20 @@ def export_openvino(model: torch.nn.Module, root: Path) -> Path:
 
 
 def onnxruntime_runner(path: Path, threads: int):
-    """A ``numpy -> numpy`` function running ``path`` on ONNX Runtime's CPU provider."""
+    """A ``numpy -> {output name: numpy}`` function running ``path`` on ONNX Runtime's CPU provider."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
     options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-    return lambda pixels: session.run(["logits"], {"pixel_values": pixels})[0]
+    names = [output.name for output in session.get_outputs()]
+    return lambda pixels: dict(zip(names, session.run(names, {"pixel_values": pixels})))
 
 
 def openvino_runner(path: Path, threads: int):
-    """A ``numpy -> numpy`` function running the IR at ``path`` on OpenVINO's CPU plugin (fp32)."""
+    """A ``numpy -> {output name: numpy}`` function running the IR at ``path`` on OpenVINO's CPU
+    plugin (fp32)."""
     import openvino as ov
 
     compiled = ov.Core().compile_model(str(path), "CPU", {
@@ -173,7 +193,8 @@ def openvino_runner(path: Path, threads: int):
     def run(pixels: np.ndarray) -> np.ndarray:
         if not hasattr(local, "request"):
             local.request = compiled.create_infer_request()
-        return local.request.infer({0: pixels}, share_inputs=True)[0].copy()
+        results = local.request.infer({0: pixels}, share_inputs=True)
+        return {port.get_any_name(): results[port].copy() for port in compiled.outputs}
     return run
 
 
@@ -187,10 +208,27 @@ def _int8_agreement(model: torch.nn.Module, fp32_run, int8_run) -> float:
     for seed, size in ((1, (224, 160)), (2, (192, 256))):
         image = np.asarray(synthetic_pair(seed, size)[0].convert("RGB"), np.float32) / 255.0
         pixels = np.ascontiguousarray(((image - mean) / std).transpose(2, 0, 1)[None])
-        labels_fp32, labels_int8 = fp32_run(pixels).argmax(1), int8_run(pixels).argmax(1)
+        labels_fp32, labels_int8 = fp32_run(pixels)["logits"].argmax(1), int8_run(pixels)["logits"].argmax(1)
         same += int((labels_fp32 == labels_int8).sum())
         total += labels_fp32.size
     return same / total
+
+
+def check_export(model: torch.nn.Module, run) -> None:
+    """Raise :class:`RuntimeUnavailable` unless ``run`` reproduces ``model`` (every output) on a
+    random batch of :data:`CHECK_SIZE`, a size other than the one the export was traced at."""
+    generator = torch.Generator().manual_seed(0)
+    pixels = torch.randn(1, 3, *CHECK_SIZE, generator=generator).to(next(model.parameters()).dtype)
+    with torch.no_grad():
+        want = model(pixel_values=pixels)
+    got = run(np.ascontiguousarray(pixels.float().numpy()))
+    for name, value in got.items():
+        expected = getattr(want, name).float().numpy()
+        if value.shape != expected.shape or not np.allclose(value, expected, atol=CHECK_TOLERANCE,
+                                                            rtol=CHECK_TOLERANCE):
+            raise RuntimeUnavailable(f"the export does not reproduce torch ({name} at {CHECK_SIZE[0]}x"
+                                     f"{CHECK_SIZE[1]}: shape {value.shape} vs {expected.shape}); this "
+                                     "model's graph depends on the input size")
 
 
 def _build(runtime: str, model: torch.nn.Module, root: Path, threads: int):
@@ -199,12 +237,15 @@ def _build(runtime: str, model: torch.nn.Module, root: Path, threads: int):
             import openvino  # noqa: F401
         except ImportError as err:
             raise RuntimeUnavailable("OpenVINO is not installed (pip install 'diffseg30k[runtime]')") from err
-        return openvino_runner(export_openvino(model, root), threads)
+        run = openvino_runner(export_openvino(model, root), threads)
+        check_export(model, run)
+        return run
     try:
         import onnxruntime  # noqa: F401
     except ImportError as err:
         raise RuntimeUnavailable("ONNX Runtime is not installed (pip install 'diffseg30k[runtime]')") from err
     fp32 = onnxruntime_runner(export_onnx(model, root), threads)
+    check_export(model, fp32)
     if runtime == "onnx":
         return fp32
     int8 = onnxruntime_runner(export_onnx(model, root, int8=True), threads)

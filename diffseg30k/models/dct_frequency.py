@@ -8,7 +8,9 @@ coefficients with ``u + v < low_band`` rebuild the low-frequency image, the rest
 one (their sum is the image). Two MiT encoders read ``[RGB, high]`` and ``[RGB, low]``; the
 log-magnitudes of the 192 block coefficients -- where JPEG quantisation lives -- join the high
 branch at stride 8. At every stage a per-pixel softmax gate mixes the two branches, and a SegFormer
-all-MLP head decodes the mixed pyramid.
+all-MLP head decodes the mixed pyramid. An input stem (``diffseg_stem``, :mod:`diffseg30k.models.stem`)
+replaces the RGB channels both branches read; the DCT reads the image unchanged (the JPEG grid's own
+pixels).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from diffseg30k.models.common import segmentation_loss
 from diffseg30k.models.mit_streams import encoder_config, load_mit_weights, mit_sizes, run_stage
 from diffseg30k.models.registry import DETECTORS, DetectorSpec
 from diffseg30k.models.segformer import ReorderedSegformerDecodeHead
+from diffseg30k.models.stem import build_stem
 
 BLOCK = 8
 
@@ -115,6 +118,7 @@ class DctFrequencyForSemanticSegmentation(PreTrainedModel):
         mit = encoder_config(config.encoder, num_channels=6, num_labels=config.num_labels)
         mit.classifier_dropout_prob = config.classifier_dropout_prob
         self.dct = BlockDCT(config.low_band)
+        self.stem = build_stem(getattr(config, "diffseg_stem", None))
         self.high_encoder = SegformerModel(mit)
         self.low_encoder = SegformerModel(encoder_config(config.encoder, num_channels=6))
         self.coefficient_proj = nn.Sequential(nn.Conv2d(3 * BLOCK * BLOCK, mit.hidden_sizes[1], 1),
@@ -144,8 +148,8 @@ class DctFrequencyForSemanticSegmentation(PreTrainedModel):
     def mixed_features(self, pixel_values: torch.Tensor) -> list[torch.Tensor]:
         """The four gated stage maps of a (B, 3, H, W) batch, H and W multiples of 8."""
         low, high, coeffs = self.dct.bands(pixel_values)
-        high_hidden = torch.cat((pixel_values, high), dim=1)
-        low_hidden = torch.cat((pixel_values, low), dim=1)
+        rgb = self.stem(pixel_values)
+        high_hidden, low_hidden = torch.cat((rgb, high), dim=1), torch.cat((rgb, low), dim=1)
         features = []
         for index, gate in enumerate(self.gates):
             high_hidden = run_stage(self.high_encoder, index, high_hidden)
@@ -158,10 +162,11 @@ class DctFrequencyForSemanticSegmentation(PreTrainedModel):
     def forward(self, pixel_values: torch.Tensor, labels: torch.Tensor | None = None,
                 return_dict: bool | None = None, **kwargs) -> SemanticSegmenterOutput | tuple:
         height, width = pixel_values.shape[-2:]
-        pad_h, pad_w = (-height) % BLOCK, (-width) % BLOCK  # bottom/right: the grid stays anchored
-        padded = F.pad(pixel_values, (0, pad_w, 0, pad_h)) if pad_h or pad_w else pixel_values
+        # bottom/right padding keeps the grid anchored; integer shape arithmetic only (no math.ceil, no
+        # branch on sizes), so the ONNX tracer records it for every input size, not the example's
+        padded = F.pad(pixel_values, (0, (-width) % BLOCK, 0, (-height) % BLOCK))
         logits = self.decode_head(self.mixed_features(padded))
-        logits = logits[..., :math.ceil(height / 4), :math.ceil(width / 4)]
+        logits = logits[..., :(height + 3) // 4, :(width + 3) // 4]
         loss = segmentation_loss(logits, labels, self.config.semantic_loss_ignore_index) \
             if labels is not None else None
         if return_dict is False:
@@ -190,10 +195,11 @@ def _builder(variant: str):
 _COMMON = dict(family="dctfreq", optimizer="adamw", backbone_prefixes=("high_encoder.", "low_encoder."),
                display="DCT-frequency", abbreviation="DCT")
 DETECTORS.register(DetectorSpec("dctfreq-tiny", description="tiny random-init DCT high/low-frequency model",
-                                build=_builder("tiny"), pretrained=None, tiny=True, **_COMMON))
+                                build=_builder("tiny"), pretrained=None, tiny=True, benchmark=("quick",),
+                                **_COMMON))
 DETECTORS.register(DetectorSpec(
     "dctfreq-b2", description="Mesorch-like: MiT-B2 on 8x8 block-DCT high/low bands, mixed per scale",
-    build=_builder("b2"), pretrained="nvidia/mit-b2", **_COMMON))
+    build=_builder("b2"), pretrained="nvidia/mit-b2", benchmark=("paper",), **_COMMON))
 
 AutoConfig.register(DctFrequencyConfig.model_type, DctFrequencyConfig, exist_ok=True)
 AutoModelForSemanticSegmentation.register(DctFrequencyConfig, DctFrequencyForSemanticSegmentation,

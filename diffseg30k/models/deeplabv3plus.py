@@ -91,8 +91,8 @@ _COMMON = dict(takes_stem=True, family="deeplabv3plus", optimizer="sgd", backbon
 DETECTORS.register(DetectorSpec(
     "deeplabv3plus-r50", description="DeepLabV3+ (ASPP, OS16) on ResNet-50",
     build=resnet_detector_builder(DeepLabV3PlusForSemanticSegmentation, DeepLabV3PlusConfig, _TINY, False),
-    pretrained="microsoft/resnet-50", **_COMMON))
+    pretrained="microsoft/resnet-50", benchmark=("paper",), **_COMMON))
 DETECTORS.register(DetectorSpec(
     "deeplabv3plus-tiny", description="tiny random-init DeepLabV3+ for CPU and tests",
     build=resnet_detector_builder(DeepLabV3PlusForSemanticSegmentation, DeepLabV3PlusConfig, _TINY, True),
-    pretrained=None, tiny=True, **_COMMON))
+    pretrained=None, tiny=True, benchmark=("quick",), **_COMMON))

@@ -70,8 +70,8 @@ _COMMON = dict(takes_stem=True, family="fcn8s", optimizer="sgd", backbone_prefix
 DETECTORS.register(DetectorSpec(
     "fcn8s-r50", description="FCN-8s (stride 8/16/32 skips) on ResNet-50",
     build=resnet_detector_builder(FCN8sForSemanticSegmentation, FCN8sConfig, _TINY, False),
-    pretrained="microsoft/resnet-50", **_COMMON))
+    pretrained="microsoft/resnet-50", benchmark=("paper",), **_COMMON))
 DETECTORS.register(DetectorSpec(
     "fcn8s-tiny", description="tiny random-init FCN-8s for CPU and tests",
     build=resnet_detector_builder(FCN8sForSemanticSegmentation, FCN8sConfig, _TINY, True),
-    pretrained=None, tiny=True, **_COMMON))
+    pretrained=None, tiny=True, benchmark=("quick",), **_COMMON))

@@ -10,6 +10,9 @@ Resolution: nothing is resized. Inputs are padded (bottom/right) to the patch si
 image larger than ``window_size`` is covered by overlapping windows (stride ``window_size -
 window_overlap``) at native resolution whose logits are averaged, so the ViT always sees the scale it
 was trained on (the UniversalFakeDetect / DINOv2-localiser recipe).
+
+An input stem (``diffseg_stem``, :mod:`diffseg30k.models.stem`) goes before the trainable RGB detail
+branch: the frozen ViT sees the image unchanged (under ``no_grad`` a stem before it would not learn).
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from transformers.modeling_outputs import SemanticSegmenterOutput
 from diffseg30k.models.common import ConvNormAct, segmentation_loss
 from diffseg30k.models.inference import _starts
 from diffseg30k.models.registry import DETECTORS, DetectorSpec
+from diffseg30k.models.stem import build_stem
 
 #: backbone ``model_type`` -> (config class, model class); CLIP checkpoints hold ``clip`` configs.
 BACKBONES = {"dinov2": (Dinov2Config, Dinov2Model), "clip_vision_model": (CLIPVisionConfig, CLIPVisionModel),
@@ -103,6 +107,7 @@ class FoundationForSemanticSegmentation(PreTrainedModel):
         self.project = nn.Sequential(nn.Conv2d(width * len(config.feature_layers), head, 1, bias=False),
                                      nn.BatchNorm2d(head), nn.ReLU(inplace=True))
         detail = config.detail_channels
+        self.stem = build_stem(getattr(config, "diffseg_stem", None))
         self.detail = nn.Sequential(nn.Conv2d(3, detail, 3, 2, 1, bias=False), nn.BatchNorm2d(detail),
                                     nn.ReLU(inplace=True), nn.Conv2d(detail, detail, 3, 2, 1, bias=False),
                                     nn.BatchNorm2d(detail), nn.ReLU(inplace=True))
@@ -151,7 +156,8 @@ class FoundationForSemanticSegmentation(PreTrainedModel):
         grid = self.project(self.patch_features(padded))
         grid = F.interpolate(grid, size=(math.ceil(padded.shape[-2] / 4), math.ceil(padded.shape[-1] / 4)),
                              mode="bilinear", align_corners=False)[..., :size[0], :size[1]]
-        return self.classifier(self.fuse(torch.cat((grid, self.detail(pixel_values)), dim=1)))
+        detail = self.detail(self.stem(pixel_values))
+        return self.classifier(self.fuse(torch.cat((grid, detail), dim=1)))
 
     def sliding_logits(self, pixel_values: torch.Tensor) -> torch.Tensor:
         """Window-averaged logits at stride 4 for an image larger than ``window_size``."""
@@ -228,11 +234,11 @@ _COMMON = dict(family="foundation", optimizer="adamw", backbone_prefixes=("backb
 DETECTORS.register(DetectorSpec(
     "foundation-tiny", description="tiny random frozen ViT (DINOv2 config) + patch head, for CPU and tests",
     build=_builder(TINY_DINOV2, head_channels=32, detail_channels=16, window_size=128, window_overlap=32),
-    pretrained=None, tiny=True, **_COMMON))
+    pretrained=None, tiny=True, benchmark=("quick",), **_COMMON))
 DETECTORS.register(DetectorSpec(
     "foundation-dinov2-b", description="frozen DINOv2-B/14 (facebook/dinov2-base) + light patch head, "
                                        "sliding windows",
-    build=_builder(_DINOV2_BASE), pretrained="facebook/dinov2-base", **_COMMON))
+    build=_builder(_DINOV2_BASE), pretrained="facebook/dinov2-base", benchmark=("paper",), **_COMMON))
 DETECTORS.register(DetectorSpec(
     "foundation-clip-b16", description="frozen CLIP ViT-B/16 vision tower (openai/clip-vit-base-patch16) "
                                        "+ patch head",

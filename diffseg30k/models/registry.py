@@ -16,8 +16,8 @@ from transformers import PreTrainedModel
 from diffseg30k.models.common import diffseg_config_kwargs
 from diffseg30k.registry import Registry, RegistryError
 
-__all__ = ["DETECTORS", "DetectorSpec", "RegistryError", "available_models", "build_model", "get_spec",
-           "load_model"]
+__all__ = ["DETECTORS", "DetectorSpec", "RegistryError", "available_models", "build_model", "family_models",
+           "get_spec", "load_model"]
 
 
 @dataclass(frozen=True)
@@ -27,7 +27,8 @@ class DetectorSpec:
     ``optimizer`` picks the paper preset ('adamw' for transformers, 'sgd' CNNs);
     ``backbone_prefixes`` name the parameters trained at the base learning rate (the rest, the
     heads, at ``lr * head_lr_mult``); ``display`` is the family's name in reports and figures,
-    ``abbreviation`` its Fig. 6 column prefix.
+    ``abbreviation`` its Fig. 6 column prefix; ``benchmark`` names the benchmark configurations
+    ('quick', 'paper') in which this entry stands for its family (``benchmark --families``).
     """
 
     name: str
@@ -40,8 +41,10 @@ class DetectorSpec:
     backbone_prefixes: tuple[str, ...] = ("backbone.",)
     display: str = ""
     abbreviation: str = ""
-    #: Whether ``build_model(stem=...)`` can put an input stem (:mod:`diffseg30k.models.stem`) first.
-    takes_stem: bool = False
+    #: Whether ``build_model(stem=...)`` can put an input stem (:mod:`diffseg30k.models.stem`) first
+    #: (every family here does; a detector that cannot says False).
+    takes_stem: bool = True
+    benchmark: tuple[str, ...] = ()
 
     @property
     def display_name(self) -> str:
@@ -77,17 +80,29 @@ def spec_of_family(family: str) -> DetectorSpec | None:
     return next((s for s in DETECTORS.values() if s.family == family), None)
 
 
+def family_models(config: str) -> dict[str, str]:
+    """Family -> registry name of the entry standing for it in benchmark configuration ``config``
+    (the specs' ``benchmark`` field), in registration order; two entries of a family raise."""
+    table: dict[str, str] = {}
+    for spec in DETECTORS.values():
+        if config in spec.benchmark:
+            if spec.family in table:
+                raise ValueError(f"family {spec.family!r} has two {config!r} benchmark entries: "
+                                 f"{table[spec.family]} and {spec.name}")
+            table[spec.family] = spec.name
+    return table
+
+
 def build_model(name: str, task: str = "semantic", id2label: dict[int, str] | None = None,
                 from_scratch: bool = False, crop_size: int = 512,
                 pretrained: str | None = None, stem: str | None = None) -> PreTrainedModel:
     """A detector ready to train. Pretrained backbone weights (Hub id, or ``pretrained`` -- a Hub id
     or local folder -- overriding it) load unless ``from_scratch``; tiny models are always random.
-    ``stem`` ('srm') puts a full-resolution high-pass input stem (:mod:`diffseg30k.models.stem`)
-    before the backbone of the detectors that take one (the ResNet families)."""
+    ``stem`` ('srm', 'bayar') puts a full-resolution high-pass input stem (:mod:`diffseg30k.models.stem`)
+    before the encoder (every registered family takes one; config ``diffseg_stem``)."""
     spec = get_spec(name)
     if stem not in (None, "none") and not spec.takes_stem:
-        raise ValueError(f"detector {name!r} takes no input stem (stem={stem!r}); the ResNet families "
-                         "(fcn8s, deeplabv3plus) do")
+        raise ValueError(f"detector {name!r} takes no input stem (stem={stem!r})")
     extra = diffseg_config_kwargs(task, id2label, crop_size, name, stem)
     weights = None if from_scratch or spec.tiny else (pretrained or spec.pretrained)
     if weights:

@@ -1,7 +1,11 @@
 """SegFormer (Xie et al., NeurIPS 2021) detectors: transformers' ``SegformerForSemanticSegmentation``.
 
 Encoder sizes follow the MiT-B0..B5 configurations; with pretrained weights the encoder comes from
-``nvidia/mit-bX`` (safetensors only) and the all-MLP decode head starts from random weights.
+``nvidia/mit-bX`` (safetensors only) and the all-MLP decode head starts from random weights. With an
+input stem (``stem="srm"``/``"bayar"``, :mod:`diffseg30k.models.stem`) the detector is
+:class:`StemSegformerForSemanticSegmentation`: the same model with the stem before the first patch
+embedding, under its own ``model_type`` so the Auto classes rebuild the stem on loading; without one
+it stays transformers' own class (checkpoints unchanged).
 """
 
 from __future__ import annotations
@@ -9,11 +13,17 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
-from transformers import SegformerConfig, SegformerForSemanticSegmentation
+from transformers import (
+    AutoConfig,
+    AutoModelForSemanticSegmentation,
+    SegformerConfig,
+    SegformerForSemanticSegmentation,
+)
 from transformers.modeling_outputs import SemanticSegmenterOutput
 from transformers.models.segformer.modeling_segformer import SegformerDecodeHead
 
 from diffseg30k.models.registry import DETECTORS, DetectorSpec
+from diffseg30k.models.stem import build_stem
 
 _WIDE = [64, 128, 320, 512]
 #: (hidden_sizes, depths, decoder_hidden_size) of MiT-B0..B5.
@@ -27,14 +37,41 @@ MIT_VARIANTS: dict[str, tuple[list[int], list[int], int]] = {
 }
 
 
+class StemSegformerConfig(SegformerConfig):
+    """``SegformerConfig`` of a SegFormer with an input stem (``diffseg_stem``)."""
+
+    model_type = "diffseg-segformer-stem"
+
+
+class StemSegformerForSemanticSegmentation(SegformerForSemanticSegmentation):
+    """``SegformerForSemanticSegmentation`` with the config's input stem before the MiT encoder."""
+
+    config_class = StemSegformerConfig
+
+    def __init__(self, config: StemSegformerConfig):
+        super().__init__(config)
+        self.stem = build_stem(getattr(config, "diffseg_stem", None))
+        self.stem.apply(self._init_weights)
+
+    def forward(self, pixel_values: torch.Tensor, labels: torch.Tensor | None = None, **kwargs):
+        return super().forward(pixel_values=self.stem(pixel_values), labels=labels, **kwargs)
+
+
+def has_stem(extra: dict) -> bool:
+    """Whether detector config entries ``extra`` ask for an input stem."""
+    return extra.get("diffseg_stem") not in (None, "none")
+
+
 def segformer_config(variant: str, extra: dict) -> SegformerConfig:
-    """The config of MiT-``variant`` ('b0'..'b5' or 'tiny') with the detector entries ``extra``."""
+    """The config of MiT-``variant`` ('b0'..'b5' or 'tiny') with the detector entries ``extra`` (a
+    :class:`StemSegformerConfig` when they name an input stem)."""
+    kind = StemSegformerConfig if has_stem(extra) else SegformerConfig
     if variant == "tiny":
-        return SegformerConfig(hidden_sizes=[16, 32, 64, 96], depths=[1, 1, 1, 1],
-                               num_attention_heads=[1, 1, 2, 2], decoder_hidden_size=64, **extra)
+        return kind(hidden_sizes=[16, 32, 64, 96], depths=[1, 1, 1, 1],
+                    num_attention_heads=[1, 1, 2, 2], decoder_hidden_size=64, **extra)
     hidden_sizes, depths, decoder = MIT_VARIANTS[variant]
-    return SegformerConfig(hidden_sizes=hidden_sizes, depths=depths, decoder_hidden_size=decoder,
-                           num_attention_heads=[1, 2, 5, 8], **extra)
+    return kind(hidden_sizes=hidden_sizes, depths=depths, decoder_hidden_size=decoder,
+                num_attention_heads=[1, 2, 5, 8], **extra)
 
 
 def build_segformer(variant: str, extra: dict, pretrained: str | None = None,
@@ -44,14 +81,21 @@ def build_segformer(variant: str, extra: dict, pretrained: str | None = None,
     Its decode head computes in the cheaper order of :class:`ReorderedSegformerDecodeHead` (same
     parameters and state-dict keys, same function)."""
     config = segformer_config(variant, extra)
+    stemmed = has_stem(extra)
+    model_class = StemSegformerForSemanticSegmentation if stemmed else SegformerForSemanticSegmentation
     if pretrained is None:
-        return reorder_decode_head(SegformerForSemanticSegmentation(config))
+        return reorder_decode_head(model_class(config))
     try:
-        model = SegformerForSemanticSegmentation.from_pretrained(
-            pretrained, config=config, revision=revision, use_safetensors=True)
+        plain = SegformerForSemanticSegmentation.from_pretrained(
+            pretrained, config=segformer_config(variant, {**extra, "diffseg_stem": "none"}),
+            revision=revision, use_safetensors=True)
     except (OSError, ValueError) as err:
         raise OSError(f"cannot load encoder weights {pretrained!r} (safetensors only): {err}. "
                       "Pass from_scratch=True (--from-scratch) to train without them.") from err
+    if not stemmed:
+        return reorder_decode_head(plain)
+    model = model_class(config)
+    model.load_state_dict(plain.state_dict(), strict=False)  # all but the (new, random) stem
     return reorder_decode_head(model)
 
 
@@ -131,16 +175,18 @@ class FusedSegformerDecodeHead(nn.Module):
 
 class FusedSegformerForInference(nn.Module):
     """A SegFormer detector for inference: the model's own encoder (shared, not copied) followed by
-    a :class:`FusedSegformerDecodeHead`; the original model is left untouched."""
+    a :class:`FusedSegformerDecodeHead` (after its input stem, if any); the original model is left
+    untouched."""
 
     def __init__(self, model: SegformerForSemanticSegmentation):
         super().__init__()
+        self.stem = getattr(model, "stem", nn.Identity())
         self.segformer = model.segformer
         self.decode_head = FusedSegformerDecodeHead(model.decode_head)
         self.config = model.config
 
     def forward(self, pixel_values: torch.Tensor, **kwargs) -> SemanticSegmenterOutput:
-        hidden_states = self.segformer(pixel_values, output_hidden_states=True).hidden_states
+        hidden_states = self.segformer(self.stem(pixel_values), output_hidden_states=True).hidden_states
         return SemanticSegmenterOutput(logits=self.decode_head(hidden_states))
 
 
@@ -160,8 +206,14 @@ def _builder(variant: str):
 _COMMON = dict(family="segformer", optimizer="adamw", backbone_prefixes=("segformer.",), display="SegFormer",
                abbreviation="SEG")
 DETECTORS.register(DetectorSpec("segformer-tiny", description="tiny random-init SegFormer for CPU and tests",
-                                build=_builder("tiny"), pretrained=None, tiny=True, **_COMMON))
+                                build=_builder("tiny"), pretrained=None, tiny=True, benchmark=("quick",),
+                                **_COMMON))
 for _variant in MIT_VARIANTS:
     DETECTORS.register(DetectorSpec(
         f"segformer-{_variant}", description=f"SegFormer-{_variant.upper()} (encoder nvidia/mit-{_variant})",
-        build=_builder(_variant), pretrained=f"nvidia/mit-{_variant}", **_COMMON))
+        build=_builder(_variant), pretrained=f"nvidia/mit-{_variant}",
+        benchmark=("paper",) if _variant == "b2" else (), **_COMMON))
+
+AutoConfig.register(StemSegformerConfig.model_type, StemSegformerConfig, exist_ok=True)
+AutoModelForSemanticSegmentation.register(StemSegformerConfig, StemSegformerForSemanticSegmentation,
+                                          exist_ok=True)

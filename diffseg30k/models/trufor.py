@@ -13,34 +13,25 @@ Training is single-phase (TruFor trains noiseprint, localisation and confidence/
 phases): cross-entropy + ``confidence_loss_weight`` x MSE between sigmoid(confidence) and the
 probability the localiser gives the true class (TruFor's target) + ``detection_loss_weight`` x BCE of
 the integrity logit against "any edited pixel". TruFor's released weights convert with
-:func:`diffseg30k.models.trufor_weights.convert_released_weights`.
+:func:`diffseg30k.models.trufor_weights.convert_released_weights`. An input stem (``diffseg_stem``,
+:mod:`diffseg30k.models.stem`) goes before the RGB stream; Noiseprint++ reads the image unchanged.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 from transformers import AutoConfig, AutoModelForSemanticSegmentation, PretrainedConfig, PreTrainedModel
-from transformers.modeling_outputs import SemanticSegmenterOutput
 
-from diffseg30k.models.common import IMAGENET_MEAN, IMAGENET_STD, segmentation_loss
-from diffseg30k.models.fusion import FeatureFusion, FeatureRectify, weighted_statistics
+from diffseg30k.models.common import IMAGENET_MEAN, IMAGENET_STD, ForensicSegmenterOutput, segmentation_loss
+from diffseg30k.models.fusion import FeatureFusion, FeatureRectify, logsumexp, weighted_statistics
 from diffseg30k.models.mit_streams import encoder_config, load_mit_weights, mit_sizes, run_stage
 from diffseg30k.models.registry import DETECTORS, DetectorSpec
 from diffseg30k.models.segformer import ReorderedSegformerDecodeHead
-
-
-@dataclass
-class ForensicSegmenterOutput(SemanticSegmenterOutput):
-    """``SemanticSegmenterOutput`` plus TruFor's outputs: ``confidence`` (B, 1, H/4, W/4) logits of the
-    reliability map and ``integrity`` (B,) logits of "this image is edited"."""
-
-    confidence: torch.FloatTensor | None = None
-    integrity: torch.FloatTensor | None = None
+from diffseg30k.models.stem import build_stem
 
 
 class TruForConfig(PretrainedConfig):
@@ -74,7 +65,7 @@ def noiseprint_extractor(depth: int, width: int, out_channels: int) -> nn.Sequen
 
 def edited_score(logits: torch.Tensor) -> torch.Tensor:
     """log P(edited) - log P(background) per pixel, (B, 1, h, w), for 2 or more classes."""
-    return logits[:, 1:].logsumexp(dim=1, keepdim=True) - logits[:, :1]
+    return logsumexp(logits[:, 1:], dim=1, keepdim=True) - logits[:, :1]
 
 
 class TruForForSemanticSegmentation(PreTrainedModel):
@@ -92,6 +83,7 @@ class TruForForSemanticSegmentation(PreTrainedModel):
         mit = encoder_config(config.encoder, num_labels=config.num_labels)
         mit.classifier_dropout_prob = config.classifier_dropout_prob
         self.noiseprint = noiseprint_extractor(config.noise_depth, config.noise_width, config.noise_channels)
+        self.stem = build_stem(getattr(config, "diffseg_stem", None))
         self.rgb_encoder = SegformerModel(mit)
         self.noise_encoder = SegformerModel(encoder_config(config.encoder, num_channels=3))
         heads = mit.num_attention_heads
@@ -126,7 +118,7 @@ class TruForForSemanticSegmentation(PreTrainedModel):
         mean = pixel_values.new_tensor(getattr(self.config, "image_mean", IMAGENET_MEAN)).view(1, 3, 1, 1)
         std = pixel_values.new_tensor(getattr(self.config, "image_std", IMAGENET_STD)).view(1, 3, 1, 1)
         noise = self.noiseprint(pixel_values * std + mean)  # Noiseprint++ reads [0, 1] RGB
-        rgb, noise = pixel_values, noise.expand(-1, 3, -1, -1) if noise.shape[1] == 1 else noise
+        rgb, noise = self.stem(pixel_values), noise.expand(-1, 3, -1, -1) if noise.shape[1] == 1 else noise
         features = []
         for index in range(len(self.fuse)):
             rgb = run_stage(self.rgb_encoder, index, rgb)
@@ -199,10 +191,11 @@ def _builder(variant: str):
 _COMMON = dict(family="trufor", optimizer="adamw", backbone_prefixes=("rgb_encoder.", "noise_encoder."),
                display="TruFor-style", abbreviation="TRU")
 DETECTORS.register(DetectorSpec("trufor-tiny", description="tiny random-init TruFor-style two-stream model",
-                                build=_builder("tiny"), pretrained=None, tiny=True, **_COMMON))
+                                build=_builder("tiny"), pretrained=None, tiny=True, benchmark=("quick",),
+                                **_COMMON))
 DETECTORS.register(DetectorSpec(
     "trufor-b2", description="TruFor-style: MiT-B2 RGB + Noiseprint++ streams, CMX fusion, confidence head",
-    build=_builder("b2"), pretrained="nvidia/mit-b2", **_COMMON))
+    build=_builder("b2"), pretrained="nvidia/mit-b2", benchmark=("paper",), **_COMMON))
 
 AutoConfig.register(TruForConfig.model_type, TruForConfig, exist_ok=True)
 AutoModelForSemanticSegmentation.register(TruForConfig, TruForForSemanticSegmentation, exist_ok=True)

@@ -72,9 +72,9 @@ class TrainConfig:
     max_grad_norm: float | None = _opt(None, "clip gradients to this norm")
     loss: str | None = _opt(None, "ce (pixel cross-entropy, the paper) or balanced (inverse class "
                                   "frequency per batch; the quick preset's)", choices=("ce", "balanced"))
-    stem: str | None = _opt(None, "input stem before the backbone: none, or srm (fixed SRM high-pass "
-                                  "residuals + a learned full-resolution block; ResNet families)",
-                            choices=("none", "srm"))
+    stem: str | None = _opt(None, "input stem before the encoder, any detector: none, srm (fixed SRM "
+                                  "high-pass residuals) or bayar (constrained convolution), each + a "
+                                  "learned full-resolution block", choices=("none", "srm", "bayar"))
     mixed_precision: str = _opt("no", "Accelerate mixed precision", choices=MIXED_PRECISION)
     eval_every: int | None = _opt(None, "evaluate every N steps (0: only at the end)")
     save_every: int | None = _opt(None, "save a resumable checkpoint every N steps")

@@ -16,13 +16,21 @@ from diffseg30k.experiments.reference import HOLDOUTS
 from diffseg30k.labels import GENERATOR_NAMES
 
 OFFICIAL_DATASET = "Chaos2629/Diffseg30k"
-#: The registry model of each detector family in each configuration (``benchmark --families``).
-FAMILY_MODELS: dict[str, dict[str, str]] = {
-    "quick": {"segformer": "segformer-tiny", "deeplabv3plus": "deeplabv3plus-tiny", "fcn8s": "fcn8s-tiny",
-              "trufor": "trufor-tiny", "dctfreq": "dctfreq-tiny", "foundation": "foundation-tiny"},
-    "paper": {"segformer": "segformer-b2", "deeplabv3plus": "deeplabv3plus-r50", "fcn8s": "fcn8s-r50",
-              "trufor": "trufor-b2", "dctfreq": "dctfreq-b2", "foundation": "foundation-dinov2-b"},
-}
+
+
+def family_models(config: str) -> dict[str, str]:
+    """The registry model of each detector family in configuration ``config`` (``benchmark --families``),
+    from the detector specs' ``benchmark`` field (:func:`diffseg30k.models.registry.family_models`)."""
+    from diffseg30k.models.registry import family_models as from_registry
+
+    return from_registry(config)
+
+
+def __getattr__(name: str) -> Any:
+    """``FAMILY_MODELS`` ({config: {family: model}}), derived from the registry on first use."""
+    if name == "FAMILY_MODELS":
+        return {config: family_models(config) for config in CONFIGS}
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 @dataclass
@@ -82,7 +90,7 @@ class BenchmarkConfig:
         """The same configuration with these detector families in Tab. 2 and in every ablation."""
         from diffseg30k.registry import RegistryError
 
-        table = FAMILY_MODELS.get(self.name, {})
+        table = family_models(self.name)
         if not names:
             raise ValueError(f"--families: name some of {', '.join(table)}")
         for name in names:

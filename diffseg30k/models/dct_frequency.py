@@ -32,12 +32,18 @@ from diffseg30k.models.stem import build_stem
 BLOCK = 8
 
 
-def dct_basis(size: int = BLOCK) -> torch.Tensor:
-    """The orthonormal 2-D DCT-II basis as (size*size, 1, size, size) filters, index ``u * size + v``."""
+def dct_matrix(size: int = BLOCK) -> torch.Tensor:
+    """The orthonormal 1-D DCT-II matrix (float64), rows ``u``, columns ``x``: ``coeffs = D @ signal``."""
     n = torch.arange(size, dtype=torch.float64)
     scale = torch.full((size,), math.sqrt(2.0 / size), dtype=torch.float64)
     scale[0] = math.sqrt(1.0 / size)
-    one_d = scale[:, None] * torch.cos(math.pi * (2 * n[None, :] + 1) * n[:, None] / (2 * size))  # (u, x)
+    return scale[:, None] * torch.cos(math.pi * (2 * n[None, :] + 1) * n[:, None] / (2 * size))
+
+
+def dct_basis(size: int = BLOCK) -> torch.Tensor:
+    """The orthonormal 2-D DCT-II basis as (size*size, 1, size, size) filters, index ``u * size + v``:
+    a stride-``size`` convolution with them is the block DCT (exact, and exportable to ONNX)."""
+    one_d = dct_matrix(size)
     return torch.einsum("ux,vy->uvxy", one_d, one_d).reshape(size * size, 1, size, size).float()
 
 

@@ -129,3 +129,28 @@ def test_generation_modules_import_without_cycles():
 
     for module in graph:
         visit(module, [])
+
+
+def test_mini_data_fingerprint_follows_the_component_weights(tmp_path):
+    from diffseg30k.generation.component_spec import weights_digest
+    from diffseg30k.generation.plan import GenerationConfig
+
+    for path in components.WEIGHTS_DIR.glob("*.safetensors"):
+        (tmp_path / path.name).write_bytes(path.read_bytes())
+    before = weights_digest(tmp_path)
+    assert before == weights_digest()
+    victim = tmp_path / "sd2.safetensors"
+    data = bytearray(victim.read_bytes())
+    data[-1] ^= 1
+    victim.write_bytes(bytes(data))
+    assert weights_digest(tmp_path) != before  # retrained weights: the cached mini data is rebuilt
+    fingerprint = GenerationConfig(out=tmp_path / "g", profile="mini").fingerprint()
+    assert fingerprint["components"] == before
+    assert "components" not in GenerationConfig(out=tmp_path / "g", profile="tiny").fingerprint()
+
+
+def test_procedural_scenes_survive_shapes_drawn_outside_the_image():
+    # seeds 0-5 at 128 px drew a polygon wholly outside the image once (an empty shape crashed)
+    editor = MINI.editor("kandinsky")
+    for seed in range(6):
+        assert np.asarray(editor.text_to_image("a caption", seed, 128)).shape == (128, 128, 3)

@@ -2,7 +2,22 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
+from pathlib import Path
+
+#: Where the mini components' trained weights ship (package data).
+WEIGHTS_DIR = Path(__file__).with_name("weights")
+
+
+def weights_digest(folder: Path | None = None) -> str:
+    """A short sha256 over the shipped component weights (names + bytes): mini data made with other
+    weights is not reused from the cache."""
+    digest = hashlib.sha256()
+    for path in sorted((folder or WEIGHTS_DIR).glob("*.safetensors")):
+        digest.update(path.name.encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
 
 
 @dataclass(frozen=True)

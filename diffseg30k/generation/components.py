@@ -23,9 +23,8 @@ import torch
 from PIL import Image
 from torch import nn
 
-from diffseg30k.generation.component_spec import ComponentSpec
+from diffseg30k.generation.component_spec import WEIGHTS_DIR, ComponentSpec
 
-WEIGHTS_DIR = Path(__file__).with_name("weights")
 CHANNELS = (16, 32)
 UPSAMPLERS = ("transposed", "pixelshuffle", "nearest", "bilinear")
 #: Parameter-name prefixes of an AutoencoderKL decoder that form a family's tail.

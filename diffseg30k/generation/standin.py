@@ -138,6 +138,8 @@ def procedural_scene(size: int, rng: np.random.Generator) -> np.ndarray:
         else:
             rr, cc = polygon(cy + rng.uniform(-0.2, 0.2, 4) * size, cx + rng.uniform(-0.2, 0.2, 4) * size,
                              shape=(size, size))
+        if rr.size == 0:  # a shape drawn wholly outside the image
+            continue
         shade = 0.75 + 0.25 * (1 - (rr - rr.min()) / max(np.ptp(rr), 1))
         image[rr, cc] = colour * shade[:, None] + noise[rr, cc, None] * 0.5
     return np.clip(_blur(image, 0.7), 0, 255)

@@ -60,5 +60,7 @@ def predict_images(detector: Any, images: Iterable[str | Path], out: str | Path,
         if getattr(result, "reliability", None) is not None:
             record["reliability"] = f"{name}.reliability.png"
             atomic_write_bytes(out / record["reliability"], png_bytes(reliability_image(result.reliability)))
+        else:  # a map left by an earlier run with another detector would read as this result's
+            (out / f"{name}.reliability.png").unlink(missing_ok=True)
         atomic_write_text(out / f"{name}.json", json.dumps(record, indent=2))
         yield str(path), result, out / f"{name}.json"

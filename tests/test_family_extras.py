@@ -88,6 +88,24 @@ def test_predict_writes_the_reliability_png_and_the_integrity_score(trufor_check
     assert grey.mode == "L" and grey.size == (61, 43)
 
 
+def test_predict_removes_a_reliability_png_left_by_another_detector(tmp_path):
+    from diffseg30k.detector import Detector
+    from diffseg30k.predict import predict_images
+
+    model = build_model("dctfreq-tiny", task="binary")
+    model.save_pretrained(tmp_path / "dct")
+    image = np.full((24, 40, 3), 120, dtype=np.uint8)
+    from PIL import Image
+
+    Image.fromarray(image).save(tmp_path / "photo.png")
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "photo.reliability.png").write_bytes(b"left by a TruFor run")
+    list(predict_images(Detector.from_pretrained(tmp_path / "dct"), [tmp_path / "photo.png"], out))
+    assert not (out / "photo.reliability.png").exists()
+    assert "reliability" not in json.loads((out / "photo.json").read_text())
+
+
 def test_demo_verdict_shows_the_integrity_score_when_present():
     from diffseg30k.demo import verdict_markdown
     from diffseg30k.detector import DetectionResult

@@ -248,3 +248,14 @@ def test_an_export_that_froze_a_shape_falls_back_to_torch(family_checkpoints):
 
     _, runtime, note = runtimes.prepare_runtime(FrozenCrop().eval(), "onnx")
     assert runtime == "torch" and "does not reproduce torch (logits at 96x160" in note
+
+
+def test_an_export_that_fails_at_another_size_is_a_clear_runtime_unavailable():
+    model = build_model("segformer-tiny", task="binary").eval()
+
+    def broken(pixels):
+        raise RuntimeError("[ONNXRuntimeError] : 1 : FAIL : Non concat axis dimensions must match\nmore")
+
+    with pytest.raises(runtimes.RuntimeUnavailable, match="graph depends on the input size") as info:
+        runtimes.check_export(model, broken)
+    assert "Non concat axis dimensions must match" in str(info.value) and "more" not in str(info.value)

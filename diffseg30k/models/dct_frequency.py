@@ -16,16 +16,17 @@ pixels).
 from __future__ import annotations
 
 import math
+from functools import partial
 
 import torch
 import torch.nn.functional as F
 from torch import nn
-from transformers import AutoConfig, AutoModelForSemanticSegmentation, PretrainedConfig, PreTrainedModel
+from transformers import PretrainedConfig, PreTrainedModel
 from transformers.modeling_outputs import SemanticSegmenterOutput
 
 from diffseg30k.models.common import segmentation_loss
 from diffseg30k.models.mit_streams import encoder_config, load_mit_weights, mit_sizes, run_stage
-from diffseg30k.models.registry import DETECTORS, DetectorSpec
+from diffseg30k.models.registry import DETECTORS, DetectorSpec, register_auto
 from diffseg30k.models.segformer import ReorderedSegformerDecodeHead
 from diffseg30k.models.stem import build_stem
 
@@ -190,23 +191,17 @@ def build_dct_frequency(variant: str, extra: dict, pretrained: str | None = None
     return model
 
 
-def _builder(variant: str):
-    def build(extra: dict, pretrained: str | None) -> DctFrequencyForSemanticSegmentation:
-        return build_dct_frequency(variant, extra, pretrained)
-    return build
-
 
 #: Registry entries (see :mod:`diffseg30k.models.registry`).
 # Both branches start from ImageNet MiT weights: they train at the backbone learning rate.
 _COMMON = dict(family="dctfreq", optimizer="adamw", backbone_prefixes=("high_encoder.", "low_encoder."),
                display="DCT-frequency", abbreviation="DCT")
 DETECTORS.register(DetectorSpec("dctfreq-tiny", description="tiny random-init DCT high/low-frequency model",
-                                build=_builder("tiny"), pretrained=None, tiny=True, benchmark=("quick",),
+                                build=partial(build_dct_frequency, "tiny"), pretrained=None, tiny=True,
+                                benchmark=("quick",),
                                 **_COMMON))
 DETECTORS.register(DetectorSpec(
     "dctfreq-b2", description="Mesorch-like: MiT-B2 on 8x8 block-DCT high/low bands, mixed per scale",
-    build=_builder("b2"), pretrained="nvidia/mit-b2", benchmark=("paper",), **_COMMON))
+    build=partial(build_dct_frequency, "b2"), pretrained="nvidia/mit-b2", benchmark=("paper",), **_COMMON))
 
-AutoConfig.register(DctFrequencyConfig.model_type, DctFrequencyConfig, exist_ok=True)
-AutoModelForSemanticSegmentation.register(DctFrequencyConfig, DctFrequencyForSemanticSegmentation,
-                                          exist_ok=True)
+register_auto(DctFrequencyConfig, DctFrequencyForSemanticSegmentation)

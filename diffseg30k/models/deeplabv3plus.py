@@ -6,10 +6,10 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
-from transformers import AutoConfig, AutoModelForSemanticSegmentation, PretrainedConfig
+from transformers import PretrainedConfig
 
 from diffseg30k.models.common import ConvNormAct
-from diffseg30k.models.registry import DETECTORS, DetectorSpec
+from diffseg30k.models.registry import DETECTORS, DetectorSpec, register_auto
 from diffseg30k.models.resnet_backbone import (
     ResNetSegmentationConfigMixin,
     ResNetSegmentationModel,
@@ -81,9 +81,7 @@ class DeepLabV3PlusForSemanticSegmentation(ResNetSegmentationModel):
         return self.classifier(self.fuse(torch.cat([context, low], dim=1)))
 
 
-AutoConfig.register(DeepLabV3PlusConfig.model_type, DeepLabV3PlusConfig, exist_ok=True)
-AutoModelForSemanticSegmentation.register(DeepLabV3PlusConfig, DeepLabV3PlusForSemanticSegmentation,
-                                          exist_ok=True)
+register_auto(DeepLabV3PlusConfig, DeepLabV3PlusForSemanticSegmentation)
 
 _TINY = dict(aspp_channels=32, low_level_channels=16, decoder_channels=32)
 _COMMON = dict(takes_stem=True, family="deeplabv3plus", optimizer="sgd", backbone_prefixes=("backbone.",),

@@ -6,10 +6,10 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
-from transformers import AutoConfig, AutoModelForSemanticSegmentation, PretrainedConfig
+from transformers import PretrainedConfig
 
 from diffseg30k.models.common import ConvNormAct
-from diffseg30k.models.registry import DETECTORS, DetectorSpec
+from diffseg30k.models.registry import DETECTORS, DetectorSpec, register_auto
 from diffseg30k.models.resnet_backbone import (
     ResNetSegmentationConfigMixin,
     ResNetSegmentationModel,
@@ -61,8 +61,7 @@ class FCN8sForSemanticSegmentation(ResNetSegmentationModel):
         return scores
 
 
-AutoConfig.register(FCN8sConfig.model_type, FCN8sConfig, exist_ok=True)
-AutoModelForSemanticSegmentation.register(FCN8sConfig, FCN8sForSemanticSegmentation, exist_ok=True)
+register_auto(FCN8sConfig, FCN8sForSemanticSegmentation)
 
 _TINY = dict(head_channels=32)
 _COMMON = dict(takes_stem=True, family="fcn8s", optimizer="sgd", backbone_prefixes=("backbone.",),

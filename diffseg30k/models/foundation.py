@@ -18,13 +18,13 @@ branch: the frozen ViT sees the image unchanged (under ``no_grad`` a stem before
 from __future__ import annotations
 
 import math
+from functools import partial
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 from transformers import (
     AutoConfig,
-    AutoModelForSemanticSegmentation,
     CLIPVisionConfig,
     CLIPVisionModel,
     Dinov2Config,
@@ -36,7 +36,7 @@ from transformers.modeling_outputs import SemanticSegmenterOutput
 
 from diffseg30k.models.common import ConvNormAct, segmentation_loss
 from diffseg30k.models.inference import _starts
-from diffseg30k.models.registry import DETECTORS, DetectorSpec
+from diffseg30k.models.registry import DETECTORS, DetectorSpec, register_auto
 from diffseg30k.models.stem import build_stem
 
 #: backbone ``model_type`` -> (config class, model class); CLIP checkpoints hold ``clip`` configs.
@@ -216,11 +216,6 @@ def build_foundation(backbone: dict, extra: dict, pretrained: str | None = None,
     return model
 
 
-def _builder(backbone: dict, **sizes):
-    def build(extra: dict, pretrained: str | None) -> FoundationForSemanticSegmentation:
-        return build_foundation(backbone, extra, pretrained, **sizes)
-    return build
-
 
 _DINOV2_BASE = dict(model_type="dinov2", hidden_size=768, num_hidden_layers=12, num_attention_heads=12,
                     patch_size=14, image_size=518)
@@ -233,18 +228,18 @@ _COMMON = dict(family="foundation", optimizer="adamw", backbone_prefixes=("backb
                display="Foundation (frozen ViT)", abbreviation="FND")
 DETECTORS.register(DetectorSpec(
     "foundation-tiny", description="tiny random frozen ViT (DINOv2 config) + patch head, for CPU and tests",
-    build=_builder(TINY_DINOV2, head_channels=32, detail_channels=16, window_size=128, window_overlap=32),
+    build=partial(build_foundation, TINY_DINOV2, head_channels=32, detail_channels=16, window_size=128,
+                  window_overlap=32),
     pretrained=None, tiny=True, benchmark=("quick",), **_COMMON))
 DETECTORS.register(DetectorSpec(
     "foundation-dinov2-b", description="frozen DINOv2-B/14 (facebook/dinov2-base) + light patch head, "
                                        "sliding windows",
-    build=_builder(_DINOV2_BASE), pretrained="facebook/dinov2-base", benchmark=("paper",), **_COMMON))
+    build=partial(build_foundation, _DINOV2_BASE), pretrained="facebook/dinov2-base", benchmark=("paper",),
+    **_COMMON))
 DETECTORS.register(DetectorSpec(
     "foundation-clip-b16", description="frozen CLIP ViT-B/16 vision tower (openai/clip-vit-base-patch16) "
                                        "+ patch head",
-    build=_builder(_CLIP_B16, window_size=512, window_overlap=128),
+    build=partial(build_foundation, _CLIP_B16, window_size=512, window_overlap=128),
     pretrained="openai/clip-vit-base-patch16", **_COMMON))
 
-AutoConfig.register(FoundationConfig.model_type, FoundationConfig, exist_ok=True)
-AutoModelForSemanticSegmentation.register(FoundationConfig, FoundationForSemanticSegmentation,
-                                          exist_ok=True)
+register_auto(FoundationConfig, FoundationForSemanticSegmentation)

@@ -123,3 +123,12 @@ def load_model(path: str | Path, revision: str | None = None) -> PreTrainedModel
     DETECTORS.names()  # imports every detector module: registers their Auto classes
     return AutoModelForSemanticSegmentation.from_pretrained(
         str(path), revision=revision, use_safetensors=True, trust_remote_code=False)
+
+
+def register_auto(config_class: type, model_class: type) -> None:
+    """Register a detector's config and model with transformers' ``AutoConfig`` and
+    ``AutoModelForSemanticSegmentation`` (idempotent), so ``from_pretrained`` finds them by model_type."""
+    from transformers import AutoConfig, AutoModelForSemanticSegmentation
+
+    AutoConfig.register(config_class.model_type, config_class, exist_ok=True)
+    AutoModelForSemanticSegmentation.register(config_class, model_class, exist_ok=True)

@@ -10,19 +10,19 @@ it stays transformers' own class (checkpoints unchanged).
 
 from __future__ import annotations
 
+from functools import partial
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 from transformers import (
-    AutoConfig,
-    AutoModelForSemanticSegmentation,
     SegformerConfig,
     SegformerForSemanticSegmentation,
 )
 from transformers.modeling_outputs import SemanticSegmenterOutput
 from transformers.models.segformer.modeling_segformer import SegformerDecodeHead
 
-from diffseg30k.models.registry import DETECTORS, DetectorSpec
+from diffseg30k.models.registry import DETECTORS, DetectorSpec, register_auto
 from diffseg30k.models.stem import build_stem
 
 _WIDE = [64, 128, 320, 512]
@@ -197,23 +197,17 @@ def fuse_for_inference(model: nn.Module) -> nn.Module:
     return model
 
 
-def _builder(variant: str):
-    def build(extra: dict, pretrained: str | None) -> SegformerForSemanticSegmentation:
-        return build_segformer(variant, extra, pretrained)
-    return build
-
 
 _COMMON = dict(family="segformer", optimizer="adamw", backbone_prefixes=("segformer.",), display="SegFormer",
                abbreviation="SEG")
 DETECTORS.register(DetectorSpec("segformer-tiny", description="tiny random-init SegFormer for CPU and tests",
-                                build=_builder("tiny"), pretrained=None, tiny=True, benchmark=("quick",),
+                                build=partial(build_segformer, "tiny"), pretrained=None, tiny=True,
+                                benchmark=("quick",),
                                 **_COMMON))
 for _variant in MIT_VARIANTS:
     DETECTORS.register(DetectorSpec(
         f"segformer-{_variant}", description=f"SegFormer-{_variant.upper()} (encoder nvidia/mit-{_variant})",
-        build=_builder(_variant), pretrained=f"nvidia/mit-{_variant}",
+        build=partial(build_segformer, _variant), pretrained=f"nvidia/mit-{_variant}",
         benchmark=("paper",) if _variant == "b2" else (), **_COMMON))
 
-AutoConfig.register(StemSegformerConfig.model_type, StemSegformerConfig, exist_ok=True)
-AutoModelForSemanticSegmentation.register(StemSegformerConfig, StemSegformerForSemanticSegmentation,
-                                          exist_ok=True)
+register_auto(StemSegformerConfig, StemSegformerForSemanticSegmentation)

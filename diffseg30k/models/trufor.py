@@ -19,17 +19,18 @@ the integrity logit against "any edited pixel". TruFor's released weights conver
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import nn
-from transformers import AutoConfig, AutoModelForSemanticSegmentation, PretrainedConfig, PreTrainedModel
+from transformers import AutoConfig, PretrainedConfig, PreTrainedModel
 
 from diffseg30k.models.common import IMAGENET_MEAN, IMAGENET_STD, ForensicSegmenterOutput, segmentation_loss
 from diffseg30k.models.fusion import FeatureFusion, FeatureRectify, logsumexp, weighted_statistics
 from diffseg30k.models.mit_streams import encoder_config, load_mit_weights, mit_sizes, run_stage
-from diffseg30k.models.registry import DETECTORS, DetectorSpec
+from diffseg30k.models.registry import DETECTORS, DetectorSpec, register_auto
 from diffseg30k.models.segformer import ReorderedSegformerDecodeHead
 from diffseg30k.models.stem import build_stem
 
@@ -181,21 +182,16 @@ def build_trufor(variant: str, extra: dict, pretrained: str | None = None) -> Tr
     return model
 
 
-def _builder(variant: str):
-    def build(extra: dict, pretrained: str | None) -> TruForForSemanticSegmentation:
-        return build_trufor(variant, extra, pretrained)
-    return build
-
 
 # Both streams start from ImageNet MiT weights: they train at the backbone learning rate.
 _COMMON = dict(family="trufor", optimizer="adamw", backbone_prefixes=("rgb_encoder.", "noise_encoder."),
                display="TruFor-style", abbreviation="TRU")
 DETECTORS.register(DetectorSpec("trufor-tiny", description="tiny random-init TruFor-style two-stream model",
-                                build=_builder("tiny"), pretrained=None, tiny=True, benchmark=("quick",),
+                                build=partial(build_trufor, "tiny"), pretrained=None, tiny=True,
+                                benchmark=("quick",),
                                 **_COMMON))
 DETECTORS.register(DetectorSpec(
     "trufor-b2", description="TruFor-style: MiT-B2 RGB + Noiseprint++ streams, CMX fusion, confidence head",
-    build=_builder("b2"), pretrained="nvidia/mit-b2", benchmark=("paper",), **_COMMON))
+    build=partial(build_trufor, "b2"), pretrained="nvidia/mit-b2", benchmark=("paper",), **_COMMON))
 
-AutoConfig.register(TruForConfig.model_type, TruForConfig, exist_ok=True)
-AutoModelForSemanticSegmentation.register(TruForConfig, TruForForSemanticSegmentation, exist_ok=True)
+register_auto(TruForConfig, TruForForSemanticSegmentation)

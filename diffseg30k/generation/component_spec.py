@@ -29,6 +29,10 @@ class ComponentSpec:
     latent_channels: int = 4
     upsampler: str = "nearest"
     seed: int = 0
+    #: Std of the Gaussian residual added to the latent before decoding, relative to the latent's own
+    #: per-channel std (seeded per edit): the stand-in for what a sampler leaves in the latent it hands
+    #: the decoder, which the decoder renders with its own fingerprint.
+    latent_noise: float = 0.5
 
     @property
     def backend(self) -> str:
@@ -37,4 +41,6 @@ class ComponentSpec:
                        "upsampling tail) round trip",
                 "vq": "trained VQModel (MoVQ-like, 256 codes) round trip",
                 "glide": "GLIDE-like pixel path: 4x down, trained UNet2DModel 4x upsampler"}[self.kind]
-        return f"mini stand-in: classical content (no diffusion step) + {what}"
+        residual = f" with a sampler-residual latent perturbation ({self.latent_noise:g} x latent std)" \
+            if self.latent_noise else ""
+        return f"mini stand-in: classical content (no diffusion step) + {what}{residual}"

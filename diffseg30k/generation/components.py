@@ -134,25 +134,38 @@ class FamilyComponent(nn.Module):
         else:
             raise ValueError(f"{spec.family}: unknown component kind {spec.kind!r}")
 
-    def forward(self, pixels: torch.Tensor) -> torch.Tensor:
+    def perturb(self, latent: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+        """``latent`` plus the sampler-residual stand-in (``spec.latent_noise`` x its per-channel std);
+        unchanged without a ``generator`` (training, or a component with no residual)."""
+        if generator is None or not self.spec.latent_noise:
+            return latent
+        noise = torch.randn(latent.shape, generator=generator, dtype=latent.dtype)
+        return latent + self.spec.latent_noise * latent.std(dim=(-2, -1), keepdim=True) * noise
+
+    def forward(self, pixels: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """The re-synthesis of ``pixels``; with ``generator``, the latent (GLIDE: the 4x-down image)
+        carries the seeded sampler residual before it is decoded."""
         if self.spec.kind == "vae":
-            return self.model.decode(self.model.encode(pixels).latent_dist.mode()).sample
-        if self.spec.kind == "vq":
-            return self.model.decode(self.model.encode(pixels).latents).sample
+            latent = self.model.encode(pixels).latent_dist.mode()
+            return self.model.decode(self.perturb(latent, generator)).sample
+        if self.spec.kind == "vq":  # the residual lands before quantisation: it can switch codes
+            return self.model.decode(self.perturb(self.model.encode(pixels).latents, generator)).sample
         side = pixels.shape[-2:]
-        low = nn.functional.interpolate(pixels, scale_factor=0.25, mode="area")
+        low = self.perturb(nn.functional.interpolate(pixels, scale_factor=0.25, mode="area"), generator)
         up = nn.functional.interpolate(low, size=side, mode="bicubic", align_corners=False)
         return up + self.model(up, 0).sample
 
-    def resynthesize(self, image: Image.Image) -> Image.Image:
-        """The image passed through the component (sides padded to a multiple of 8 and cropped back)."""
+    def resynthesize(self, image: Image.Image, seed: int | None = None) -> Image.Image:
+        """The image passed through the component (sides padded to a multiple of 8 and cropped back);
+        ``seed`` draws the sampler residual (none without one)."""
         width, height = image.size
         pad_w, pad_h = (-width) % 8, (-height) % 8
         tensor = to_tensor(image)
         if pad_w or pad_h:
             tensor = nn.functional.pad(tensor, (0, pad_w, 0, pad_h), mode="reflect")
+        generator = None if seed is None else torch.Generator().manual_seed(int(seed) % 2**63)
         with torch.inference_mode():
-            out = self(tensor)[..., :height, :width]
+            out = self(tensor, generator)[..., :height, :width]
         return to_image(out)
 
 

@@ -23,7 +23,8 @@ from diffseg30k.generation.quality import THRESHOLD
 LOG = logging.getLogger("diffseg30k.generation")
 TURN_WEIGHTS = (1, 4, 5)
 #: Bumped when the same arguments would produce other bytes (part of ``generation.json``).
-PIPELINE_VERSION = 3  # 3: mini stand-in editors (classical content + trained components)
+#: 3: mini stand-in editors (classical content + trained components); 4: + the seeded sampler residual.
+PIPELINE_VERSION = 4
 STEPS_PER_SAMPLE = 3 + 3 * 3  # base, regions, finalize + (prompt, edit, quality) per turn: progress units
 DEFAULT_VLM = "Qwen/Qwen2.5-VL-7B-Instruct"
 DEFAULT_DETECTOR = "IDEA-Research/grounding-dino-base"

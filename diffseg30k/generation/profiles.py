@@ -54,7 +54,12 @@ labelled generators, exact per-pixel label maps, a quality filter -- but **no di
   additions pasted from another bundled photo and colour-harmonised; the prompts are recorded only;
 * each generator's trace comes from a small *trained* stand-in of its family's component (an
   AutoencoderKL round trip with 4 or 16 latent channels and a family-specific upsampling tail, a
-  VQModel for Kandinsky, a GLIDE-like 4x pixel upsampler), composited only inside the mask;
+  VQModel for Kandinsky, a GLIDE-like 4x pixel upsampler; the autoencoder tails fine-tuned
+  adversarially, L1 + patch-GAN, as real VAE decoders are), composited only inside the mask;
+* no sampler runs: a seeded Gaussian residual (0.5x the latent's per-channel std; GLIDE: on its 4x-down
+  image) stands in for what a sampler leaves in the latent, and the family's decoder
+  renders it with its own fingerprint -- it shows as a fine woven texture on flat areas, so many edits
+  *are* visible at a glance, unlike DiffSeg30k's;
   `turns[].editor_backend` says so per edit, `base_backend` per AI base;
 * AI bases are bundled photos or procedural scenes re-synthesised through a family's component.
 

@@ -207,7 +207,7 @@ class StandInEditor(Editor):
         bottom, right = min(bottom + 8, mask.shape[0]), min(right + 8, mask.shape[1])
         box = (left, top, right, bottom)
         out = content.copy()
-        out.paste(self.pipeline.resynthesize(content.crop(box)), box[:2])
+        out.paste(self.pipeline.resynthesize(content.crop(box), seed=int(request.seed)), box[:2])
         return out
 
     def text_to_image(self, prompt: str, seed: int, size: int) -> Image.Image:
@@ -220,4 +220,4 @@ class StandInEditor(Editor):
             scene = Image.fromarray(procedural_scene(size, rng).astype(np.uint8), "RGB")
         else:
             scene = fit_square(self.photos(rng), size)
-        return self.pipeline.resynthesize(scene)
+        return self.pipeline.resynthesize(scene, seed=int(seed))

@@ -36,14 +36,17 @@ def jpeg(batch: torch.Tensor, quality: int) -> torch.Tensor:
 
 
 def patches(components: list, photos: list[np.ndarray], per_class: int, seed: int) -> tuple:
-    """Crops of ``photos`` (class 0) and their re-synthesis by each component (class i+1), uint8-quantised."""
+    """Crops of ``photos`` (class 0) and their re-synthesis by each component (class i+1), uint8-quantised;
+    each component draws its sampler residual (``ComponentSpec.latent_noise``) from a seeded generator,
+    as the mini editors do."""
     from diffseg30k.generation.train_mini_components import crops
 
     source = next(crops(photos, 64, per_class, seed))
     images, labels = [source], [torch.zeros(per_class, dtype=torch.long)]
     with torch.inference_mode():
         for index, component in enumerate(components):
-            images.append(component(source).clamp(-1, 1))
+            generator = torch.Generator().manual_seed(1000 * seed + index)
+            images.append(component(source, generator).clamp(-1, 1))
             labels.append(torch.full((per_class,), index + 1))
     return ((torch.cat(images) + 1) * 127.5).round() / 127.5 - 1.0, torch.cat(labels)
 

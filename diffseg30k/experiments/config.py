@@ -154,8 +154,8 @@ def quick_config(**overrides: Any) -> BenchmarkConfig:
     """CPU minutes: the mini dataset, tiny detectors from scratch, full-size (128 px) crops.
 
     Few, longer trainings so detection is learnable within ~10 minutes on 2 cores: one family
-    (FCN-8s with the SRM high-pass input stem, :mod:`diffseg30k.models.stem`; SegFormer takes no stem,
-    add it with ``--families fcn8s,segformer``) in every table, 256 planned mini images (the quality
+    (FCN-8s with the SRM high-pass input stem, :mod:`diffseg30k.models.stem`; every family takes it;
+    add it with ``--families fcn8s,segformer``) in every table, 512 planned mini images (the quality
     filter keeps ~half), 500 steps each with the quick preset's class-balanced loss, 1 torch thread +
     1 data worker. Chosen from the learning curves of ``tests/benchmarks/bench_quick_learning.py``.
     """
@@ -165,7 +165,7 @@ def quick_config(**overrides: Any) -> BenchmarkConfig:
         ablation_families=("fcn8s",),
         robust_tasks=("semantic",),
         holdouts=HOLDOUTS[:1],
-        mini_images=256,
+        mini_images=512,
         train_preset="quick",
         train_overrides={"max_steps": 500, "stem": "srm", "lr": 3e-3, "crop_size": 128, "batch_size": 8,
                          "eval_split": None, "save_every": 0, "log_with": None, "progress": True,

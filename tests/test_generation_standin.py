@@ -90,9 +90,27 @@ def test_training_script_writes_loadable_weights(tmp_path):
     from diffseg30k.generation import train_mini_components
 
     train_mini_components.main(["--out", str(tmp_path), "--trunk-steps", "2", "--tail-steps", "1",
-                                "--crop", "16", "--only", "trunk4", "sd2"])
+                                "--adversarial-steps", "1", "--crop", "16", "--only", "trunk4", "sd2"])
     component = components.load_component(get_editor_class("sd2").component, folder=tmp_path)
     assert component.resynthesize(Image.new("RGB", (20, 12), (90, 120, 30))).size == (20, 12)
+
+
+def test_adversarial_stage_rewrites_only_the_tail_and_unknown_stages_fail(tmp_path, capsys):
+    from safetensors.torch import load_file
+
+    from diffseg30k.generation import train_mini_components
+
+    train_mini_components.main(["--out", str(tmp_path), "--trunk-steps", "1", "--tail-steps", "1",
+                                "--adversarial-steps", "0", "--crop", "16", "--only", "trunk4", "sd2"])
+    before = load_file(str(components.weights_path("sd2", tmp_path)))
+    train_mini_components.main(["--out", str(tmp_path), "--stages", "adversarial", "--adversarial-steps",
+                                "2", "--crop", "16", "--only", "sd2"])
+    after = load_file(str(components.weights_path("sd2", tmp_path)))
+    assert sorted(after) == sorted(before) == components.tail_keys(before)
+    assert any(not (after[k] == before[k]).all() for k in after)
+    with pytest.raises(SystemExit):
+        train_mini_components.main(["--out", str(tmp_path), "--stages", "adversary"])
+    assert "expected a comma-separated subset of trunk, tail, adversarial" in capsys.readouterr().err
 
 
 def test_ai_bases_are_images_with_the_family_backend():

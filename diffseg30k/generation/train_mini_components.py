@@ -148,6 +148,10 @@ def train_family(spec: ComponentSpec, photos: list[np.ndarray], steps: int, crop
     return stats
 
 
+#: The training stages, in order; each reads the previous one's weights from ``--out``.
+STAGES = ("trunk", "tail", "adversarial")
+
+
 def discriminator() -> torch.nn.Module:
     """A small spectrally normalised patch discriminator (one logit per ~10-px patch)."""
     from torch import nn
@@ -229,7 +233,10 @@ def main(argv: list[str] | None = None) -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     photos = photo_arrays()
     wanted = set(args.only or [])
-    stages = set(args.stages.split(","))
+    stages = {stage.strip() for stage in args.stages.split(",") if stage.strip()}
+    unknown = stages - set(STAGES)
+    if unknown or not stages:
+        parser.error(f"--stages {args.stages!r}: expected a comma-separated subset of {', '.join(STAGES)}")
     report = {}
     for latent in (4, 16):
         if "trunk" in stages and (not wanted or f"trunk{latent}" in wanted):

@@ -9,7 +9,9 @@ SD2/SDXL/Kolors/HunyuanDiT-like families, 16 for SD3.5/FLUX-like), a :class:`~di
 The autoencoders share one trained trunk (encoder + decoder body, one per latent width); each family
 has its own decoder *tail*: the upsampling operator (transposed convolution, pixel shuffle, nearest
 + conv, bilinear + conv -- the classic source of generator fingerprints), the last decoder block and
-the output convolution, fine-tuned from its own seed. Weights ship as safetensors package data
+the output convolution, fine-tuned from its own seed (L1, then L1 + a patch-GAN term, so each tail
+paints its own high-frequency texture). With a seed, the latent carries a seeded sampler-residual
+stand-in (``ComponentSpec.latent_noise``) before decoding. Weights ship as safetensors package data
 (``diffseg30k/generation/weights/``), made by :mod:`diffseg30k.generation.train_mini_components`.
 """
 

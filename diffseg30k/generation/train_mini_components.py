@@ -63,6 +63,11 @@ def crops(photos: list[np.ndarray], size: int, batch: int, seed: int) -> Iterato
         yield torch.from_numpy(np.stack(out) / 127.5 - 1.0).permute(0, 3, 1, 2).contiguous()
 
 
+def psnr_db(errors: list[float]) -> float:
+    """PSNR (dB, pixels in [0, 1]) from the last 50 steps' mean squared errors."""
+    return round(10 * math.log10(1.0 / max(float(np.mean(errors[-50:])), 1e-10)), 2)
+
+
 def fit(component: FamilyComponent, params: list[torch.nn.Parameter], batches: Iterator[torch.Tensor],
         steps: int, lr: float, label: str) -> dict[str, float]:
     """Adam with cosine decay on L1 (+ the VQ commitment loss); returns the last 50 steps' PSNR."""
@@ -89,9 +94,7 @@ def fit(component: FamilyComponent, params: list[torch.nn.Parameter], batches: I
         if step % 100 == 0 or step == steps - 1:
             print(f"{label}: step {step}/{steps} loss {float(loss):.4f}", flush=True)
     component.eval()
-    mse = float(np.mean(errors[-50:]))
-    return {"steps": steps, "psnr_db": round(10 * math.log10(1.0 / max(mse, 1e-10)), 2),
-            "seconds": round(time.perf_counter() - start, 1)}
+    return {"steps": steps, "psnr_db": psnr_db(errors), "seconds": round(time.perf_counter() - start, 1)}
 
 
 def save(state: dict[str, torch.Tensor], path: Path, about: dict) -> None:
@@ -164,14 +167,15 @@ def discriminator() -> torch.nn.Module:
 
 def adversarial_family(spec: ComponentSpec, photos: list[np.ndarray], steps: int, weight: float, crop: int,
                        out: Path) -> dict:
-    """Fine-tune a family's trained tail (autoencoders) or upsampler (GLIDE) with L1 - ``weight`` x the
-    discriminator's score (hinge loss for the discriminator); overwrites its weights in ``out``."""
+    """Fine-tune an autoencoder family's trained decoder tail with L1 - ``weight`` x the discriminator's
+    score (hinge loss for the discriminator); overwrites its tail weights in ``out``."""
     from diffseg30k.generation.components import load_component
 
+    if spec.kind != "vae":
+        raise ValueError(f"{spec.family}: the adversarial stage tunes autoencoder tails, not {spec.kind!r}")
     torch.manual_seed(spec.seed + 500)
     component = load_component(spec, out)
-    state_keys = set(tail_keys(component.model.state_dict())) if spec.kind == "vae" \
-        else set(component.model.state_dict())
+    state_keys = set(tail_keys(component.model.state_dict()))
     params = [p for k, p in component.model.named_parameters() if k in state_keys]
     for param in params:
         param.requires_grad_(True)
@@ -184,12 +188,9 @@ def adversarial_family(spec: ComponentSpec, photos: list[np.ndarray], steps: int
     start = time.perf_counter()
     for step in range(steps):
         target = next(batches)
-        if spec.kind == "vae":  # the frozen encoder runs without a graph
-            with torch.no_grad():
-                latent = component.model.encode(target).latent_dist.mode()
-            output = component.model.decode(latent).sample
-        else:
-            output = component(target)
+        with torch.no_grad():  # the frozen encoder runs without a graph
+            latent = component.model.encode(target).latent_dist.mode()
+        output = component.model.decode(latent).sample
         critic_loss = torch.relu(1 - critic(target)).mean() + torch.relu(1 + critic(output.detach())).mean()
         critic_optimizer.zero_grad()
         critic_loss.backward()
@@ -204,8 +205,8 @@ def adversarial_family(spec: ComponentSpec, photos: list[np.ndarray], steps: int
                   flush=True)
     state = component.model.state_dict()
     stats = {"steps": steps, "weight": weight, "seconds": round(time.perf_counter() - start, 1),
-             "psnr_db": round(10 * math.log10(1.0 / max(float(np.mean(errors[-50:])), 1e-10)), 2)}
-    save({k: state[k] for k in state_keys} if spec.kind == "vae" else state, weights_path(spec.family, out),
+             "psnr_db": psnr_db(errors)}
+    save({k: state[k] for k in state_keys}, weights_path(spec.family, out),
          {"spec": spec.__dict__, "stats": stats, "stage": "adversarial"})
     return stats
 

@@ -111,6 +111,12 @@ def test_adversarial_stage_rewrites_only_the_tail_and_unknown_stages_fail(tmp_pa
     with pytest.raises(SystemExit):
         train_mini_components.main(["--out", str(tmp_path), "--stages", "adversary"])
     assert "expected a comma-separated subset of trunk, tail, adversarial" in capsys.readouterr().err
+    for bad, message in ((["--only", "sdxx"], "--only sdxx: unknown"),
+                         (["--adversarial-steps", "-1"], "--adversarial-steps must be >= 0")):
+        with pytest.raises(SystemExit):
+            train_mini_components.main(["--out", str(tmp_path / "unused"), *bad])
+        assert message in capsys.readouterr().err
+    assert not (tmp_path / "unused").exists()  # refused before anything is written
 
 
 def test_ai_bases_are_images_with_the_family_backend():

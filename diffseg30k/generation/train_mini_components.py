@@ -230,19 +230,27 @@ def main(argv: list[str] | None = None) -> None:
                              "output)")
     parser.add_argument("--only", nargs="*", help="trunk4, trunk16 and/or family names (default: all)")
     args = parser.parse_args(argv)
+    stages = {stage.strip() for stage in args.stages.split(",") if stage.strip()}
+    if not stages or stages - set(STAGES):
+        parser.error(f"--stages {args.stages!r}: expected a comma-separated subset of {', '.join(STAGES)}")
+    for name in ("trunk_steps", "tail_steps", "adversarial_steps", "crop"):
+        if getattr(args, name) < (1 if name == "crop" else 0):
+            parser.error(f"--{name.replace('_', '-')} must be >= {1 if name == 'crop' else 0}, "
+                         f"got {getattr(args, name)}")
+    specs = family_specs()
+    wanted = set(args.only or [])
+    known = {"trunk4", "trunk16", *(spec.family for spec in specs)}
+    if wanted - known:
+        parser.error(f"--only {' '.join(sorted(wanted - known))}: unknown; expected some of "
+                     f"{', '.join(sorted(known))}")
     torch.set_num_threads(1)
     args.out.mkdir(parents=True, exist_ok=True)
     photos = photo_arrays()
-    wanted = set(args.only or [])
-    stages = {stage.strip() for stage in args.stages.split(",") if stage.strip()}
-    unknown = stages - set(STAGES)
-    if unknown or not stages:
-        parser.error(f"--stages {args.stages!r}: expected a comma-separated subset of {', '.join(STAGES)}")
     report = {}
     for latent in (4, 16):
         if "trunk" in stages and (not wanted or f"trunk{latent}" in wanted):
             report[f"trunk{latent}"] = train_trunk(latent, photos, args.trunk_steps, args.crop, args.out)
-    for spec in family_specs():
+    for spec in specs:
         if wanted and spec.family not in wanted:
             continue
         if "tail" in stages:

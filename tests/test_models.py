@@ -210,3 +210,28 @@ def test_srm_stem_round_trips_and_sees_high_frequencies(name, tmp_path):
     assert isinstance(build_model("fcn8s-tiny").stem, torch.nn.Identity)
     with pytest.raises(ValueError, match="unknown input stem 'sobel'"):
         build_stem("sobel")
+
+
+def test_class_balanced_losses_weigh_classes_by_inverse_frequency_to_their_power():
+    from diffseg30k.models.common import LOSSES, balanced_segmentation_loss
+    from diffseg30k.training.config import LOSS_NAMES, TrainConfig
+
+    assert tuple(LOSSES) == LOSS_NAMES
+    torch.manual_seed(0)
+    logits = torch.randn(2, 3, 8, 8)
+    labels = torch.zeros(2, 8, 8, dtype=torch.long)
+    labels[:, :2, :] = 1                     # 32 pixels of class 1, 96 of class 0, none of class 2
+    labels[0, 0, 0] = 255                    # ignored
+    pixel = torch.nn.functional.cross_entropy(logits, labels, reduction="none", ignore_index=255)
+    valid = labels != 255
+    per_class = [pixel[valid & (labels == c)] for c in (0, 1)]
+    for name, power in (("balanced", 1.0), ("sqrt-balanced", 0.5)):
+        weights = [len(p) ** -power for p in per_class]
+        expected = sum(w * p.sum() for w, p in zip(weights, per_class)) / sum(
+            w * len(p) for w, p in zip(weights, per_class))
+        assert torch.allclose(LOSSES[name](logits, labels), expected, atol=1e-6), name
+    # power 1: each present class weighs the same in total, i.e. the mean of the per-class means
+    mean_of_means = (per_class[0].mean() + per_class[1].mean()) / 2
+    assert torch.allclose(balanced_segmentation_loss(logits, labels), mean_of_means, atol=1e-6)
+    with pytest.raises(ValueError, match="loss must be one of"):
+        TrainConfig(dataset="x", out="y", loss="focal").resolved("adamw")

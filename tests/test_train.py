@@ -231,3 +231,27 @@ def test_a_second_run_on_one_out_is_refused(data, tmp_path):
     with output_lock(tmp_path / "run", "another train"), pytest.raises(OutputBusy, match="another train"):
         train(TrainConfig(dataset=data, out=tmp_path / "run", max_steps=1, eval_split=None, **FAST))
     assert not (tmp_path / "run").exists()
+
+
+def test_init_from_starts_the_semantic_run_from_the_binary_detector(data, tmp_path):
+    common = dict(dataset=data, model="fcn8s-tiny", eval_split=None, save_every=0, **FAST)
+    binary = train(TrainConfig(out=tmp_path / "binary", task="binary", max_steps=3, **common))
+    from diffseg30k.models.registry import build_model
+    from diffseg30k.training.warm_start import warm_start
+
+    fresh = build_model("fcn8s-tiny", task="semantic", from_scratch=True, crop_size=48)
+    summary = warm_start(fresh, str(binary))
+    saved, own = _weights(binary), fresh.state_dict()
+    copied = [k for k in own if k in saved and saved[k].shape == own[k].shape]
+    assert copied and all(torch.equal(own[k], saved[k]) for k in copied)
+    afresh = [k for k in own if k not in copied]
+    assert afresh and all(k in summary for k in afresh)       # the 9-class classifier starts afresh
+    # a one-step run from it moves the learned weights away from the binary ones only by that step
+    # (BatchNorm's running statistics move more: they are not learned)
+    semantic = train(TrainConfig(out=tmp_path / "semantic", task="semantic", max_steps=1, lr=1e-6,
+                                 init_from=str(binary), **common))
+    after = _weights(semantic)
+    assert max(float((after[k].float() - saved[k].float()).abs().max()) for k in copied
+               if saved[k].is_floating_point() and "running_" not in k) < 1e-3
+    with pytest.raises(ValueError, match="same model"):
+        warm_start(build_model("segformer-tiny", task="semantic", from_scratch=True, crop_size=48), str(binary))

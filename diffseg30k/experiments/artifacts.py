@@ -25,14 +25,15 @@ def _checkpoint_info(key: str, path: Path) -> dict[str, Any]:
 
 
 def train_config(cfg: BenchmarkConfig, dataset: str, model: str, task: str, out: Path,
-                 holdout: Sequence[str] = (), augment: str | None = None) -> Any:
+                 holdout: Sequence[str] = (), augment: str | None = None,
+                 init_from: str | None = None) -> Any:
     """The one :class:`~diffseg30k.training.config.TrainConfig` of a benchmark training, whichever
     launcher runs it (in this process, or ``accelerate launch`` reading it from a JSON file)."""
     from diffseg30k.training.config import TrainConfig
 
     return TrainConfig(dataset=dataset, out=Path(out), model=model, task=task, preset=cfg.train_preset,
                        from_scratch=cfg.from_scratch, holdout=tuple(holdout), extra_real=cfg.extra_real,
-                       augment=augment, seed=cfg.seed, resume=True,
+                       augment=augment, seed=cfg.seed, resume=True, init_from=init_from,
                        **{"mixed_precision": cfg.mixed_precision, **cfg.train_overrides})
 
 
@@ -43,14 +44,15 @@ _READABLE = ("dataset", "model", "task", "out", "preset", "seed", "holdout", "au
 
 
 def train_command(cfg: BenchmarkConfig, dataset: str, model: str, task: str, out: Path,
-                  holdout: Sequence[str] = (), augment: str | None = None) -> list[str]:
+                  holdout: Sequence[str] = (), augment: str | None = None,
+                  init_from: str | None = None) -> list[str]:
     """The ``accelerate launch`` command line the paper config trains with (one per detector).
 
     The whole configuration travels as ``--config OUT/train-config.json`` (written by
     :func:`train_detector`); the readable flags repeat some of its fields with the same values."""
     from diffseg30k.cli.schema import to_flags
 
-    config = train_config(cfg, dataset, model, task, out, holdout, augment)
+    config = train_config(cfg, dataset, model, task, out, holdout, augment, init_from)
     return ["accelerate", "launch", "--num_processes", str(cfg.num_processes or _gpu_count()),
             "--mixed_precision", config.mixed_precision, "-m", "diffseg30k", "train",
             "--config", str(Path(out) / TRAIN_CONFIG_FILE), *to_flags(config, _READABLE)]
@@ -91,7 +93,11 @@ def train_detector(ctx: PlanContext, family: str, task: str, holdout: Sequence[s
     folder = ctx.out_dir / "checkpoints" / key
     model = cfg.families[family]
     dataset = ctx.result("data")["path"]
+    start = (train_detector(ctx, family, "binary")
+             if cfg.semantic_from_binary and task == "semantic" and not holdout else None)
+    init_from = start["path"] if start else None
     settings = {"model": model, "task": task, "holdout": list(holdout), "augment": augment,
+                "init_from_sha256": start["sha256"] if start else None,
                 "preset": cfg.train_preset, "overrides": cfg.train_overrides,
                 "from_scratch": cfg.from_scratch,
                 "seed": cfg.seed, "extra_real": cfg.extra_real, "mixed_precision": cfg.mixed_precision,
@@ -100,11 +106,11 @@ def train_detector(ctx: PlanContext, family: str, task: str, holdout: Sequence[s
     marker = folder / "benchmark-done.json"
     if marker.is_file():
         return json.loads(marker.read_text())
-    ctx.log(f"  training {key} ({model})")
-    config = train_config(cfg, dataset, model, task, folder, holdout, augment)
+    ctx.log(f"  training {key} ({model}" + (f", starting from {start['key']})" if start else ")"))
+    config = train_config(cfg, dataset, model, task, folder, holdout, augment, init_from)
     if cfg.launcher == "accelerate":
         atomic_write_text(folder / TRAIN_CONFIG_FILE, json.dumps(config.to_json_dict(), indent=2))
-        command = train_command(cfg, dataset, model, task, folder, holdout, augment)
+        command = train_command(cfg, dataset, model, task, folder, holdout, augment, init_from)
         ctx.log("  $ " + shlex.join(command))
         completed = subprocess.run(command, check=False)
         if completed.returncode != 0:

@@ -55,6 +55,9 @@ class BenchmarkConfig:
     #: TrainConfig fields overriding the preset (``max_steps``, ``crop_size``, ``batch_size`` ...).
     train_overrides: dict[str, Any] = field(default_factory=dict)
     from_scratch: bool = False
+    #: Semantic detectors (Tab. 2, and Tab. 3's robust ones) start from their family's Tab. 2 binary
+    #: detector (``TrainConfig.init_from``) instead of from scratch; hold-out trainings never do.
+    semantic_from_binary: bool = False
     mixed_precision: str = "no"
     #: "inprocess" calls ``train()`` here; "accelerate" runs ``accelerate launch -m diffseg30k train``.
     launcher: str = "inprocess"
@@ -165,12 +168,12 @@ def quick_config(**overrides: Any) -> BenchmarkConfig:
         ablation_families=("fcn8s",),
         robust_tasks=("semantic",),
         holdouts=HOLDOUTS[:1],
-        mini_images=512,
+        mini_images=1024,
         train_preset="quick",
         train_overrides={"max_steps": 500, "stem": "srm", "lr": 3e-3, "crop_size": 128, "batch_size": 8,
                          "eval_split": None, "save_every": 0, "log_with": None, "progress": True,
                          "num_workers": 1, "threads": 1},
-        from_scratch=True,
+        from_scratch=True, semantic_from_binary=True,
         classifiers={"cnnspot": "cnnspot-tiny", "ufd": "ufd-tiny"},
         classifier_steps=100, classifier_batch_size=16, classifier_lr=1e-3,
         # resize1024 is an 8x upscale of the 128-px mini images (64x the pixels, most of the CPU

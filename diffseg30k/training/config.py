@@ -24,6 +24,8 @@ PAPER_OPTIMIZERS: dict[str, dict[str, Any]] = {
 }
 OPTIMIZERS = ("adamw", "sgd")
 MIXED_PRECISION = ("no", "fp16", "bf16")
+#: Training losses (:data:`diffseg30k.models.common.LOSSES`).
+LOSS_NAMES = ("ce", "balanced", "sqrt-balanced")
 
 
 def _opt(default: Any, help: str, **metadata: Any) -> Any:
@@ -53,6 +55,9 @@ class TrainConfig:
                        choices=tuple(PRESETS))
     from_scratch: bool = _opt(False, "no pretrained backbone weights")
     pretrained: str | None = _opt(None, "backbone weights (Hub id or folder) instead of the default")
+    init_from: str | None = _opt(None, "a trained detector of the same model (folder or Hub id) whose weights "
+                                       "start this run, e.g. the binary one for the semantic task; layers "
+                                       "of another shape (the other task's classifier) start afresh")
     holdout: tuple[str, ...] = _opt((), "GEN1,GEN2: drop training images edited by them")
     extra_real: str | Path | None = _opt(None, "folder of unedited real images added as negatives")
     augment: str | None = _opt(None, "robust: random JPEG 50-100, rescale 0.25-2x, blur; trufor: JPEG "
@@ -70,8 +75,9 @@ class TrainConfig:
     max_steps: int | None = _opt(None, "optimizer steps")
     grad_accum: int = _opt(1, "gradient accumulation steps")
     max_grad_norm: float | None = _opt(None, "clip gradients to this norm")
-    loss: str | None = _opt(None, "ce (pixel cross-entropy, the paper) or balanced (inverse class "
-                                  "frequency per batch; the quick preset's)", choices=("ce", "balanced"))
+    loss: str | None = _opt(None, "ce (pixel cross-entropy, the paper), balanced (inverse class "
+                                  "frequency per batch) or sqrt-balanced (its square root)",
+                            choices=LOSS_NAMES)
     stem: str | None = _opt(None, "input stem before the encoder, any detector: none, srm (fixed SRM "
                                   "high-pass residuals) or bayar (constrained convolution), each + a "
                                   "learned full-resolution block", choices=("none", "srm", "bayar"))
@@ -117,8 +123,8 @@ class TrainConfig:
         for name in ("batch_size", "crop_size", "max_steps", "grad_accum"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.loss not in ("ce", "balanced"):
-            raise ValueError(f"loss must be 'ce' or 'balanced', got {self.loss!r}")
+        if self.loss not in LOSS_NAMES:
+            raise ValueError(f"loss must be one of {LOSS_NAMES}, got {self.loss!r}")
         if self.lr <= 0:
             raise ValueError(f"lr must be > 0, got {self.lr}")
         for name in ("eval_every", "save_every", "stop_after", "warmup_steps", "max_eval_samples",

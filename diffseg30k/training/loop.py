@@ -244,6 +244,10 @@ def _prepare(config: TrainConfig, spec: Any, stack: contextlib.ExitStack) -> tup
         accelerator.print(f"stem={config.stem}: {config.model} takes no input stem; trained without one")
     model = build_model(config.model, task=config.task, id2label=id2label, from_scratch=config.from_scratch,
                         crop_size=config.crop_size, pretrained=config.pretrained, stem=stem)
+    if config.init_from:
+        from diffseg30k.training.warm_start import warm_start
+
+        accelerator.print(warm_start(model, config.init_from))
     extra = list_images(config.extra_real) if config.extra_real else []
     dataset = CropDataset(train_table, config.crop_size, config.task, model.config.num_labels, config.seed,
                           make_augment(config.augment), extra,

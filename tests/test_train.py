@@ -254,4 +254,5 @@ def test_init_from_starts_the_semantic_run_from_the_binary_detector(data, tmp_pa
     assert max(float((after[k].float() - saved[k].float()).abs().max()) for k in copied
                if saved[k].is_floating_point() and "running_" not in k) < 1e-3
     with pytest.raises(ValueError, match="same model"):
-        warm_start(build_model("segformer-tiny", task="semantic", from_scratch=True, crop_size=48), str(binary))
+        other = build_model("segformer-tiny", task="semantic", from_scratch=True, crop_size=48)
+        warm_start(other, str(binary))

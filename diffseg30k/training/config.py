@@ -55,9 +55,9 @@ class TrainConfig:
                        choices=tuple(PRESETS))
     from_scratch: bool = _opt(False, "no pretrained backbone weights")
     pretrained: str | None = _opt(None, "backbone weights (Hub id or folder) instead of the default")
-    init_from: str | None = _opt(None, "a trained detector of the same model (folder or Hub id) whose weights "
-                                       "start this run, e.g. the binary one for the semantic task; layers "
-                                       "of another shape (the other task's classifier) start afresh")
+    init_from: str | None = _opt(None, "a trained detector of the same model (folder or Hub id) whose "
+                                       "weights start this run, e.g. the binary one for the semantic task; "
+                                       "layers of another shape (the other task's classifier) start afresh")
     holdout: tuple[str, ...] = _opt((), "GEN1,GEN2: drop training images edited by them")
     extra_real: str | Path | None = _opt(None, "folder of unedited real images added as negatives")
     augment: str | None = _opt(None, "robust: random JPEG 50-100, rescale 0.25-2x, blur; trufor: JPEG "

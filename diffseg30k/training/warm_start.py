@@ -24,7 +24,8 @@ def warm_start(model: torch.nn.Module, source: str) -> str:
                          "warm starts need the same model")
     saved = load_file(str(folder / "model.safetensors"))
     own = model.state_dict()
-    taken = {name: tensor for name, tensor in saved.items() if name in own and own[name].shape == tensor.shape}
+    taken = {name: tensor for name, tensor in saved.items()
+             if name in own and own[name].shape == tensor.shape}
     if not taken:
         raise ValueError(f"--init-from {source}: no tensor of it fits this model")
     model.load_state_dict(taken, strict=False)

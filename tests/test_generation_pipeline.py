@@ -269,3 +269,13 @@ def test_a_sample_failing_while_it_is_published_leaves_no_half_in_the_release(tm
     monkeypatch.undo()  # space freed: the rerun finishes every sample
     gp.generate(config)
     assert len(list(out.glob("*.mask.png"))) == len(read_metadata(out)) > 0
+
+
+def test_local_workers_write_the_same_bytes_as_one_process(reference: Path, tmp_path: Path):
+    shared = gp.generate(gp.GenerationConfig(out=tmp_path / "two", workers=2, **ARGS))
+    assert _digest(shared) == _digest(reference)
+    assert not (shared / ".workers-config.json").exists()
+    # each worker did its own share: the planned samples split between them by index
+    assert len(read_metadata(shared)) == len(read_metadata(reference))
+    with pytest.raises(ValueError, match="workers must be a positive integer"):
+        gp.GenerationConfig(out=tmp_path / "bad", workers=0, **ARGS)

@@ -39,6 +39,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dtype", default=None, help="torch dtype of the paper models (default fp16/bf16)")
     parser.add_argument("--threads", type=int, default=None,
                         help="torch CPU threads while generating (mini default 1: tiny models)")
+    parser.add_argument("--workers", type=int, default=1,
+                        help="local processes sharing the samples, without accelerate (CPU; e.g. one per "
+                             "core with --threads 1); the output is the same bytes")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -88,7 +91,8 @@ def run(args: argparse.Namespace) -> int:
             editor_options=_editor_options(args.editor_option), vlm=args.vlm or DEFAULT_VLM,
             detector=args.detector or DEFAULT_DETECTOR, segmenter=args.segmenter or DEFAULT_SEGMENTER,
             exemplar_images=tuple(args.exemplar_images.split(",")) if args.exemplar_images else (),
-            device=args.device, dtype=args.dtype, threads=args.threads, progress=not args.no_progress)
+            device=args.device, dtype=args.dtype, threads=args.threads, workers=args.workers,
+            progress=not args.no_progress)
         out = generate(config)
     except ValueError as err:
         raise CommandError(str(err)) from err

@@ -14,14 +14,16 @@ from diffseg30k.experiments.plan import PlanContext, StepFailed
 from diffseg30k.io import cache_dir, sha256_file
 
 
-def generate_mini(num_images: int, seed: int, size: int | None = None) -> Path:
-    """The mini dataset's raw generation output (cached and resumable; the generation mini profile)."""
+def generate_mini(num_images: int, seed: int, size: int | None = None, workers: int = 1) -> Path:
+    """The mini dataset's raw generation output (cached and resumable; the generation mini profile),
+    made by ``workers`` local processes."""
     try:
         from diffseg30k.generation.mini import MINI_SIZE, build_mini_release
     except ImportError as err:
         raise StepFailed("the mini dataset needs the generation pipeline (diffseg30k.generation.mini), "
                          f"which is not available: {err}. Pass --dataset to use existing data.") from err
-    return build_mini_release(num=num_images, seed=seed, size=size or MINI_SIZE, progress=True)
+    return build_mini_release(num=num_images, seed=seed, size=size or MINI_SIZE, progress=True,
+                              workers=workers)
 
 
 def write_negatives(out: Path, count: int, seed: int, size: int) -> Path:
@@ -63,7 +65,7 @@ def step_data(ctx: PlanContext) -> dict[str, Any]:
     if cfg.dataset is None:
         from diffseg30k.data.load import converted_cache
 
-        raw = generate_mini(cfg.mini_images, cfg.seed, cfg.mini_size)
+        raw = generate_mini(cfg.mini_images, cfg.seed, cfg.mini_size, cfg.resolved_generation_workers())
         size = json.loads((raw / "generation.json").read_text()).get("size") or cfg.mini_size or 128
         negatives = write_negatives(cache_dir("benchmark") / f"negatives-v2-n{cfg.mini_negatives}"
                                     f"-seed{cfg.seed}-px{size}", cfg.mini_negatives, cfg.seed, int(size))

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from dataclasses import asdict, dataclass, field, replace
 from itertools import combinations
 from typing import Any
@@ -42,6 +43,8 @@ class BenchmarkConfig:
     dataset: str | None = None
     revision: str | None = None
     mini_images: int = 96
+    #: Local processes generating the mini data (``None``: one per usable CPU, at most 4).
+    generation_workers: int | None = 1
     mini_size: int | None = None
     #: Unedited photos added to the mini data (3:1 train/validation) as image-level negatives.
     mini_negatives: int = 32
@@ -144,11 +147,19 @@ class BenchmarkConfig:
                 f"distortions: {', '.join(d.name for d in parse_distortions(list(self.distortions)))}",
                 f"Tab. 7 variant editor: {self.variant} (scored as {self.variant_parent})"]
 
+    def resolved_generation_workers(self) -> int:
+        """:attr:`generation_workers`, with ``None`` as one per usable CPU (at most 4)."""
+        if self.generation_workers is not None:
+            return int(self.generation_workers)
+        return max(1, min(4, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
+                          else os.cpu_count() or 1))
+
     def to_dict(self) -> dict[str, Any]:
         return json.loads(json.dumps(asdict(self), default=str))
 
     def fingerprint(self) -> str:
         values = self.to_dict()
+        values.pop("generation_workers")  # the mini data's bytes do not depend on it
         values.pop("cross_datasets")  # the cross step checks its own datasets (cross_dataset.py)
         return hashlib.sha256(json.dumps(values, sort_keys=True).encode()).hexdigest()[:16]
 
@@ -168,7 +179,7 @@ def quick_config(**overrides: Any) -> BenchmarkConfig:
         ablation_families=("fcn8s",),
         robust_tasks=("semantic",),
         holdouts=HOLDOUTS[:1],
-        mini_images=1024,
+        mini_images=1024, generation_workers=None,
         train_preset="quick",
         train_overrides={"max_steps": 500, "stem": "srm", "lr": 3e-3, "crop_size": 128, "batch_size": 8,
                          "eval_split": None, "save_every": 0, "log_with": None, "progress": True,

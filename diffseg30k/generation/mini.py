@@ -19,8 +19,10 @@ MINI_REAL_FRACTION = 0.85
 
 
 def build_mini_release(num: int = 200, seed: int = 0, size: int = MINI_SIZE, editors: list[str] | None = None,
-                       progress: bool = False, real_fraction: float = MINI_REAL_FRACTION) -> Path:
-    """Generate (once) and return the cached mini release folder for these arguments.
+                       progress: bool = False, real_fraction: float = MINI_REAL_FRACTION,
+                       workers: int = 1) -> Path:
+    """Generate (once, with ``workers`` local processes) and return the cached mini release folder for
+    these arguments.
 
     The folder is ``cache_dir("mini", ...)``; a complete one (``metadata.jsonl`` present) is reused.
     An interrupted build resumes where it stopped.
@@ -32,7 +34,8 @@ def build_mini_release(num: int = 200, seed: int = 0, size: int = MINI_SIZE, edi
     key = f"n{num}-s{seed}-px{size}-rf{real_fraction:g}-{'+'.join(editors)}"
     out = cache_dir("mini") / key
     config = GenerationConfig(out=out, profile="mini", num_images=num, seed=seed, size=size,
-                              editors=tuple(editors), progress=progress, real_fraction=real_fraction)
+                              editors=tuple(editors), progress=progress, real_fraction=real_fraction,
+                              workers=workers)
     recorded = out / "generation.json"
     if recorded.exists() and json.loads(recorded.read_text(encoding="utf-8")) != config.fingerprint():
         shutil.rmtree(out)  # built by another toolkit version: rebuild rather than mix

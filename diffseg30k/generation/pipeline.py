@@ -269,31 +269,45 @@ def generate(config: GenerationConfig | None = None, **kwargs: Any) -> Path:
 
     state = PartialState()
     with shared_output_lock(config.out, "diffseg30k generate"):  # one run per --out
+        if config.workers > 1 and state.num_processes == 1:
+            from diffseg30k.generation.local_workers import generate_with_workers
+
+            return generate_with_workers(config)
         return _generate(config, state)
 
 
-def _generate(config: GenerationConfig, state: Any) -> Path:
+def prepare_output(config: GenerationConfig) -> None:
+    """Create ``config.out``, check or record its arguments, write the profile's provenance note."""
+    config.out.mkdir(parents=True, exist_ok=True)
+    _check_fingerprint(config)
+    provenance = config.generation_profile.provenance
+    if provenance and not (config.out / "PROVENANCE.md").exists():
+        atomic_write_text(config.out / "PROVENANCE.md", provenance)
+
+
+def run_share(config: GenerationConfig, index: int, count: int, device: str) -> None:
+    """Generate every ``count``-th planned sample from the ``index``-th (one process's share)."""
     from tqdm.auto import tqdm
 
-    device = config.device or str(state.device)
-    config.out.mkdir(parents=True, exist_ok=True)
-    if state.is_main_process:
-        _check_fingerprint(config)
-        provenance = config.generation_profile.provenance
-        if provenance and not (config.out / "PROVENANCE.md").exists():
-            atomic_write_text(config.out / "PROVENANCE.md", provenance)
-    state.wait_for_everyone()
-    if not state.is_main_process:
-        _check_fingerprint(config)
     _quiet_libraries()
-    plans = plans_for(config)[state.process_index::state.num_processes]
+    plans = plans_for(config)[index::count]
     total = len(plans) * STEPS_PER_SAMPLE
     threads = config.threads or config.generation_profile.threads
-    with _torch_threads(threads), tqdm(total=total, desc=f"generate[{state.process_index}]", unit="step",
-              disable=not config.progress, dynamic_ncols=True) as bar:
+    with _torch_threads(threads), tqdm(total=total, desc=f"generate[{index}]", unit="step", position=index,
+                                       disable=not config.progress, dynamic_ncols=True) as bar:
         run = GenerationRun(config, plans, device, progress=bar)
         run.run()
         bar.update(total - bar.n)
+
+
+def _generate(config: GenerationConfig, state: Any) -> Path:
+    device = config.device or str(state.device)
+    if state.is_main_process:
+        prepare_output(config)
+    state.wait_for_everyone()
+    if not state.is_main_process:
+        _check_fingerprint(config)
+    run_share(config, state.process_index, state.num_processes, device)
     state.wait_for_everyone()
     if state.is_main_process:
         kept = assemble(config.out)

@@ -60,6 +60,9 @@ class GenerationConfig:
     dtype: str | None = None
     keep_loaded: bool | None = None  # default: True in the mini profile
     threads: int | None = None  # torch CPU threads while generating (mini default 1: tiny models)
+    #: Local processes sharing the samples (CPU generation without ``accelerate launch``); not in the
+    #: fingerprint: every sample is a function of its plan alone, so the bytes do not depend on it.
+    workers: int = 1
     progress: bool = True
 
     def __post_init__(self) -> None:
@@ -70,6 +73,8 @@ class GenerationConfig:
             self.size = self.generation_profile.size
         if self.num_images < 1:
             raise ValueError(f"num_images must be positive, got {self.num_images}")
+        if not isinstance(self.workers, int) or self.workers < 1:
+            raise ValueError(f"workers must be a positive integer, got {self.workers!r}")
         if not isinstance(self.size, int) or self.size < 16:
             raise ValueError(f"size must be an integer of at least 16 pixels, got {self.size!r}")
         if not 0.0 <= self.real_fraction <= 1.0:

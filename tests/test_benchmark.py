@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -131,7 +132,7 @@ def quick_run(tmp_path_factory):
                           robust_tasks=("semantic",), qualitative_images=2)
     first = run_benchmark(config, root / "out", steps=["tab2"], progress=False, command="pytest",
                           log=lambda _: None)  # a partial run (as if interrupted after tab2) ...
-    assert [n for n, r in first.items() if r["status"] == "done"] == ["data", "tab2"]
+    assert [n for n, r in first.items() if r["status"] == "done"] == ["data", "train", "tab2"]
     records = run_benchmark(config, root / "out", progress=False, command="pytest", log=lambda _: None)
     assert records["data"]["reused"] and records["tab2"]["reused"]  # ... resumes, not redoing them
     assert not records["tab3"]["reused"]
@@ -169,6 +170,30 @@ def test_quick_plan_end_to_end(quick_run):
     report = (out / "report.md").read_text()
     assert "(0.838)" in report and "(0.699)" in report  # the paper's FCN-8s numbers beside ours
     assert "Tab. 7" in report and "Quick configuration" in report
+
+
+def test_the_train_step_trains_side_by_side_the_same_detectors_the_tables_would(quick_run, tmp_path):
+    from diffseg30k.experiments.artifacts import TrainingJob
+    from diffseg30k.experiments.trainings import waves
+
+    config, out, _ = quick_run
+    side_by_side = replace(config, parallel_trainings=2)
+    assert side_by_side.fingerprint() == config.fingerprint()
+    records = run_benchmark(side_by_side, tmp_path / "out", steps=["tab4"], progress=False,
+                            log=lambda _: None)
+    train = records["train"]["result"]
+    assert train["parallel"] == 2
+    assert set(train["trained"]) == {"fcn8s-binary", "fcn8s-binary-holdout-sd2-kolors", "fcn8s-semantic"}
+    # trained in two subprocesses at once, yet the same bytes as trained one by one in this process
+    for key in train["trained"]:
+        ours = json.loads((tmp_path / "out" / "checkpoints" / key / "benchmark-done.json").read_text())
+        theirs = json.loads((out / "checkpoints" / key / "benchmark-done.json").read_text())
+        assert ours["sha256"] == theirs["sha256"], key
+    assert (tmp_path / "out" / "checkpoints" / "fcn8s-binary" / "train.log").is_file()
+    binary, semantic = TrainingJob("fcn8s", "binary"), TrainingJob("fcn8s", "semantic")
+    held = TrainingJob("fcn8s", "binary", ("sd2", "kolors"))
+    assert semantic.warm_start(config) == binary and held.warm_start(config) is None
+    assert waves([semantic, binary, held], config) == [[binary, held], [semantic]]
 
 
 def test_second_run_reuses_every_step(quick_run):

@@ -8,6 +8,7 @@ import shlex
 import shutil
 import subprocess
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -84,46 +85,99 @@ def prepare_folder(folder: Path, settings: dict[str, Any]) -> None:
     path.write_text(json.dumps(wanted, indent=2))
 
 
-def train_detector(ctx: PlanContext, family: str, task: str, holdout: Sequence[str] = (),
-                   augment: str | None = None) -> dict[str, Any]:
-    """Train (or reuse) one detector; its key names family, task and setting."""
+@dataclass(frozen=True)
+class TrainingJob:
+    """One detector training of the plan: family, task and setting (hold-out pair, augmentation)."""
+
+    family: str
+    task: str
+    holdout: tuple[str, ...] = ()
+    augment: str | None = None
+
+    @property
+    def key(self) -> str:
+        holdout = ["holdout", *self.holdout] if self.holdout else []
+        return "-".join([self.family, self.task, *holdout, *([self.augment] if self.augment else [])])
+
+    def warm_start(self, cfg: BenchmarkConfig) -> TrainingJob | None:
+        """The job whose detector this one starts from (``semantic_from_binary``), or None."""
+        if cfg.semantic_from_binary and self.task == "semantic" and not self.holdout:
+            return TrainingJob(self.family, "binary")
+        return None
+
+
+@dataclass
+class PreparedTraining:
+    """A job's folder (settings recorded), its TrainConfig and its warm start's checkpoint info."""
+
+    job: TrainingJob
+    folder: Path
+    config: Any
+    start: dict[str, Any] | None
+
+    @property
+    def marker(self) -> Path:
+        return self.folder / "benchmark-done.json"
+
+    def finish(self, best: Path) -> dict[str, Any]:
+        """Record the trained checkpoint (the marker later calls reuse) and return its info."""
+        job = self.job
+        info = {**_checkpoint_info(job.key, Path(best)), "model": self.config.model, "family": job.family,
+                "task": job.task, "holdout": list(job.holdout), "augment": job.augment}
+        atomic_write_text(self.marker, json.dumps(info, indent=2))
+        return info
+
+
+def prepare_training(ctx: PlanContext, job: TrainingJob) -> PreparedTraining:
+    """Make ``job``'s folder hold only its own settings (its warm start is trained first if missing)."""
     cfg: BenchmarkConfig = ctx.config
-    setting = (["holdout", *holdout] if holdout else []) + ([augment] if augment else [])
-    key = "-".join([family, task, *setting])
-    folder = ctx.out_dir / "checkpoints" / key
-    model = cfg.families[family]
+    model = cfg.families[job.family]
     dataset = ctx.result("data")["path"]
-    start = (train_detector(ctx, family, "binary")
-             if cfg.semantic_from_binary and task == "semantic" and not holdout else None)
-    init_from = start["path"] if start else None
-    settings = {"model": model, "task": task, "holdout": list(holdout), "augment": augment,
+    start_job = job.warm_start(cfg)
+    start = train_detector(ctx, start_job.family, start_job.task) if start_job else None
+    settings = {"model": model, "task": job.task, "holdout": list(job.holdout), "augment": job.augment,
                 "init_from_sha256": start["sha256"] if start else None,
                 "preset": cfg.train_preset, "overrides": cfg.train_overrides,
                 "from_scratch": cfg.from_scratch,
                 "seed": cfg.seed, "extra_real": cfg.extra_real, "mixed_precision": cfg.mixed_precision,
                 "dataset_fingerprint": ctx.result("data")["fingerprint"]}
+    folder = ctx.out_dir / "checkpoints" / job.key
     prepare_folder(folder, settings)
-    marker = folder / "benchmark-done.json"
-    if marker.is_file():
-        return json.loads(marker.read_text())
-    ctx.log(f"  training {key} ({model}" + (f", starting from {start['key']})" if start else ")"))
-    config = train_config(cfg, dataset, model, task, folder, holdout, augment, init_from)
+    config = train_config(cfg, dataset, model, job.task, folder, job.holdout, job.augment,
+                          start["path"] if start else None)
+    return PreparedTraining(job, folder, config, start)
+
+
+def describe_training(prepared: PreparedTraining) -> str:
+    start = prepared.start
+    return (f"  training {prepared.job.key} ({prepared.config.model}"
+            + (f", starting from {start['key']})" if start else ")"))
+
+
+def train_detector(ctx: PlanContext, family: str, task: str, holdout: Sequence[str] = (),
+                   augment: str | None = None) -> dict[str, Any]:
+    """Train (or reuse) one detector; its key names family, task and setting."""
+    cfg: BenchmarkConfig = ctx.config
+    prepared = prepare_training(ctx, TrainingJob(family, task, tuple(holdout), augment))
+    if prepared.marker.is_file():
+        return json.loads(prepared.marker.read_text())
+    ctx.log(describe_training(prepared))
+    config, folder = prepared.config, prepared.folder
     if cfg.launcher == "accelerate":
         atomic_write_text(folder / TRAIN_CONFIG_FILE, json.dumps(config.to_json_dict(), indent=2))
-        command = train_command(cfg, dataset, model, task, folder, holdout, augment, init_from)
+        command = train_command(cfg, config.dataset, config.model, task, folder, holdout, augment,
+                                config.init_from)
         ctx.log("  $ " + shlex.join(command))
         completed = subprocess.run(command, check=False)
         if completed.returncode != 0:
-            raise StepFailed(f"training {key} failed (exit {completed.returncode}): {shlex.join(command)}")
+            raise StepFailed(f"training {prepared.job.key} failed (exit {completed.returncode}): "
+                             f"{shlex.join(command)}")
         best = folder / "best"
     else:
         from diffseg30k.train import train
 
         best = train(config)
-    info = {**_checkpoint_info(key, Path(best)), "model": model, "family": family, "task": task,
-            "holdout": list(holdout), "augment": augment}
-    atomic_write_text(marker, json.dumps(info, indent=2))
-    return info
+    return prepared.finish(Path(best))
 
 
 def device_for(cfg: BenchmarkConfig) -> str:

@@ -47,6 +47,8 @@ class PlanContext:
     log: Callable[[str], None] = print
     #: In-memory objects steps share within one process (loaded datasets, ...); never persisted.
     cache: dict[str, Any] = field(default_factory=dict)
+    #: The steps this run executes (set by :meth:`Plan.run`), e.g. for the ``train`` step.
+    planned: tuple[str, ...] = ()
 
     def result(self, step: str) -> dict[str, Any]:
         if step not in self.results:
@@ -115,6 +117,7 @@ class Plan:
             progress: bool = True) -> dict[str, dict[str, Any]]:
         """Run the plan; returns every step record (finished earlier or now), keyed by name."""
         names = self.order(selected)
+        self.context.planned = tuple(names)
         for name in self.steps:  # results of steps finished earlier feed later ones
             record = self.record(name)
             if record is not None:

@@ -95,10 +95,12 @@ def _caveat(config: Any, results: dict[str, Any] | None = None) -> list[str]:
         crop = config.train_overrides.get("crop_size", "small")
         stem = config.train_overrides.get("stem")
         stem_text = f" with the {stem.upper()} high-pass input stem" if stem not in (None, "none") else ""
+        warm = (" (each semantic detector starting from the binary one)"
+                if getattr(config, "semantic_from_binary", False) else "")
         learned = learnability(results or {})
         return ["> **Quick configuration.** Tiny randomly initialised detectors trained from scratch"
                 f"{stem_text} for "
-                f"{steps} steps on {crop}-px crops of the mini dataset, a CPU stand-in for DiffSeg30k: "
+                f"{steps} steps{warm} on {crop}-px crops of the mini dataset, a CPU stand-in for DiffSeg30k: "
                 "no diffusion model runs; edits are classical (fills, recolouring, pasted crops) passed "
                 "through small *trained* per-family components (AutoencoderKL / VQModel round trips, a "
                 "GLIDE-like upsampler), a seeded noise residual in the latent standing in for the sampler, "

@@ -18,6 +18,7 @@ STEPS: Registry[Step] = Registry(
     "benchmark step",
     package=(
         "diffseg30k.experiments.benchmark",
+        "diffseg30k.experiments.trainings",
         "diffseg30k.experiments.tables",
         "diffseg30k.experiments.families",
         "diffseg30k.experiments.cross_dataset",

@@ -5,6 +5,8 @@
 * ``naive``: the same sample plans, regions, prompts and editor calls in a plain in-memory loop
   (no per-step files, no resume) -- what the orchestration costs on top of the models.
 * ``ours-2threads``: ours with torch's default of 2 threads on 2 cores (why the mini profile pins 1).
+* ``ours-2workers``: ours with ``workers=2`` (two local processes of 1 thread each, the benchmark's
+  data step on 2 cores); its output must be byte-identical to ``ours`` (``same_bytes``).
 
     python tests/benchmarks/bench_generate_mini.py [--num 60] [--size 128] [--skip-threads]
 
@@ -15,6 +17,7 @@ ratios to ours, and the load average at the start (the machine is shared).
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import subprocess
@@ -28,7 +31,8 @@ t = time.perf_counter()
 from diffseg30k.generation.pipeline import GenerationConfig, generate
 from diffseg30k.generation.mini import read_metadata
 out = generate(GenerationConfig(out=sys.argv[1], profile="mini", num_images=int(sys.argv[2]), seed=0,
-                                size=int(sys.argv[3]), threads=int(sys.argv[4]), progress=False))
+                                size=int(sys.argv[3]), threads=int(sys.argv[4]), progress=False,
+                                workers=int(sys.argv[5]) if len(sys.argv) > 5 else 1))
 print(time.perf_counter() - t, len(read_metadata(out)))
 """
 
@@ -80,6 +84,16 @@ def _run(code: str, *args: str) -> tuple[float, int]:
     return float(seconds), int(samples)
 
 
+def _digest(folder: str) -> str:
+    """sha256 over the release's files (names and bytes)."""
+    digest = hashlib.sha256()
+    for path in sorted(p for p in os.scandir(folder) if p.is_file() and not p.name.startswith(".")):
+        digest.update(path.name.encode())
+        with open(path.path, "rb") as fh:
+            digest.update(fh.read())
+    return digest.hexdigest()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--num", type=int, default=60)
@@ -89,18 +103,19 @@ def main() -> None:
     report: dict[str, object] = {"num": args.num, "size": args.size, "cpus": os.cpu_count(),
                                  "load_average_at_start": os.getloadavg()[0]}
     with tempfile.TemporaryDirectory() as tmp:
-        runs = {"ours": (OURS, f"{tmp}/ours", "1"), "naive": (NAIVE, f"{tmp}/naive", None)}
+        runs = {"ours": (OURS, f"{tmp}/ours", ("1",)), "naive": (NAIVE, f"{tmp}/naive", ()),
+                "ours-2workers": (OURS, f"{tmp}/ours2w", ("1", "2"))}
         if not args.skip_threads:
-            runs["ours-2threads"] = (OURS, f"{tmp}/ours2", "2")
-        for name, (code, out, threads) in runs.items():
-            extra = (threads,) if threads else ()
+            runs["ours-2threads"] = (OURS, f"{tmp}/ours2", ("2",))
+        for name, (code, out, extra) in runs.items():
             start = time.perf_counter()
             seconds, samples = _run(code, out, str(args.num), str(args.size), *extra)
             report[name] = {"wall_s": round(seconds, 1), "samples": samples,
                             "samples_per_min": round(60 * samples / seconds, 1),
                             "process_s": round(time.perf_counter() - start, 1)}
+        report["same_bytes"] = _digest(f"{tmp}/ours") == _digest(f"{tmp}/ours2w")
     ours = report["ours"]["wall_s"]
-    for name in ("naive", "ours-2threads"):
+    for name in ("naive", "ours-2threads", "ours-2workers"):
         if name in report:
             report[f"{name}_over_ours_time"] = round(report[name]["wall_s"] / ours, 2)
     print(json.dumps(report, indent=2))

@@ -49,6 +49,9 @@ class PaperTable:
     run: Callable[[PlanContext], dict[str, Any]]
     render: Callable[[dict[str, Any]], list[str]]
     requires: tuple[str, ...] = ("tab2",)
+    #: ``trainings(ctx) -> [TrainingJob, ...]``: the detectors its ``run`` trains, so the ``train``
+    #: step can train them side by side first (None: it trains none).
+    trainings: Callable[[PlanContext], list[Any]] | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.paper, dict) or not self.paper:

@@ -67,6 +67,12 @@ def run(ctx: PlanContext) -> dict[str, Any]:
     return {"rows": rows, "checkpoints": checkpoints, "details": details}
 
 
+def trainings(ctx: PlanContext) -> list[Any]:
+    from diffseg30k.experiments.artifacts import TrainingJob
+
+    return [TrainingJob(family, task) for family in ctx.config.families for task in TASKS]
+
+
 def render(results: dict[str, Any]) -> list[str]:
     rows = rows_of(results, "tab2")
     body = []
@@ -98,6 +104,7 @@ TABLE = register_table(
         PAPER,
         run,
         render,
-        requires=("data",),
+        requires=("data", "train"),
+        trainings=trainings,
     )
 )

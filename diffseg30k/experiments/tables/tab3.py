@@ -113,6 +113,14 @@ def render(results: dict[str, Any]) -> list[str]:
     return lines
 
 
+def trainings(ctx: PlanContext) -> list[Any]:
+    from diffseg30k.experiments.artifacts import TrainingJob
+
+    cfg = ctx.config
+    return [TrainingJob(family, task, augment="robust") for family in cfg.ablation_families
+            for task in TASKS if task in cfg.robust_tasks]
+
+
 TABLE = register_table(
     PaperTable(
         "tab3",
@@ -122,5 +130,6 @@ TABLE = register_table(
         PAPER,
         run,
         render,
+        trainings=trainings,
     )
 )

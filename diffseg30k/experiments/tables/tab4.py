@@ -117,6 +117,15 @@ def render(results: dict[str, Any]) -> list[str]:
     )
 
 
+def trainings(ctx: PlanContext) -> list[Any]:
+    from diffseg30k.experiments.artifacts import TrainingJob
+    from diffseg30k.experiments.bench_data import eval_table, holdout_ids
+
+    cfg, table = ctx.config, eval_table(ctx)
+    pairs = [pair for pair in cfg.holdouts if any(holdout_ids(table, pair))]
+    return [TrainingJob(family, "binary", tuple(pair)) for family in cfg.ablation_families for pair in pairs]
+
+
 TABLE = register_table(
     PaperTable(
         "tab4",
@@ -126,5 +135,6 @@ TABLE = register_table(
         PAPER,
         run,
         render,
+        trainings=trainings,
     )
 )

@@ -1,0 +1,119 @@
+"""The ``train`` step: every detector the planned tables need, trained up to
+``BenchmarkConfig.parallel_trainings`` at a time (CPU: each in its own ``python -m diffseg30k train
+--config`` process with one torch thread), warm starts after the detectors they start from.
+
+The tables then find their detectors done and reuse them; a table run without this step trains what
+it misses itself, one at a time. A detector trained here is the same one the table would train:
+the same :class:`~diffseg30k.training.config.TrainConfig`, written to its folder and read back.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from dataclasses import replace
+from typing import Any
+
+from diffseg30k.experiments.artifacts import (
+    TRAIN_CONFIG_FILE,
+    PreparedTraining,
+    TrainingJob,
+    describe_training,
+    prepare_training,
+    train_detector,
+)
+from diffseg30k.experiments.plan import PlanContext, Step, StepFailed
+from diffseg30k.experiments.steps import STEPS
+from diffseg30k.io import atomic_write_text
+
+LOG_FILE = "train.log"
+
+
+def planned_jobs(ctx: PlanContext) -> list[TrainingJob]:
+    """The trainings of the tables this run will execute (``ctx.planned``), in plan order, once each."""
+    from diffseg30k.experiments.tables import paper_tables
+
+    planned = set(ctx.planned or ())
+    jobs: dict[TrainingJob, None] = {}
+    for table in paper_tables():
+        if table.name in planned and table.trainings is not None:
+            jobs.update(dict.fromkeys(table.trainings(ctx)))
+    return list(jobs)
+
+
+def waves(jobs: list[TrainingJob], cfg: Any) -> list[list[TrainingJob]]:
+    """``jobs`` in rounds: a job runs in the round after the job it warm-starts from."""
+    rounds: list[list[TrainingJob]] = []
+    placed: dict[TrainingJob, int] = {}
+    for job in sorted(jobs, key=lambda j: j.warm_start(cfg) is not None):
+        start = job.warm_start(cfg)
+        level = placed[start] + 1 if start in placed else 0
+        placed[job] = level
+        while len(rounds) <= level:
+            rounds.append([])
+        rounds[level].append(job)
+    return rounds
+
+
+def _launch(ctx: PlanContext, prepared: PreparedTraining) -> tuple[subprocess.Popen, Any]:
+    path = prepared.folder / TRAIN_CONFIG_FILE
+    atomic_write_text(path, json.dumps(replace(prepared.config, progress=False).to_json_dict(), indent=2))
+    ctx.log(describe_training(prepared) + f" in a subprocess (log: {prepared.folder / LOG_FILE})")
+    log = open(prepared.folder / LOG_FILE, "w", encoding="utf-8")  # noqa: SIM115 (closed when it exits)
+    command = [sys.executable, "-m", "diffseg30k", "train", "--config", str(path)]
+    return subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT), log
+
+
+def train_concurrently(ctx: PlanContext, pending: list[PreparedTraining], parallel: int) -> list[str]:
+    """Train ``pending`` with at most ``parallel`` processes at once; returns the keys trained. A failed
+    training stops the others and raises with the end of its log."""
+    from tqdm.auto import tqdm
+
+    queue, running, trained = list(pending), [], []
+    with tqdm(total=len(pending), desc="train", unit="detector") as bar:
+        while queue or running:
+            while queue and len(running) < parallel:
+                prepared = queue.pop(0)
+                running.append((prepared, *_launch(ctx, prepared)))
+            time.sleep(0.2)
+            for item in [r for r in running if r[1].poll() is not None]:
+                prepared, process, log = item
+                running.remove(item)
+                log.close()
+                if process.returncode != 0:
+                    for _, other, other_log in running:
+                        other.terminate()
+                        other.wait()
+                        other_log.close()
+                    tail = (prepared.folder / LOG_FILE).read_text(encoding="utf-8")[-2000:]
+                    raise StepFailed(f"training {prepared.job.key} failed (exit {process.returncode}); the "
+                                     f"end of {prepared.folder / LOG_FILE}:\n{tail}")
+                prepared.finish(prepared.folder / "best")
+                trained.append(prepared.job.key)
+                bar.update()
+    return trained
+
+
+def step_train(ctx: PlanContext) -> dict[str, Any]:
+    cfg = ctx.config
+    parallel = cfg.resolved_parallel_trainings()
+    trained, reused = [], []
+    for wave in waves(planned_jobs(ctx), cfg):
+        pending = []
+        for job in wave:
+            prepared = prepare_training(ctx, job)
+            (reused if prepared.marker.is_file() else pending).append(prepared)
+        if parallel > 1 and cfg.launcher == "inprocess" and len(pending) > 1:
+            trained += train_concurrently(ctx, pending, parallel)
+            continue
+        for prepared in pending:
+            job = prepared.job
+            train_detector(ctx, job.family, job.task, job.holdout, job.augment)
+            trained.append(job.key)
+    return {"trained": trained, "reused": [p.job.key for p in reused], "parallel": parallel}
+
+
+STEPS.register(Step("train", "detectors the planned tables need, trained side by side", step_train,
+                    ("data",), order=5.0))

@@ -3,9 +3,9 @@ without ``accelerate launch``, e.g. the benchmark's mini data on 2 cores. Each p
 ``workers``-th planned sample, exactly as accelerate's processes do, so the output is byte-identical
 to a one-process run; the parent assembles ``metadata.jsonl`` when all have finished.
 
-The workers are ``python -m diffseg30k.generation.local_workers CONFIG INDEX`` subprocesses (not
+The workers are ``python -m diffseg30k.generation.worker_main CONFIG INDEX`` subprocesses (not
 ``multiprocessing``, which would re-run the caller's ``__main__``), reading the run's arguments from a
-JSON file beside the output.
+JSON file beside the output. The pipeline hands in its own functions, so this module does not import it.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import json
 import logging
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from diffseg30k.generation.plan import GenerationConfig
@@ -24,19 +25,14 @@ LOG = logging.getLogger(__name__)
 ARGUMENTS_FILE = ".workers-config.json"
 
 
-def _share(config: GenerationConfig, index: int) -> None:
-    from diffseg30k.generation.pipeline import run_share
-
-    run_share(config, index, config.workers, config.device or "cpu")
-
-
 def _to_json(config: GenerationConfig) -> str:
     values = dataclasses.asdict(config)
     return json.dumps({k: str(v) if isinstance(v, Path) else v for k, v in values.items()})
 
 
-def _from_json(text: str) -> GenerationConfig:
-    values = json.loads(text)
+def read_arguments(path: str | Path) -> GenerationConfig:
+    """The :class:`GenerationConfig` a worker was handed (written by :func:`generate_with_workers`)."""
+    values = json.loads(Path(path).read_text(encoding="utf-8"))
     for name in ("editors", "turn_weights", "captions", "exemplar_images"):
         if values.get(name) is not None:
             values[name] = tuple(values[name])
@@ -45,19 +41,20 @@ def _from_json(text: str) -> GenerationConfig:
     return GenerationConfig(**values)
 
 
-def generate_with_workers(config: GenerationConfig) -> Path:
+def generate_with_workers(config: GenerationConfig,
+                          run_share: Callable[[GenerationConfig, int, int, str], None],
+                          prepare_output: Callable[[GenerationConfig], None],
+                          assemble: Callable[[Path], int]) -> Path:
     """Run ``config.workers`` processes (this one takes share 0) and assemble; the caller holds the
     output lock. A worker that fails raises here after this share ends (finished samples stay, so a
     rerun resumes); an interruption here stops the workers too."""
-    from diffseg30k.generation.pipeline import assemble, prepare_output
-
     prepare_output(config)
     arguments = config.out / ARGUMENTS_FILE
     atomic_write_text(arguments, _to_json(config))
-    children = [subprocess.Popen([sys.executable, "-m", __name__, str(arguments), str(index)])
-                for index in range(1, config.workers)]
+    command = [sys.executable, "-m", "diffseg30k.generation.worker_main", str(arguments)]
+    children = [subprocess.Popen([*command, str(index)]) for index in range(1, config.workers)]
     try:
-        _share(config, 0)
+        run_share(config, 0, config.workers, config.device or "cpu")
     except BaseException:
         for child in children:
             child.terminate()
@@ -73,7 +70,3 @@ def generate_with_workers(config: GenerationConfig) -> Path:
     LOG.info("generated %d of %d samples into %s with %d processes", kept, config.num_images, config.out,
              config.workers)
     return config.out
-
-
-if __name__ == "__main__":
-    _share(_from_json(Path(sys.argv[1]).read_text(encoding="utf-8")), int(sys.argv[2]))

@@ -272,7 +272,7 @@ def generate(config: GenerationConfig | None = None, **kwargs: Any) -> Path:
         if config.workers > 1 and state.num_processes == 1:
             from diffseg30k.generation.local_workers import generate_with_workers
 
-            return generate_with_workers(config)
+            return generate_with_workers(config, run_share, prepare_output, assemble)
         return _generate(config, state)
 
 

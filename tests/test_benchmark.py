@@ -66,6 +66,19 @@ def test_steps_run_alone_pull_missing_requirements_and_configs_invalidate(tmp_pa
         _toy_plan(tmp_path, calls, fail=set()).run(["zz"], progress=False)
 
 
+def test_a_rerun_step_runs_each_time_it_is_planned(tmp_path):
+    calls: list[str] = []
+    def run(name: str):
+        return lambda ctx: calls.append(name) or {"planned": list(ctx.planned)}
+
+    steps = [Step("a", "A", run("a")), Step("t", "T", run("t"), ("a",), rerun=True),
+             Step("b", "B", run("b"), ("t",))]
+    Plan(steps, tmp_path, fingerprint="x", log=lambda _: None).run(["b"], progress=False)
+    records = Plan(steps, tmp_path, fingerprint="x", log=lambda _: None).run(["b"], progress=False)
+    assert calls == ["a", "t", "b", "t"]       # b is done, yet t (rerun) was planned by the explicit b
+    assert records["t"]["result"]["planned"] == ["t", "b"]
+
+
 def test_work_folders_of_other_settings_are_never_resumed(tmp_path):
     from diffseg30k.experiments.artifacts import prepare_folder
 
@@ -196,11 +209,59 @@ def test_the_train_step_trains_side_by_side_the_same_detectors_the_tables_would(
     assert waves([semantic, binary, held], config) == [[binary, held], [semantic]]
 
 
+def test_a_failed_training_stops_its_siblings_and_names_its_log(quick_run, tmp_path, monkeypatch):
+    from diffseg30k.experiments import trainings
+    from diffseg30k.experiments.artifacts import PreparedTraining, TrainingJob
+    from diffseg30k.training.config import TrainConfig
+
+    _, out, _ = quick_run
+    dataset = json.loads((out / "results.json").read_text())["dataset"]["path"]
+    started = []
+    real_popen = trainings.subprocess.Popen
+    def popen(*args, **kwargs):
+        started.append(real_popen(*args, **kwargs))
+        return started[-1]
+
+    monkeypatch.setattr(trainings.subprocess, "Popen", popen)
+
+    def prepared(key: str, data: str, steps: int) -> PreparedTraining:
+        folder = tmp_path / key
+        folder.mkdir()
+        config = TrainConfig(dataset=data, out=folder, model="fcn8s-tiny", task="binary", max_steps=steps,
+                             crop_size=32, batch_size=4,
+                             from_scratch=True, eval_split=None, log_with=None, threads=1, num_workers=0)
+        return PreparedTraining(TrainingJob("fcn8s", key), folder, config, None)
+
+    long = prepared("long", dataset, 100_000)
+    broken = prepared("broken", str(tmp_path / "no-such-dataset"), 3)
+    with pytest.raises(StepFailed, match=r"training fcn8s-broken failed .*broken/train.log") as failed:
+        trainings.train_concurrently(_context(out), [long, broken], parallel=2)
+    assert "no-such-dataset" in str(failed.value)              # the end of its log says why
+    assert len(started) == 2 and all(p.poll() is not None for p in started)  # the long one was stopped
+    assert not long.marker.exists()
+
+
+def _context(out: Path):
+    from diffseg30k.experiments.plan import PlanContext
+
+    return PlanContext(out, None, log=lambda _: None)
+
+
+def test_a_semantic_folder_follows_the_binary_detector_it_starts_from(quick_run):
+    _, out, _ = quick_run
+    binary = json.loads((out / "checkpoints" / "fcn8s-binary" / "benchmark-done.json").read_text())
+    settings = json.loads((out / "checkpoints" / "fcn8s-semantic" / "benchmark-settings.json").read_text())
+    assert settings["init_from_sha256"] == binary["sha256"]     # another binary detector: retrained
+    held = json.loads((out / "checkpoints" / "fcn8s-binary" / "benchmark-settings.json").read_text())
+    assert "init_from_sha256" not in held                      # folders of earlier versions stay valid
+
+
 def test_second_run_reuses_every_step(quick_run):
     config, out, _ = quick_run
     before = {p: p.stat().st_mtime_ns for p in (out / "checkpoints").rglob("model.safetensors")}
     records = run_benchmark(config, out, progress=False, command="pytest", log=lambda _: None)
-    assert all(r["reused"] for r in records.values())
+    assert records["train"]["result"]["trained"] == []          # the train step re-runs: nothing to do
+    assert all(r["reused"] for n, r in records.items() if n != "train")
     assert before == {p: p.stat().st_mtime_ns for p in (out / "checkpoints").rglob("model.safetensors")}
 
 

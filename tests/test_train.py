@@ -253,6 +253,6 @@ def test_init_from_starts_the_semantic_run_from_the_binary_detector(data, tmp_pa
     after = _weights(semantic)
     assert max(float((after[k].float() - saved[k].float()).abs().max()) for k in copied
                if saved[k].is_floating_point() and "running_" not in k) < 1e-3
-    with pytest.raises(ValueError, match="same model"):
+    with pytest.raises(ValueError, match="a warm start needs the same one"):
         other = build_model("segformer-tiny", task="semantic", from_scratch=True, crop_size=48)
         warm_start(other, str(binary))

@@ -136,7 +136,7 @@ def prepare_training(ctx: PlanContext, job: TrainingJob) -> PreparedTraining:
     start_job = job.warm_start(cfg)
     start = train_detector(ctx, start_job.family, start_job.task) if start_job else None
     settings = {"model": model, "task": job.task, "holdout": list(job.holdout), "augment": job.augment,
-                "init_from_sha256": start["sha256"] if start else None,
+                **({"init_from_sha256": start["sha256"]} if start else {}),  # older folders stay valid
                 "preset": cfg.train_preset, "overrides": cfg.train_overrides,
                 "from_scratch": cfg.from_scratch,
                 "seed": cfg.seed, "extra_real": cfg.extra_real, "mixed_precision": cfg.mixed_precision,
@@ -149,6 +149,7 @@ def prepare_training(ctx: PlanContext, job: TrainingJob) -> PreparedTraining:
 
 
 def describe_training(prepared: PreparedTraining) -> str:
+    """The log line announcing a training (and what it starts from)."""
     start = prepared.start
     return (f"  training {prepared.job.key} ({prepared.config.model}"
             + (f", starting from {start['key']})" if start else ")"))

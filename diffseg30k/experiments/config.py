@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from dataclasses import asdict, dataclass, field, replace
 from itertools import combinations
 from typing import Any
@@ -128,6 +127,10 @@ class BenchmarkConfig:
         missing = [f for f in self.ablation_families if f not in self.families]
         if missing:
             raise ValueError(f"ablation families {missing} have no detector in {sorted(self.families)}")
+        for name in ("generation_workers", "parallel_trainings"):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+                raise ValueError(f"{name} must be a positive integer or None (one per CPU), got {value!r}")
         return self
 
     def with_detectors(self, names: list[str]) -> BenchmarkConfig:
@@ -171,10 +174,9 @@ class BenchmarkConfig:
 
 def _per_cpu(value: int | None, most: int = 4) -> int:
     """``value``, or for ``None`` the number of CPUs this process may use (at most ``most``)."""
-    if value is not None:
-        return max(1, int(value))
-    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    return max(1, min(most, usable))
+    from diffseg30k.threads import available_cpus
+
+    return int(value) if value is not None else max(1, min(most, available_cpus()))
 
 
 def quick_config(**overrides: Any) -> BenchmarkConfig:

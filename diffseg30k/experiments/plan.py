@@ -35,6 +35,9 @@ class Step:
     run: Callable[[PlanContext], dict[str, Any]]
     requires: tuple[str, ...] = ()
     order: float = 0.0
+    #: Run again whenever it is planned, even when recorded (a step that is cheap once its work is done
+    #: and whose work depends on what else is planned, e.g. ``train``).
+    rerun: bool = False
 
 
 @dataclass
@@ -103,7 +106,7 @@ class Plan:
         def visit(name: str, explicit: bool) -> None:
             if name in needed:
                 return
-            if not explicit and self.record(name) is not None:
+            if not explicit and not self.steps[name].rerun and self.record(name) is not None:
                 return
             needed.add(name)
             for req in self.steps[name].requires:
@@ -127,7 +130,7 @@ class Plan:
         for name in bar:
             bar.set_postfix_str(name)
             previous = self.record(name)
-            if previous is not None and not force:
+            if previous is not None and not force and not self.steps[name].rerun:
                 self.context.log(f"[{name}] done earlier ({previous['wall_s']:.1f} s), reused")
                 records[name] = {**previous, "reused": True}
                 continue

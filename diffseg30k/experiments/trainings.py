@@ -57,46 +57,69 @@ def waves(jobs: list[TrainingJob], cfg: Any) -> list[list[TrainingJob]]:
     return rounds
 
 
-def _launch(ctx: PlanContext, prepared: PreparedTraining) -> tuple[subprocess.Popen, Any]:
+def _launch(ctx: PlanContext, prepared: PreparedTraining, parallel: int) -> tuple[subprocess.Popen, Any]:
+    """Start one training process (its config written to its folder, its output appended to its log);
+    each gets its share of the cores unless the config fixes threads and workers."""
+    from diffseg30k import threads
+
+    config = prepared.config
+    config = replace(config, progress=False,
+                     threads=config.threads or threads.torch_threads(parallel),
+                     num_workers=threads.loader_workers(parallel) if config.num_workers is None
+                     else config.num_workers)
     path = prepared.folder / TRAIN_CONFIG_FILE
-    atomic_write_text(path, json.dumps(replace(prepared.config, progress=False).to_json_dict(), indent=2))
+    atomic_write_text(path, json.dumps(config.to_json_dict(), indent=2))
     ctx.log(describe_training(prepared) + f" in a subprocess (log: {prepared.folder / LOG_FILE})")
-    log = open(prepared.folder / LOG_FILE, "w", encoding="utf-8")  # noqa: SIM115 (closed when it exits)
-    command = [sys.executable, "-m", "diffseg30k", "train", "--config", str(path)]
-    return subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT), log
+    log = open(prepared.folder / LOG_FILE, "a", encoding="utf-8")  # noqa: SIM115 (closed when it exits)
+    log.write(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} diffseg30k train --config {path}\n")
+    log.flush()
+    try:
+        return subprocess.Popen([sys.executable, "-m", "diffseg30k", "train", "--config", str(path)],
+                                stdout=log, stderr=subprocess.STDOUT), log
+    except BaseException:
+        log.close()
+        raise
+
+
+def _log_tail(prepared: PreparedTraining) -> str:
+    return (prepared.folder / LOG_FILE).read_text(encoding="utf-8", errors="replace")[-2000:]
 
 
 def train_concurrently(ctx: PlanContext, pending: list[PreparedTraining], parallel: int) -> list[str]:
     """Train ``pending`` with at most ``parallel`` processes at once; returns the keys trained. A failed
-    training stops the others and raises with the end of its log."""
+    training raises with the end of its log; on any error or interruption every running training is
+    stopped (each resumes from its folder on the next run)."""
     from tqdm.auto import tqdm
 
     queue, running, trained = list(pending), [], []
-    with tqdm(total=len(pending), desc="train", unit="detector") as bar:
-        while queue or running:
-            while queue and len(running) < parallel:
-                prepared = queue.pop(0)
-                running.append((prepared, *_launch(ctx, prepared)))
-            time.sleep(0.2)
-            for item in [r for r in running if r[1].poll() is not None]:
-                prepared, process, log = item
-                running.remove(item)
-                log.close()
-                if process.returncode != 0:
-                    for _, other, other_log in running:
-                        other.terminate()
-                        other.wait()
-                        other_log.close()
-                    tail = (prepared.folder / LOG_FILE).read_text(encoding="utf-8")[-2000:]
-                    raise StepFailed(f"training {prepared.job.key} failed (exit {process.returncode}); the "
-                                     f"end of {prepared.folder / LOG_FILE}:\n{tail}")
-                prepared.finish(prepared.folder / "best")
-                trained.append(prepared.job.key)
-                bar.update()
+    try:
+        with tqdm(total=len(pending), desc="train", unit="detector") as bar:
+            while queue or running:
+                while queue and len(running) < parallel:
+                    prepared = queue.pop(0)
+                    running.append((prepared, *_launch(ctx, prepared, parallel)))
+                time.sleep(0.2)
+                for item in [r for r in running if r[1].poll() is not None]:
+                    running.remove(item)
+                    prepared, process, log = item
+                    log.close()
+                    if process.returncode != 0:
+                        raise StepFailed(f"training {prepared.job.key} failed (exit {process.returncode}); "
+                                         f"the end of {prepared.folder / LOG_FILE}:\n{_log_tail(prepared)}")
+                    prepared.finish(prepared.folder / "best")
+                    trained.append(prepared.job.key)
+                    bar.update()
+    finally:
+        for _, process, log in running:
+            process.terminate()
+            process.wait()
+            log.close()
     return trained
 
 
 def step_train(ctx: PlanContext) -> dict[str, Any]:
+    """Train every planned detector not trained yet, wave by wave; runs each time it is planned (cheap
+    when all are done), so detectors that later steps add are trained side by side too."""
     cfg = ctx.config
     parallel = cfg.resolved_parallel_trainings()
     trained, reused = [], []
@@ -116,4 +139,4 @@ def step_train(ctx: PlanContext) -> dict[str, Any]:
 
 
 STEPS.register(Step("train", "detectors the planned tables need, trained side by side", step_train,
-                    ("data",), order=5.0))
+                    ("data",), order=5.0, rerun=True))

@@ -52,15 +52,18 @@ def generate_with_workers(config: GenerationConfig,
     arguments = config.out / ARGUMENTS_FILE
     atomic_write_text(arguments, _to_json(config))
     command = [sys.executable, "-m", "diffseg30k.generation.worker_main", str(arguments)]
-    children = [subprocess.Popen([*command, str(index)]) for index in range(1, config.workers)]
+    children: list[subprocess.Popen] = []
     try:
+        for index in range(1, config.workers):
+            children.append(subprocess.Popen([*command, str(index)]))
         run_share(config, 0, config.workers, config.device or "cpu")
-    except BaseException:
+    except BaseException:  # failed or interrupted here: stop the workers too (finished samples stay)
         for child in children:
             child.terminate()
+        for child in children:
+            child.wait()
         raise
-    finally:
-        codes = [child.wait() for child in children]
+    codes = [child.wait() for child in children]
     failed = [f"generate[{index}] (exit code {code})" for index, code in enumerate(codes, 1) if code]
     if failed:
         raise RuntimeError(f"{config.out}: generation worker {', '.join(failed)} failed (its error is "

@@ -35,7 +35,7 @@ def build_mini_release(num: int = 200, seed: int = 0, size: int = MINI_SIZE, edi
     out = cache_dir("mini") / key
     config = GenerationConfig(out=out, profile="mini", num_images=num, seed=seed, size=size,
                               editors=tuple(editors), progress=progress, real_fraction=real_fraction,
-                              workers=workers)
+                              workers=workers, device="cpu" if workers > 1 else None)  # CPU workers
     recorded = out / "generation.json"
     if recorded.exists() and json.loads(recorded.read_text(encoding="utf-8")) != config.fingerprint():
         shutil.rmtree(out)  # built by another toolkit version: rebuild rather than mix

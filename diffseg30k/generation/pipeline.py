@@ -272,6 +272,12 @@ def generate(config: GenerationConfig | None = None, **kwargs: Any) -> Path:
         if config.workers > 1 and state.num_processes == 1:
             from diffseg30k.generation.local_workers import generate_with_workers
 
+            device = config.device or str(state.device)
+            if device != "cpu":
+                raise ValueError(f"workers={config.workers} splits the samples among local CPU processes, "
+                                 f"but this run would use {device}: pass device='cpu' (--device cpu), or "
+                                 "use `accelerate launch -m diffseg30k generate` for GPUs")
+
             return generate_with_workers(config, run_share, prepare_output, assemble)
         return _generate(config, state)
 

@@ -130,6 +130,7 @@ TABLE = register_table(
         PAPER,
         run,
         render,
+        requires=("tab2", "train"),
         trainings=trainings,
     )
 )

@@ -47,12 +47,27 @@ PAPER: dict[str, dict[str, dict[str, float]]] = {
 KEYS = (*BIN, *IMAGE_KEYS)
 
 
+def _scored_pairs(ctx: PlanContext, table: Any) -> list[tuple[tuple[str, ...], list[Any]]]:
+    """The hold-out pairs with validation images to score (and those images' ids); the others said."""
+    from diffseg30k.experiments.bench_data import holdout_ids
+
+    pairs = []
+    for pair in ctx.config.holdouts:
+        ids = holdout_ids(table, pair)
+        if any(ids):
+            pairs.append((tuple(pair), ids))
+        else:
+            ctx.log(f"  hold-out {holdout_key(pair)}: no validation image holds these generators")
+    return pairs
+
+
 def run(ctx: PlanContext) -> dict[str, Any]:
     from diffseg30k.experiments.artifacts import predict_checkpoint, train_detector
-    from diffseg30k.experiments.bench_data import eval_table, holdout_ids
+    from diffseg30k.experiments.bench_data import eval_table
 
     cfg = ctx.config
     table = eval_table(ctx)
+    pairs = _scored_pairs(ctx, table)
     rows, checkpoints = [], {}
     for family in cfg.ablation_families:
         base = tab2_checkpoint(ctx, family, "binary")
@@ -68,11 +83,7 @@ def run(ctx: PlanContext) -> dict[str, Any]:
                 checkpoint=base["key"],
             )
         )
-        for pair in cfg.holdouts:
-            ids = holdout_ids(table, pair)
-            if not any(ids):
-                ctx.log(f"  hold-out {holdout_key(pair)}: no validation image holds these generators")
-                continue
+        for pair, ids in pairs:
             ckpt = train_detector(ctx, family, "binary", holdout=pair)
             checkpoints[ckpt["key"]] = ckpt
             subset = (
@@ -119,11 +130,11 @@ def render(results: dict[str, Any]) -> list[str]:
 
 def trainings(ctx: PlanContext) -> list[Any]:
     from diffseg30k.experiments.artifacts import TrainingJob
-    from diffseg30k.experiments.bench_data import eval_table, holdout_ids
+    from diffseg30k.experiments.bench_data import eval_table
 
-    cfg, table = ctx.config, eval_table(ctx)
-    pairs = [pair for pair in cfg.holdouts if any(holdout_ids(table, pair))]
-    return [TrainingJob(family, "binary", tuple(pair)) for family in cfg.ablation_families for pair in pairs]
+    pairs = _scored_pairs(ctx, eval_table(ctx))
+    return [TrainingJob(family, "binary", pair)
+            for family in ctx.config.ablation_families for pair, _ in pairs]
 
 
 TABLE = register_table(
@@ -135,6 +146,7 @@ TABLE = register_table(
         PAPER,
         run,
         render,
+        requires=("tab2", "train"),
         trainings=trainings,
     )
 )

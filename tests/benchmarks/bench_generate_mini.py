@@ -87,10 +87,12 @@ def _run(code: str, *args: str) -> tuple[float, int]:
 def _digest(folder: str) -> str:
     """sha256 over the release's files (names and bytes)."""
     digest = hashlib.sha256()
-    for path in sorted(p for p in os.scandir(folder) if p.is_file() and not p.name.startswith(".")):
-        digest.update(path.name.encode())
-        with open(path.path, "rb") as fh:
-            digest.update(fh.read())
+    for name in sorted(os.listdir(folder)):
+        path = os.path.join(folder, name)
+        if os.path.isfile(path) and not name.startswith("."):
+            digest.update(name.encode())
+            with open(path, "rb") as fh:
+                digest.update(fh.read())
     return digest.hexdigest()
 
 

@@ -256,6 +256,28 @@ def test_a_semantic_folder_follows_the_binary_detector_it_starts_from(quick_run)
     assert "init_from_sha256" not in held                      # folders of earlier versions stay valid
 
 
+def test_one_benchmark_run_per_output_folder(tmp_path):
+    from diffseg30k.outputs import OutputBusy, output_lock
+
+    with output_lock(tmp_path / "out", "another benchmark"):
+        with pytest.raises(OutputBusy, match="another benchmark"):
+            run_benchmark(quick_config(), tmp_path / "out", steps=["data"], progress=False,
+                          log=lambda _: None)
+
+
+def test_sigterm_raises_inside_the_block_only():
+    import os
+    import signal
+
+    from diffseg30k.children import sigterm_raises
+
+    before = signal.getsignal(signal.SIGTERM)
+    with pytest.raises(SystemExit) as stopped, sigterm_raises():
+        os.kill(os.getpid(), signal.SIGTERM)
+        signal.pause()  # pragma: no cover - the handler raises first
+    assert stopped.value.code == 128 + signal.SIGTERM and signal.getsignal(signal.SIGTERM) == before
+
+
 def test_second_run_reuses_every_step(quick_run):
     config, out, _ = quick_run
     before = {p: p.stat().st_mtime_ns for p in (out / "checkpoints").rglob("model.safetensors")}

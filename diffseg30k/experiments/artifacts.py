@@ -158,20 +158,25 @@ def describe_training(prepared: PreparedTraining) -> str:
 def train_detector(ctx: PlanContext, family: str, task: str, holdout: Sequence[str] = (),
                    augment: str | None = None) -> dict[str, Any]:
     """Train (or reuse) one detector; its key names family, task and setting."""
+    return run_training(ctx, prepare_training(ctx, TrainingJob(family, task, tuple(holdout), augment)))
+
+
+def run_training(ctx: PlanContext, prepared: PreparedTraining) -> dict[str, Any]:
+    """Train a prepared job here (or with ``accelerate launch``), unless it is done; its info."""
     cfg: BenchmarkConfig = ctx.config
-    prepared = prepare_training(ctx, TrainingJob(family, task, tuple(holdout), augment))
     if prepared.marker.is_file():
         return json.loads(prepared.marker.read_text())
     ctx.log(describe_training(prepared))
+    job = prepared.job
     config, folder = prepared.config, prepared.folder
     if cfg.launcher == "accelerate":
         atomic_write_text(folder / TRAIN_CONFIG_FILE, json.dumps(config.to_json_dict(), indent=2))
-        command = train_command(cfg, config.dataset, config.model, task, folder, holdout, augment,
-                                config.init_from)
+        command = train_command(cfg, config.dataset, config.model, job.task, folder, job.holdout,
+                                job.augment, config.init_from)
         ctx.log("  $ " + shlex.join(command))
         completed = subprocess.run(command, check=False)
         if completed.returncode != 0:
-            raise StepFailed(f"training {prepared.job.key} failed (exit {completed.returncode}): "
+            raise StepFailed(f"training {job.key} failed (exit {completed.returncode}): "
                              f"{shlex.join(command)}")
         best = folder / "best"
     else:

@@ -119,12 +119,21 @@ def build_plan(config: BenchmarkConfig, out_dir: str | Path, log: Any = print) -
 def run_benchmark(config: BenchmarkConfig, out_dir: str | Path, steps: Sequence[str] | None = None,
                   force: bool = False, command: str | None = None, progress: bool = True,
                   log: Any = print) -> dict[str, Any]:
-    """Run (or resume) the plan, then write report.md and results.json; returns the step records."""
-    from diffseg30k.experiments.report import write_report
+    """Run (or resume) the plan, then write report.md and results.json; returns the step records. One
+    run per output folder: a second one raises :class:`~diffseg30k.outputs.OutputBusy` at once."""
+    from diffseg30k.outputs import output_lock
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    with output_lock(out_dir, "diffseg30k benchmark"):
+        return _run_locked(config, out_dir, steps, force, command, progress, log)
+
+
+def _run_locked(config: BenchmarkConfig, out_dir: Path, steps: Sequence[str] | None, force: bool,
+                command: str | None, progress: bool, log: Any) -> dict[str, Any]:
     import torch
+
+    from diffseg30k.experiments.report import write_report
 
     if config.torch_threads or not torch.cuda.is_available():
         from diffseg30k import threads

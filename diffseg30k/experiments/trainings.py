@@ -22,7 +22,7 @@ from diffseg30k.experiments.artifacts import (
     TrainingJob,
     describe_training,
     prepare_training,
-    train_detector,
+    run_training,
 )
 from diffseg30k.experiments.plan import PlanContext, Step, StepFailed
 from diffseg30k.experiments.steps import STEPS
@@ -87,13 +87,15 @@ def _log_tail(prepared: PreparedTraining) -> str:
 
 def train_concurrently(ctx: PlanContext, pending: list[PreparedTraining], parallel: int) -> list[str]:
     """Train ``pending`` with at most ``parallel`` processes at once; returns the keys trained. A failed
-    training raises with the end of its log; on any error or interruption every running training is
+    training raises with the end of its log; on any error, Ctrl-C or SIGTERM every running training is
     stopped (each resumes from its folder on the next run)."""
     from tqdm.auto import tqdm
 
+    from diffseg30k.children import sigterm_raises
+
     queue, running, trained = list(pending), [], []
     try:
-        with tqdm(total=len(pending), desc="train", unit="detector") as bar:
+        with sigterm_raises(), tqdm(total=len(pending), desc="train", unit="detector") as bar:
             while queue or running:
                 while queue and len(running) < parallel:
                     prepared = queue.pop(0)
@@ -132,9 +134,8 @@ def step_train(ctx: PlanContext) -> dict[str, Any]:
             trained += train_concurrently(ctx, pending, parallel)
             continue
         for prepared in pending:
-            job = prepared.job
-            train_detector(ctx, job.family, job.task, job.holdout, job.augment)
-            trained.append(job.key)
+            run_training(ctx, prepared)
+            trained.append(prepared.job.key)
     return {"trained": trained, "reused": [p.job.key for p in reused], "parallel": parallel}
 
 

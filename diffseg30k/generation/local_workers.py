@@ -18,6 +18,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from diffseg30k.children import sigterm_raises
 from diffseg30k.generation.plan import GenerationConfig
 from diffseg30k.io import atomic_write_text
 
@@ -54,9 +55,10 @@ def generate_with_workers(config: GenerationConfig,
     command = [sys.executable, "-m", "diffseg30k.generation.worker_main", str(arguments)]
     children: list[subprocess.Popen] = []
     try:
-        for index in range(1, config.workers):
-            children.append(subprocess.Popen([*command, str(index)]))
-        run_share(config, 0, config.workers, config.device or "cpu")
+        with sigterm_raises():
+            for index in range(1, config.workers):
+                children.append(subprocess.Popen([*command, str(index)]))
+            run_share(config, 0, config.workers, config.device or "cpu")
     except BaseException:  # failed or interrupted here: stop the workers too (finished samples stay)
         for child in children:
             child.terminate()

@@ -47,8 +47,9 @@ PAPER: dict[str, dict[str, dict[str, float]]] = {
 KEYS = (*BIN, *IMAGE_KEYS)
 
 
-def _scored_pairs(ctx: PlanContext, table: Any) -> list[tuple[tuple[str, ...], list[Any]]]:
-    """The hold-out pairs with validation images to score (and those images' ids); the others said."""
+def _scored_pairs(ctx: PlanContext, table: Any, say: bool = True) -> list[tuple[tuple[str, ...], list[Any]]]:
+    """The hold-out pairs with validation images to score (and those images' ids); ``say``: log the
+    others."""
     from diffseg30k.experiments.bench_data import holdout_ids
 
     pairs = []
@@ -56,7 +57,7 @@ def _scored_pairs(ctx: PlanContext, table: Any) -> list[tuple[tuple[str, ...], l
         ids = holdout_ids(table, pair)
         if any(ids):
             pairs.append((tuple(pair), ids))
-        else:
+        elif say:
             ctx.log(f"  hold-out {holdout_key(pair)}: no validation image holds these generators")
     return pairs
 
@@ -132,7 +133,7 @@ def trainings(ctx: PlanContext) -> list[Any]:
     from diffseg30k.experiments.artifacts import TrainingJob
     from diffseg30k.experiments.bench_data import eval_table
 
-    pairs = _scored_pairs(ctx, eval_table(ctx))
+    pairs = _scored_pairs(ctx, eval_table(ctx), say=False)  # run() says it
     return [TrainingJob(family, "binary", pair)
             for family in ctx.config.ablation_families for pair, _ in pairs]
 

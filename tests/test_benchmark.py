@@ -259,10 +259,8 @@ def test_a_semantic_folder_follows_the_binary_detector_it_starts_from(quick_run)
 def test_one_benchmark_run_per_output_folder(tmp_path):
     from diffseg30k.outputs import OutputBusy, output_lock
 
-    with output_lock(tmp_path / "out", "another benchmark"):
-        with pytest.raises(OutputBusy, match="another benchmark"):
-            run_benchmark(quick_config(), tmp_path / "out", steps=["data"], progress=False,
-                          log=lambda _: None)
+    with output_lock(tmp_path / "out", "another benchmark"), pytest.raises(OutputBusy, match="another"):
+        run_benchmark(quick_config(), tmp_path / "out", steps=["data"], progress=False, log=lambda _: None)
 
 
 def test_sigterm_raises_inside_the_block_only():

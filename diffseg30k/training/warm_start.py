@@ -7,7 +7,7 @@ import json
 
 import torch
 
-from diffseg30k.checkpoint import resolve_checkpoint
+from diffseg30k.checkpoint import CheckpointNotFound, resolve_checkpoint
 
 #: Share of the model's parameters (by count) a warm start must fill; below it the source is refused.
 MIN_SHARE = 0.5
@@ -20,7 +20,10 @@ def warm_start(model: torch.nn.Module, source: str) -> str:
     fills under half of the parameters. Returns a one-line summary."""
     from safetensors.torch import load_file
 
-    folder = resolve_checkpoint(source)
+    try:
+        folder = resolve_checkpoint(source)
+    except CheckpointNotFound as err:
+        raise ValueError(f"--init-from {source}: {err}") from err
     theirs = json.loads((folder / "config.json").read_text(encoding="utf-8"))
     for key, what in (("diffseg_model", "model"), ("diffseg_stem", "input stem")):
         mine = getattr(model.config, key, None)

@@ -59,13 +59,13 @@ def generate_with_workers(config: GenerationConfig,
             for index in range(1, config.workers):
                 children.append(subprocess.Popen([*command, str(index)]))
             run_share(config, 0, config.workers, config.device or "cpu")
+            codes = [child.wait() for child in children]
     except BaseException:  # failed or interrupted here: stop the workers too (finished samples stay)
         for child in children:
             child.terminate()
         for child in children:
             child.wait()
         raise
-    codes = [child.wait() for child in children]
     failed = [f"generate[{index}] (exit code {code})" for index, code in enumerate(codes, 1) if code]
     if failed:
         raise RuntimeError(f"{config.out}: generation worker {', '.join(failed)} failed (its error is "
